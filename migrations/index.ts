@@ -1,0 +1,22 @@
+import type { Knex } from 'knex';
+import * as createUsersProductsPayments from './20261128000000_create_users_products_payments.js';
+
+/**
+ * Every migration, in order. Listing them here (instead of letting knex scan a folder) lets the
+ * same migrations run from TypeScript sources (tests, tsx), the compiled build and a bundled
+ * Lambda without a loader. `npm run db:make-migration NAME` adds new files to this list.
+ */
+const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
+  ['20261128000000_create_users_products_payments', createUsersProductsPayments],
+  // new migrations go above this line
+];
+
+export const migrationSource: Knex.MigrationSource<Knex.Migration> = {
+  getMigrations: async () => MIGRATIONS.map(([, migration]) => migration),
+  getMigrationName: (migration) => {
+    const entry = MIGRATIONS.find(([, candidate]) => candidate === migration);
+    if (!entry) throw new Error('unknown migration');
+    return entry[0];
+  },
+  getMigration: async (migration) => migration,
+};

@@ -1,0 +1,53 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { seed } from '../seeds/demo.js';
+import { loadConfigOrExit } from '../src/shared/config.js';
+import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
+
+/**
+ * `npm start`: creates and migrates the database, seeds demo data into an empty one, then runs
+ * the API and one worker as two processes until Ctrl-C, which stops both gracefully.
+ */
+const config = loadConfigOrExit();
+await ensureDatabaseExists(config.DATABASE_URL);
+const db = createDb(config);
+try {
+  await migrateLatest(db);
+  const [{ count }] = (await db('products').count({ count: '*' })) as [{ count: string }];
+  if (Number(count) === 0) {
+    await seed(db);
+    console.log('seeded demo users and products (GET /user, GET /product)');
+  }
+} finally {
+  await db.destroy();
+}
+
+const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const children = new Map<string, ChildProcess>([
+  ['api', spawn(process.execPath, [entry('../src/api/server.js')], { stdio: 'inherit' })],
+  ['worker', spawn(process.execPath, [entry('../src/worker/main.js')], { stdio: 'inherit' })],
+]);
+
+let stopping = false;
+let exitCode = 0;
+function stopAll(signal: NodeJS.Signals): void {
+  stopping = true;
+  for (const child of children.values()) if (child.exitCode === null) child.kill(signal);
+}
+process.on('SIGINT', () => stopAll('SIGINT'));
+process.on('SIGTERM', () => stopAll('SIGTERM'));
+
+for (const [name, child] of children) {
+  child.on('exit', (code, signal) => {
+    children.delete(name);
+    if (!stopping) {
+      // One process died on its own: stop the other rather than run half a service.
+      console.error(`${name} exited (${signal ?? code}); stopping`);
+      exitCode = 1;
+      stopAll('SIGTERM');
+    } else if (code !== 0) {
+      exitCode = code ?? 1;
+    }
+    if (children.size === 0) process.exit(exitCode);
+  });
+}

@@ -1,0 +1,69 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../shared/config.js';
+import type { Db } from '../shared/db.js';
+import type { Logger } from '../shared/logger.js';
+import { createProductsRepository } from '../shared/catalog/products-repository.js';
+import { createUsersRepository } from '../shared/catalog/users-repository.js';
+import { createIdempotencyStore } from '../shared/purchase/idempotency.js';
+import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { createPurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
+import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
+import type { AppDeps } from './app.js';
+import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
+import { createPurchaseService } from './purchase-service.js';
+
+export interface ApiClients {
+  db: Db;
+  /** Fail-fast connection for request paths. */
+  redis: Redis;
+  /** Dedicated connection for the purchase-events subscription. */
+  subscriber: Redis;
+  producer: PurchaseProducer;
+  logger: Logger;
+}
+
+/** How long an in-flight purchase record may live in Redis before its job must have run. */
+const IN_FLIGHT_STATE_TTL_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Wires the API's services from clients its caller created (and will close): the server entry,
+ * the Lambda handler and tests share this wiring.
+ */
+export function createApiServices(
+  config: Pick<Config, 'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS'>,
+  clients: ApiClients,
+) {
+  const { db, redis, subscriber, producer, logger } = clients;
+  const prefix = config.REDIS_KEY_PREFIX;
+  const users = createUsersRepository({ db });
+  const products = createProductsRepository({ db });
+  const payments = createPaymentsRepository({ db });
+  const states = createPurchaseStateStore({
+    redis,
+    prefix,
+    finishedTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  });
+  const idempotency = createIdempotencyStore({
+    redis,
+    prefix,
+    ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+    stateTtlSeconds: Math.max(IN_FLIGHT_STATE_TTL_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
+    stateKey: states.stateKey,
+  });
+  const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });
+  const purchases = createPurchaseService({
+    idempotency,
+    states,
+    payments,
+    users,
+    products,
+    producer,
+    waiter,
+    logger,
+  });
+  const readinessChecks: AppDeps['readinessChecks'] = [
+    { name: 'postgres', check: () => db.raw('select 1') },
+    { name: 'redis', check: () => producer.ping() },
+  ];
+  return { users, products, purchases, readinessChecks, waiter };
+}

@@ -1,0 +1,50 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ProductsRepository } from '../shared/catalog/products-repository.js';
+import type { UsersRepository } from '../shared/catalog/users-repository.js';
+import { registerErrorHandling } from './error-handler.js';
+import type { PurchaseService } from './purchase-service.js';
+import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { productsRoutes } from './routes/products.js';
+import { purchasesRoutes } from './routes/purchases.js';
+import { usersRoutes } from './routes/users.js';
+
+export interface AppDeps {
+  users: UsersRepository;
+  products: ProductsRepository;
+  purchases: PurchaseService;
+  readinessChecks: ReadinessCheck[];
+  /** True once shutdown has begun (readiness answers 503 from then on). Default: never. */
+  isShuttingDown?: () => boolean;
+  /** Fastify's own options: the logger, body limit and so on. */
+  fastify?: FastifyServerOptions;
+  /** Per-check deadline for /health/ready. Default 1000 ms. */
+  readinessTimeoutMs?: number;
+}
+
+/**
+ * Builds the HTTP API without listening: the server entry, tests (`app.inject`) and the Lambda
+ * handler all wrap this same app.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    // Clients see the request id in every log line about their request.
+    requestIdHeader: 'x-request-id',
+    ...deps.fastify,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // JSON only: a text/plain body is answered 415 instead of being parsed and misread.
+  app.removeContentTypeParser('text/plain');
+  registerErrorHandling(app);
+
+  await app.register(healthRoutes, {
+    checks: deps.readinessChecks,
+    isShuttingDown: deps.isShuttingDown ?? (() => false),
+    timeoutMs: deps.readinessTimeoutMs ?? 1000,
+  });
+  await app.register(usersRoutes, { users: deps.users });
+  await app.register(productsRoutes, { products: deps.products });
+  await app.register(purchasesRoutes, { purchases: deps.purchases });
+  return app;
+}

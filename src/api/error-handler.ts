@@ -1,0 +1,57 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isAppError, type ErrorCode } from '../shared/errors.js';
+
+/** Fastify's own client errors, mapped to our stable codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+};
+
+function body(statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+}
+
+/**
+ * One error model for every route: AppErrors keep their code and status; schema violations are
+ * 400 VALIDATION_FAILED; Fastify's client errors keep their 4xx status; anything else is a 500
+ * whose details go to the log, never to the client.
+ */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isAppError(error)) {
+      if (error.statusCode >= 500) request.log.warn({ err: error.cause ?? error }, error.message);
+      return reply
+        .code(error.statusCode)
+        .headers(error.headers)
+        .send(body(error.statusCode, error.code, error.message));
+    }
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const code: ErrorCode =
+        error.validationContext === 'headers' &&
+        error.validation.some((issue) => issue.instancePath.includes('idempotency-key'))
+          ? 'INVALID_IDEMPOTENCY_KEY'
+          : 'VALIDATION_FAILED';
+      const details = error.validation
+        .map((issue) => `${[error.validationContext, ...issue.instancePath.split('/').filter(Boolean)].join('.')}: ${issue.message}`)
+        .join('; ');
+      return reply.code(400).send(body(400, code, details));
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = FASTIFY_CODES[error.code] ?? 'VALIDATION_FAILED';
+      return reply.code(status).send(body(status, code, error.message));
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return reply.code(500).send(body(500, 'INTERNAL_ERROR', 'Internal server error'));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(body(404, 'ROUTE_NOT_FOUND', `Route ${request.method} ${request.url} not found`)),
+  );
+}

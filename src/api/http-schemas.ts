@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { PURCHASE_STATUSES, type Purchase } from '../shared/purchase/purchase.js';
+
+/** Every error answer has this shape; `code` is stable and documented. */
+export const ErrorResponse = z.object({
+  statusCode: z.number().int(),
+  code: z.string(),
+  error: z.string(),
+  message: z.string(),
+});
+
+/** The error statuses a route can answer with, for its response schema. */
+export function errorResponses<const S extends readonly number[]>(...statuses: S) {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorResponse])) as {
+    [K in S[number]]: typeof ErrorResponse;
+  };
+}
+
+/** Database ids: positive 32-bit integers, strictly typed (no "1" strings, no 1.5). */
+export const Id = z.number().int().positive().max(2_147_483_647);
+
+export const PurchaseView = z.object({
+  purchaseId: z.uuid(),
+  userId: Id,
+  productId: Id,
+  status: z.enum(PURCHASE_STATUSES),
+  amount: z.number().int().nonnegative(),
+  failureReason: z.string().nullable(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+
+export const toPurchaseView = (purchase: Purchase): z.infer<typeof PurchaseView> => ({
+  ...purchase,
+  createdAt: purchase.createdAt.toISOString(),
+  updatedAt: purchase.updatedAt.toISOString(),
+});
+
+/** List endpoints: `?limit=` from 1 to 1000, default 100. */
+export const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import { AppError, isAppError, serviceUnavailable } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { ProductsRepository } from '../shared/catalog/products-repository.js';
+import type { UsersRepository } from '../shared/catalog/users-repository.js';
+import {
+  idempotencyKeyFor,
+  purchaseFingerprint,
+  type Claim,
+  type IdempotencyStore,
+} from '../shared/purchase/idempotency.js';
+import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { isFinal, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
+import type { PurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
+import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
+import type { PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
+
+export interface PurchaseRequest {
+  userId: number;
+  productId: number;
+  /** The client's `Idempotency-Key` header, if it sent one. */
+  idempotencyKey?: string | undefined;
+  /** Seconds the client is willing to wait for the outcome (`Prefer: wait=N`), 0 for none. */
+  waitSeconds: number;
+}
+
+export type PurchaseSubmission =
+  /** First submission, accepted and queued (or not finished within the wait). */
+  | { kind: 'accepted'; purchaseId: string }
+  /** First submission that finished within the client's wait. */
+  | { kind: 'finished'; purchase: Purchase }
+  /** The key is held by an earlier purchase with the same body. */
+  | { kind: 'duplicate'; purchaseId: string };
+
+export interface PurchaseServiceDeps {
+  idempotency: Pick<
+    IdempotencyStore,
+    'findClaim' | 'claimIdempotencyKey' | 'confirmClaim' | 'releaseClaim' | 'redirectClaim'
+  >;
+  states: Pick<PurchaseStateStore, 'getPurchaseState'>;
+  payments: Pick<PaymentsRepository, 'findPayment'>;
+  users: Pick<UsersRepository, 'findUser'>;
+  products: Pick<ProductsRepository, 'findProduct'>;
+  producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
+  waiter: Pick<PurchaseOutcomeWaiter, 'waitForOutcome'>;
+  logger: Logger;
+  newPurchaseId?: () => string;
+  now?: () => Date;
+}
+
+/**
+ * Accepting purchases: validate references, claim the idempotency key, enqueue, and optionally
+ * wait for the outcome. Every failure after the claim either releases it or leaves a queued job
+ * behind it, so a client is never blocked by a key with no purchase.
+ */
+export function createPurchaseService(deps: PurchaseServiceDeps) {
+  const { idempotency, states, payments, users, products, producer, waiter, logger } = deps;
+  const newPurchaseId = deps.newPurchaseId ?? randomUUID;
+  const now = deps.now ?? (() => new Date());
+
+  /** Settles a duplicate: same body -> points at the holder; different body -> 422. */
+  function duplicateOf(existing: Claim, fingerprint: string): PurchaseSubmission {
+    if (existing.fingerprint !== fingerprint) {
+      throw new AppError(
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was already used with a different request body',
+      );
+    }
+    return { kind: 'duplicate', purchaseId: existing.purchaseId };
+  }
+
+  async function getPurchase(purchaseId: string): Promise<Purchase | null> {
+    // Postgres is the record of finished purchases; Redis only knows in-flight ones.
+    const payment = await dependency('Postgres', payments.findPayment(purchaseId));
+    if (payment) return payment;
+    return dependency('Redis', states.getPurchaseState(purchaseId));
+  }
+
+  async function submitPurchase(request: PurchaseRequest): Promise<PurchaseSubmission> {
+    const { userId, productId } = request;
+    const key = idempotencyKeyFor({ userId, productId, headerKey: request.idempotencyKey });
+    const fingerprint = purchaseFingerprint({ userId, productId });
+
+    // A duplicate costs one Redis read and nothing else.
+    const held = await dependency('Redis', idempotency.findClaim(key));
+    if (held) return duplicateOf(held, fingerprint);
+
+    const [user, product] = await dependency(
+      'Postgres',
+      Promise.all([users.findUser(userId), products.findProduct(productId)]),
+    );
+    if (!user) throw new AppError('USER_NOT_FOUND', `User ${userId} does not exist`);
+    if (!product) throw new AppError('PRODUCT_NOT_FOUND', `Product ${productId} does not exist`);
+
+    const purchaseId = newPurchaseId();
+    const acceptedAt = now().toISOString();
+    const claim = await dependency(
+      'Redis',
+      idempotency.claimIdempotencyKey(
+        key,
+        { purchaseId, fingerprint },
+        { userId, productId, amount: product.price, status: 'queued', createdAt: acceptedAt },
+      ),
+    );
+    if (!claim.claimed) return duplicateOf(claim.existing, fingerprint);
+
+    const log = logger.child({ purchaseId });
+    const job: PurchaseJob = {
+      purchaseId,
+      userId,
+      productId,
+      amount: product.price,
+      idempotencyKey: key,
+      acceptedAt,
+    };
+    // Listen before enqueueing so a fast worker cannot finish unseen.
+    const wait =
+      request.waitSeconds > 0 ? waiter.waitForOutcome(purchaseId, request.waitSeconds * 1000) : null;
+
+    let queuedPurchaseId: string;
+    try {
+      ({ queuedPurchaseId } = await producer.enqueuePurchase(job));
+    } catch (error) {
+      wait?.cancel();
+      const released = await idempotency.releaseClaim(key, purchaseId).catch(() => false);
+      // If even the release failed, the claim is still pending and expires within seconds.
+      log.warn({ err: error, released }, 'enqueue failed; claim released');
+      throw serviceUnavailable('The purchase queue', error, 'QUEUE_UNAVAILABLE');
+    }
+
+    if (queuedPurchaseId !== purchaseId) {
+      // Our claim outlived an earlier purchase's claim while that purchase's job is still queued:
+      // the queue collapsed our job into it, so this submission is a duplicate of it.
+      wait?.cancel();
+      await dependency(
+        'Redis',
+        idempotency.redirectClaim(key, purchaseId, { purchaseId: queuedPurchaseId, fingerprint }),
+      );
+      log.info({ queuedPurchaseId }, 'collapsed into a pending purchase by the queue');
+      return { kind: 'duplicate', purchaseId: queuedPurchaseId };
+    }
+
+    // The job is queued; a failure to confirm only shortens the claim's life, so it is logged
+    // rather than turned into an error for a purchase that will be charged.
+    await idempotency.confirmClaim(key, purchaseId).catch((error: unknown) => {
+      log.warn({ err: error }, 'could not extend the idempotency claim');
+    });
+    log.info({ userId, productId, amount: product.price }, 'purchase accepted');
+
+    if (wait && (await wait.finished)) {
+      const purchase = await getPurchase(purchaseId).catch(() => null);
+      if (purchase && isFinal(purchase.status)) return { kind: 'finished', purchase };
+    }
+    return { kind: 'accepted', purchaseId };
+  }
+
+  return { submitPurchase, getPurchase };
+}
+
+export type PurchaseService = ReturnType<typeof createPurchaseService>;
+
+/** Turns an infrastructure failure into a 503; lets expected AppErrors through. */
+async function dependency<T>(what: string, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (isAppError(error)) throw error;
+    throw serviceUnavailable(what, error);
+  }
+}

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { AppError } from '../../shared/errors.js';
+import { errorResponses, Id, PurchaseView, toPurchaseView } from '../http-schemas.js';
+import type { PurchaseService } from '../purchase-service.js';
+
+/** RFC 7240 caps: we wait at most this long, whatever the client asks for. */
+export const MAX_WAIT_SECONDS = 30;
+
+/**
+ * The `wait` preference from a `Prefer` header (RFC 7240), capped at MAX_WAIT_SECONDS; 0 when
+ * absent or malformed (an unrecognised preference is ignored, as the RFC says).
+ */
+export function preferredWaitSeconds(prefer: string | undefined): number {
+  if (!prefer) return 0;
+  for (const preference of prefer.split(',')) {
+    const [token = '', value = ''] = preference.split(';')[0]!.split('=').map((part) => part.trim());
+    if (token.toLowerCase() !== 'wait') continue;
+    const unquoted = value.replace(/^"(.*)"$/, '$1');
+    if (!/^\d{1,9}$/.test(unquoted)) return 0;
+    return Math.min(Number(unquoted), MAX_WAIT_SECONDS);
+  }
+  return 0;
+}
+
+const purchaseLocation = (purchaseId: string) => `/payment/purchase/${purchaseId}`;
+
+const Accepted = z.object({
+  purchaseId: z.uuid(),
+  status: z.literal('queued'),
+  statusUrl: z.string(),
+});
+
+export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService }> = async (
+  app,
+  { purchases },
+) => {
+  app.post('/payment/purchase', {
+    schema: {
+      body: z.strictObject({ userId: Id, productId: Id }),
+      headers: z.looseObject({
+        'idempotency-key': z
+          .string()
+          .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 visible ASCII characters')
+          .optional(),
+        prefer: z.string().optional(),
+      }),
+      response: {
+        200: PurchaseView,
+        202: Accepted,
+        /** Duplicate: no body; `Location` points at the original purchase. */
+        204: z.undefined(),
+        ...errorResponses(400, 413, 415, 422, 503),
+      },
+    },
+    handler: async (request, reply) => {
+      const waitSeconds = preferredWaitSeconds(request.headers.prefer);
+      const result = await purchases.submitPurchase({
+        userId: request.body.userId,
+        productId: request.body.productId,
+        idempotencyKey: request.headers['idempotency-key'],
+        waitSeconds,
+      });
+      switch (result.kind) {
+        case 'duplicate':
+          return reply.code(204).header('location', purchaseLocation(result.purchaseId)).send(undefined);
+        case 'finished':
+          return reply
+            .code(200)
+            .header('location', purchaseLocation(result.purchase.purchaseId))
+            .header('preference-applied', `wait=${waitSeconds}`)
+            .send(toPurchaseView(result.purchase));
+        case 'accepted': {
+          const statusUrl = purchaseLocation(result.purchaseId);
+          return reply
+            .code(202)
+            .header('location', statusUrl)
+            .send({ purchaseId: result.purchaseId, status: 'queued' as const, statusUrl });
+        }
+      }
+    },
+  });
+
+  app.get('/payment/purchase/:purchaseId', {
+    schema: {
+      params: z.strictObject({ purchaseId: z.uuid() }),
+      response: { 200: PurchaseView, ...errorResponses(400, 404, 503) },
+    },
+    handler: async (request) => {
+      const purchase = await purchases.getPurchase(request.params.purchaseId);
+      if (!purchase) {
+        throw new AppError('PURCHASE_NOT_FOUND', `Purchase ${request.params.purchaseId} not found`);
+      }
+      return toPurchaseView(purchase);
+    },
+  });
+};

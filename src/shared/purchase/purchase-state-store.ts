@@ -1,0 +1,94 @@
+import type { Redis } from 'ioredis';
+import { PURCHASE_STATUSES, type Purchase, type PurchaseStatus } from './purchase.js';
+
+/** Published on the events channel when a purchase reaches a final status. */
+export interface PurchaseFinishedEvent {
+  purchaseId: string;
+  status: PurchaseStatus;
+}
+
+// Moves queued -> processing, never backwards from a final status. ARGV: updatedAt.
+const MARK_PROCESSING_SCRIPT = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'processing', 'updatedAt', ARGV[1])
+return 1
+`;
+
+interface StateCommands {
+  payonceMarkProcessing(stateKey: string, updatedAt: string): Promise<number>;
+}
+
+export interface PurchaseStateStoreOptions {
+  redis: Redis;
+  prefix: string;
+  /** How long a finished purchase's record stays in Redis; Postgres keeps it for good. */
+  finishedTtlSeconds: number;
+}
+
+/**
+ * The in-flight view of purchases (`queued`, `processing`) in Redis, and the channel on which
+ * the worker announces finished ones. Postgres is the record of finished purchases; this store
+ * only answers for purchases Postgres does not have yet.
+ */
+export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
+  const { redis, prefix, finishedTtlSeconds } = options;
+  redis.defineCommand('payonceMarkProcessing', { numberOfKeys: 1, lua: MARK_PROCESSING_SCRIPT });
+  const commands = redis as unknown as StateCommands;
+  const stateKey = (purchaseId: string) => `${prefix}:purchase:${purchaseId}`;
+  const eventsChannel = `${prefix}:purchase-events`;
+
+  return {
+    stateKey,
+    eventsChannel,
+
+    async getPurchaseState(purchaseId: string): Promise<Purchase | null> {
+      const fields = await redis.hgetall(stateKey(purchaseId));
+      return parseState(purchaseId, fields);
+    },
+
+    /** Marks a queued purchase as processing; a no-op for one that is already further along. */
+    async markProcessing(purchaseId: string, now = new Date()): Promise<void> {
+      await commands.payonceMarkProcessing(stateKey(purchaseId), now.toISOString());
+    },
+
+    /**
+     * Records a final outcome and announces it. Called only after Postgres holds the outcome
+     * (or, when Postgres is out of reach for good, to keep the failure visible).
+     */
+    async markFinished(purchase: Purchase): Promise<void> {
+      const event: PurchaseFinishedEvent = { purchaseId: purchase.purchaseId, status: purchase.status };
+      await redis
+        .multi()
+        .hset(stateKey(purchase.purchaseId), {
+          userId: purchase.userId,
+          productId: purchase.productId,
+          amount: purchase.amount,
+          status: purchase.status,
+          failureReason: purchase.failureReason ?? '',
+          createdAt: purchase.createdAt.toISOString(),
+          updatedAt: purchase.updatedAt.toISOString(),
+        })
+        .expire(stateKey(purchase.purchaseId), finishedTtlSeconds)
+        .publish(eventsChannel, JSON.stringify(event))
+        .exec();
+    },
+  };
+}
+
+export type PurchaseStateStore = ReturnType<typeof createPurchaseStateStore>;
+
+function parseState(purchaseId: string, fields: Record<string, string>): Purchase | null {
+  const status = fields.status as PurchaseStatus | undefined;
+  if (!status || !PURCHASE_STATUSES.includes(status)) return null;
+  const createdAt = new Date(fields.createdAt ?? '');
+  return {
+    purchaseId,
+    userId: Number(fields.userId),
+    productId: Number(fields.productId),
+    status,
+    amount: Number(fields.amount),
+    failureReason: fields.failureReason ? fields.failureReason : null,
+    createdAt,
+    updatedAt: fields.updatedAt ? new Date(fields.updatedAt) : createdAt,
+  };
+}

@@ -1,0 +1,70 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PurchaseJob } from '../purchase/purchase.js';
+import { withTimeout } from '../timeout.js';
+import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
+
+export const PURCHASE_JOB_NAME = 'purchase';
+
+export interface BullmqQueueOptions {
+  connection: Redis;
+  queueName: string;
+  /** BullMQ key prefix (kept under the payonce prefix so tests and tenants never collide). */
+  prefix: string;
+}
+
+export interface BullmqProducerOptions extends BullmqQueueOptions {
+  /** Attempts per job before it fails for good (transient failures only). */
+  attempts: number;
+  /** First retry delay; doubles on each attempt. */
+  backoffMs: number;
+  /** Upper bound on one enqueue; past it the enqueue counts as failed. Default 2 s. */
+  timeoutMs?: number;
+}
+
+/** The BullMQ key prefix for a payonce key prefix. */
+export const bullmqPrefix = (keyPrefix: string) => `${keyPrefix}:bull`;
+
+/**
+ * Enqueues purchase jobs on BullMQ. The job id is the purchase id and the deduplication id is
+ * the idempotency key, so a second job for a key whose first job is still pending collapses
+ * into it; BullMQ then hands back the earlier job's id, which is how we tell.
+ */
+export function createBullmqPurchaseProducer(options: BullmqProducerOptions): PurchaseProducer {
+  const { connection, queueName, prefix, attempts, backoffMs, timeoutMs = 2_000 } = options;
+  const queue = new Queue<PurchaseJob>(queueName, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      attempts,
+      backoff: { type: 'exponential', delay: backoffMs },
+      removeOnComplete: { age: 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  });
+  queue.on('error', () => {
+    // The shared connection logs its own errors; without a listener Node would throw.
+  });
+  let closing: Promise<void> | undefined;
+
+  return {
+    async enqueuePurchase(job: PurchaseJob): Promise<EnqueueResult> {
+      const added = await withTimeout(
+        queue.add(PURCHASE_JOB_NAME, job, {
+          jobId: job.purchaseId,
+          deduplication: { id: job.idempotencyKey },
+        }),
+        timeoutMs,
+        'enqueue',
+      );
+      return { queuedPurchaseId: added.id ?? job.purchaseId };
+    },
+    async ping() {
+      await connection.ping();
+    },
+    close() {
+      closing ??= queue.close();
+      return closing;
+    },
+  };
+}

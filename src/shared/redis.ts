@@ -1,0 +1,74 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+
+export type { Redis };
+
+type RedisConfig = Pick<Config, 'REDIS_URL' | 'REDIS_COMMAND_TIMEOUT_MS'>;
+
+/**
+ * A connection for request paths: commands fail at once while Redis is unreachable (no offline
+ * queue) and time out quickly while it hangs, so the API answers 503 within a second instead of
+ * holding requests. It keeps reconnecting in the background.
+ */
+export function createFailFastRedis(config: RedisConfig, logger: Logger, role: string): Redis {
+  return attachLogging(
+    new Redis(config.REDIS_URL, {
+      connectionName: `payonce-${role}`,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 1_000),
+      commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+      retryStrategy: reconnectBackoff,
+    }),
+    logger,
+    role,
+  );
+}
+
+/**
+ * A connection for BullMQ workers and other background loops: commands wait for a reconnect
+ * rather than fail (`maxRetriesPerRequest: null`, as BullMQ's production guide requires).
+ */
+export function createPersistentRedis(config: RedisConfig, logger: Logger, role: string): Redis {
+  const options: RedisOptions = {
+    connectionName: `payonce-${role}`,
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: reconnectBackoff,
+  };
+  return attachLogging(new Redis(config.REDIS_URL, options), logger, role);
+}
+
+/** Reconnect after 50 ms, doubling up to 2 s; never give up. */
+function reconnectBackoff(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 6), 2_000);
+}
+
+function attachLogging(redis: Redis, logger: Logger, role: string): Redis {
+  let reported = false;
+  // Without an 'error' listener ioredis prints unhandled errors; log one per outage instead.
+  redis.on('error', (error: Error) => {
+    if (!reported) logger.warn({ err: error, redis: role }, 'redis connection error');
+    reported = true;
+  });
+  redis.on('ready', () => {
+    if (reported) logger.info({ redis: role }, 'redis connection restored');
+    reported = false;
+  });
+  return redis;
+}
+
+/** Closes a connection politely, or drops it if Redis does not answer. Idempotent. */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'end') return;
+  try {
+    if (redis.status === 'ready') {
+      await redis.quit();
+      return;
+    }
+  } catch {
+    // fall through to disconnect
+  }
+  redis.disconnect();
+}

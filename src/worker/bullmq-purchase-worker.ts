@@ -1,0 +1,93 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../shared/logger.js';
+import { PurchaseJobSchema, type PaymentStatus, type PurchaseJob } from '../shared/purchase/purchase.js';
+import { TimeoutError, withTimeout } from '../shared/timeout.js';
+import { PermanentPurchaseError, type PurchaseProcessor } from './process-purchase.js';
+
+export interface BullmqPurchaseWorkerOptions {
+  connection: Redis;
+  queueName: string;
+  prefix: string;
+  processor: PurchaseProcessor;
+  logger: Logger;
+  /** Jobs run at once by this process. */
+  concurrency: number;
+  /** How often to look for jobs whose worker died (BullMQ default 30 s). */
+  stalledIntervalMs: number;
+  /** How long a job's lock lasts without renewal (BullMQ default 30 s). */
+  lockDurationMs: number;
+}
+
+/**
+ * Feeds BullMQ jobs to the purchase step. Classification: a PermanentPurchaseError or a
+ * malformed job becomes UnrecoverableError (no retry); anything else is thrown as is and BullMQ
+ * retries it with the queue's exponential backoff. On the last attempt the purchase is recorded
+ * as failed before the error is thrown, so it never vanishes.
+ */
+export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions) {
+  const { processor, logger } = options;
+
+  const worker = new Worker<PurchaseJob, { status: PaymentStatus }>(
+    options.queueName,
+    async (job: Job<PurchaseJob>) => {
+      const parsed = PurchaseJobSchema.safeParse(job.data);
+      if (!parsed.success) {
+        logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed purchase job');
+        throw new UnrecoverableError('malformed purchase job');
+      }
+      try {
+        const purchase = await processor.processPurchase(parsed.data);
+        return { status: purchase.status as PaymentStatus };
+      } catch (error) {
+        if (error instanceof PermanentPurchaseError) throw new UnrecoverableError(error.message);
+        const attempts = job.opts.attempts ?? 1;
+        if (job.attemptsMade + 1 >= attempts) {
+          await processor.recordRetriesExhausted(parsed.data, error);
+        } else {
+          logger.warn(
+            { err: error, purchaseId: parsed.data.purchaseId, attempt: job.attemptsMade + 1, attempts },
+            'purchase attempt failed; will retry',
+          );
+        }
+        throw error;
+      }
+    },
+    {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      stalledInterval: options.stalledIntervalMs,
+      lockDuration: options.lockDurationMs,
+      // A job whose worker died is retried this many times before BullMQ gives up on it.
+      maxStalledCount: 5,
+      autorun: false,
+    },
+  );
+
+  worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  worker.on('failed', (job, error) => {
+    // A job that stalled too often is failed by BullMQ without running our step again.
+    if (job && error.message.includes('stalled')) {
+      const parsed = PurchaseJobSchema.safeParse(job.data);
+      if (parsed.success) void processor.recordRetriesExhausted(parsed.data, error);
+    }
+  });
+
+  return worker;
+}
+
+/**
+ * Stops taking jobs and waits for those in flight; past `timeoutMs` it stops waiting and lets
+ * the remaining jobs go back to the queue (BullMQ's stalled check hands them to another
+ * worker). Idempotent.
+ */
+export async function closeWorkerWithin(worker: Worker, timeoutMs: number, logger: Logger): Promise<void> {
+  try {
+    await withTimeout(worker.close(), timeoutMs, 'finishing in-flight jobs');
+  } catch (error) {
+    if (!(error instanceof TimeoutError)) throw error;
+    logger.warn({ timeoutMs }, 'jobs still running at the shutdown deadline; handing them back');
+    await worker.close(true);
+  }
+}

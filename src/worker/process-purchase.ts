@@ -1,0 +1,107 @@
+import type { Logger } from '../shared/logger.js';
+import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { FAILURE_REASONS, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
+import type { PurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
+import type { PaymentGateway } from './payment-gateway.js';
+
+/** A failure that retrying cannot fix; the transport must not retry the job. */
+export class PermanentPurchaseError extends Error {
+  override readonly name = 'PermanentPurchaseError';
+}
+
+export interface PurchaseProcessorDeps {
+  payments: Pick<PaymentsRepository, 'findPayment' | 'recordPayment'>;
+  states: Pick<PurchaseStateStore, 'markProcessing' | 'markFinished'>;
+  gateway: PaymentGateway;
+  logger: Logger;
+}
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/**
+ * The business step of a purchase job, the same for every transport (BullMQ, SQS, Lambda).
+ * Safe to run any number of times for one purchase: a purchase already in Postgres is not
+ * charged again, and the write itself keeps one row per purchase.
+ *
+ * Errors: PermanentPurchaseError must not be retried; anything else is transient (Postgres or
+ * Redis unreachable, timeouts) and should be retried with backoff.
+ */
+export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
+  const { payments, states, gateway, logger } = deps;
+
+  async function processPurchase(job: PurchaseJob): Promise<Purchase> {
+    const log = logger.child({ purchaseId: job.purchaseId });
+
+    // A redelivery of a purchase that was already written: announce it again, charge nothing.
+    const existing = await payments.findPayment(job.purchaseId);
+    if (existing) {
+      log.info({ status: existing.status }, 'purchase already recorded; not charging again');
+      await states.markFinished(existing);
+      return existing;
+    }
+
+    await states.markProcessing(job.purchaseId);
+    const charge = await gateway.charge({ purchaseId: job.purchaseId, amount: job.amount });
+    const outcome = charge.approved
+      ? { status: 'succeeded' as const, failureReason: null }
+      : { status: 'failed' as const, failureReason: charge.reason };
+
+    let payment: Purchase;
+    try {
+      payment = await payments.recordPayment(job, outcome);
+    } catch (error) {
+      if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
+        await markFailedWithoutPayment(job, FAILURE_REASONS.REFERENCE_GONE);
+        throw new PermanentPurchaseError('user or product was deleted before payment', { cause: error });
+      }
+      throw error;
+    }
+    await states.markFinished(payment);
+    log.info(
+      { status: payment.status, failureReason: payment.failureReason, amount: payment.amount },
+      'purchase finished',
+    );
+    return payment;
+  }
+
+  /** Keeps a purchase that can never be written visible as failed instead of stuck in flight. */
+  async function markFailedWithoutPayment(job: PurchaseJob, reason: string): Promise<void> {
+    const now = new Date();
+    await states.markFinished({
+      purchaseId: job.purchaseId,
+      userId: job.userId,
+      productId: job.productId,
+      status: 'failed',
+      amount: job.amount,
+      failureReason: reason,
+      createdAt: new Date(job.acceptedAt),
+      updatedAt: now,
+    });
+  }
+
+  /**
+   * Called when a job's retry budget is spent: records the purchase as failed (in Postgres when
+   * it answers, so the outcome is durable; otherwise at least in Redis), never leaving it
+   * silently in flight.
+   */
+  async function recordRetriesExhausted(job: PurchaseJob, cause: unknown): Promise<Purchase | null> {
+    const log = logger.child({ purchaseId: job.purchaseId });
+    log.error({ err: cause }, 'retries exhausted; recording the purchase as failed');
+    try {
+      const payment = await payments.recordPayment(job, {
+        status: 'failed',
+        failureReason: FAILURE_REASONS.RETRIES_EXHAUSTED,
+      });
+      await states.markFinished(payment);
+      return payment;
+    } catch (error) {
+      log.error({ err: error }, 'could not write the failure to Postgres; recorded in Redis only');
+      await markFailedWithoutPayment(job, FAILURE_REASONS.RETRIES_EXHAUSTED).catch(() => {});
+      return null;
+    }
+  }
+
+  return { processPurchase, recordRetriesExhausted };
+}
+
+export type PurchaseProcessor = ReturnType<typeof createPurchaseProcessor>;

@@ -1,0 +1,128 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { eventually } from './services.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** A free TCP port on 127.0.0.1 (asked of the OS). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface RunningProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Everything the process wrote so far (stdout and stderr), for assertions and failures. */
+  output(): string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  /** Sends `signal` and waits for the exit, killing after `timeoutMs`. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
+}
+
+/** Starts `node <script>` from the build output (dist/) with `env` over the current environment. */
+export function startNodeProcess(script: string, env: Record<string, string>): RunningProcess {
+  const child = spawn(process.execPath, [`${ROOT}dist/${script}`], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_PRETTY: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  const running: RunningProcess = {
+    child,
+    pid: child.pid!,
+    output: () => output,
+    exited,
+    async stop(signal = 'SIGTERM', timeoutMs = 20_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+  return running;
+}
+
+export interface RunningApi extends RunningProcess {
+  url: string;
+}
+
+/** Starts the API process on a free port and waits until it answers /health/live. */
+export async function startApi(env: Record<string, string>): Promise<RunningApi> {
+  const port = await freePort();
+  const api = startNodeProcess('src/api/server.js', { ...env, HOST: '127.0.0.1', PORT: String(port) });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await eventually(
+      async () => {
+        if (api.child.exitCode !== null) throw new Error(`API exited early:\n${api.output()}`);
+        const response = await fetch(`${url}/health/live`).catch(() => null);
+        return response?.ok ? true : undefined;
+      },
+      { timeoutMs: 15_000, what: 'the API to listen' },
+    );
+  } catch (error) {
+    await api.stop('SIGKILL');
+    throw error;
+  }
+  return { ...api, url };
+}
+
+/** Starts a worker process and waits until it logs that it has started. */
+export async function startWorker(env: Record<string, string>): Promise<RunningProcess> {
+  const worker = startNodeProcess('src/worker/main.js', env);
+  try {
+    await eventually(
+      () => {
+        if (worker.child.exitCode !== null) throw new Error(`worker exited early:\n${worker.output()}`);
+        return worker.output().includes('worker started') ? true : undefined;
+      },
+      { timeoutMs: 15_000, what: 'the worker to start' },
+    );
+  } catch (error) {
+    await worker.stop('SIGKILL');
+    throw error;
+  }
+  return worker;
+}
+
+/** A redis-server of the test's own on a free port, with nothing persisted unless asked. */
+export async function startRedisServer(options: { appendOnly?: boolean; dir?: string } = {}) {
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'];
+  if (options.dir) args.push('--dir', options.dir);
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await eventually(() => (output.includes('Ready to accept connections') ? true : undefined), {
+    timeoutMs: 10_000,
+    what: 'redis-server to start',
+  });
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
