@@ -1,0 +1,115 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIdempotencyStore } from '../../src/shared/purchase/idempotency.js';
+import { createPurchaseStateStore } from '../../src/shared/purchase/purchase-state-store.js';
+import { deleteKeys, randomSuffix, TEST_REDIS_URL } from '../support/services.js';
+
+const prefix = `test_${randomSuffix()}`;
+let redis: Redis;
+let states: ReturnType<typeof createPurchaseStateStore>;
+let store: ReturnType<typeof createIdempotencyStore>;
+
+const state = { userId: 1, productId: 2, amount: 300, status: 'queued' as const, createdAt: new Date().toISOString() };
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+beforeAll(async () => {
+  redis = new Redis(TEST_REDIS_URL);
+  states = createPurchaseStateStore({ redis, prefix, finishedTtlSeconds: 60 });
+  store = createIdempotencyStore({
+    redis,
+    prefix,
+    ttlSeconds: 300,
+    stateTtlSeconds: 3600,
+    pendingTtlSeconds: 15,
+    stateKey: states.stateKey,
+  });
+});
+
+afterAll(async () => {
+  await deleteKeys(prefix);
+  redis.disconnect();
+});
+
+describe('idempotency claims on a real Redis', () => {
+  it('lets exactly one of 50 concurrent claims win, and tells the others who holds the key', async () => {
+    const key = `user:1:product:${randomSuffix()}`;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => store.claimIdempotencyKey(key, { purchaseId: id(n), fingerprint: '1/2' }, state)),
+    );
+    const winners = results.flatMap((result, n) => (result.claimed ? [id(n)] : []));
+    expect(winners).toHaveLength(1);
+    for (const result of results) {
+      if (!result.claimed) expect(result.existing).toEqual({ purchaseId: winners[0], fingerprint: '1/2' });
+    }
+    // The winner's purchase record exists, the losers' do not.
+    expect(await states.getPurchaseState(winners[0]!)).toMatchObject({ status: 'queued', amount: 300 });
+    const losers = Array.from({ length: 50 }, (_, n) => id(n)).filter((candidate) => candidate !== winners[0]);
+    expect(await redis.exists(...losers.map(states.stateKey))).toBe(0);
+  });
+
+  it('holds a new claim only briefly until it is confirmed, then for the full TTL', async () => {
+    const key = `user:1:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(100), fingerprint: 'f' }, state);
+    const pendingTtl = await redis.ttl(`${prefix}:idem:${key}`);
+    expect(pendingTtl).toBeGreaterThan(0);
+    expect(pendingTtl).toBeLessThanOrEqual(15);
+    expect(await store.confirmClaim(key, id(100))).toBe(true);
+    expect(await redis.ttl(`${prefix}:idem:${key}`)).toBeGreaterThan(15);
+  });
+
+  it('releases a claim only for its owner', async () => {
+    const key = `user:1:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(200), fingerprint: 'f' }, state);
+    expect(await store.releaseClaim(key, id(201))).toBe(false);
+    expect(await store.findClaim(key)).toEqual({ purchaseId: id(200), fingerprint: 'f' });
+    expect(await store.confirmClaim(key, id(201))).toBe(false);
+    expect(await store.releaseClaim(key, id(200))).toBe(true);
+    expect(await store.findClaim(key)).toBeNull();
+    expect(await states.getPurchaseState(id(200))).toBeNull();
+    // Once released, the key can be claimed again.
+    await expect(store.claimIdempotencyKey(key, { purchaseId: id(202), fingerprint: 'f' }, state)).resolves.toEqual({
+      claimed: true,
+    });
+  });
+
+  it('redirects a claim to the purchase the queue kept, dropping our record', async () => {
+    const key = `user:1:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(300), fingerprint: 'f' }, state);
+    expect(await store.redirectClaim(key, id(300), { purchaseId: id(301), fingerprint: 'f' })).toBe(true);
+    expect(await store.findClaim(key)).toEqual({ purchaseId: id(301), fingerprint: 'f' });
+    expect(await states.getPurchaseState(id(300))).toBeNull();
+  });
+
+  it('keeps a claim with a fingerprint containing spaces intact', async () => {
+    const key = `user:1:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(400), fingerprint: 'a b c' }, state);
+    expect(await store.findClaim(key)).toEqual({ purchaseId: id(400), fingerprint: 'a b c' });
+  });
+});
+
+describe('purchase state records', () => {
+  it('moves queued -> processing -> finished, never back', async () => {
+    const key = `user:9:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(500), fingerprint: 'f' }, state);
+    await states.markProcessing(id(500));
+    expect((await states.getPurchaseState(id(500)))?.status).toBe('processing');
+    const finished = {
+      purchaseId: id(500),
+      userId: 1,
+      productId: 2,
+      status: 'succeeded' as const,
+      amount: 300,
+      failureReason: null,
+      createdAt: new Date(state.createdAt),
+      updatedAt: new Date(),
+    };
+    const subscriber = new Redis(TEST_REDIS_URL);
+    await subscriber.subscribe(states.eventsChannel);
+    const announced = new Promise<string>((resolve) => subscriber.once('message', (_channel, message) => resolve(message)));
+    await states.markFinished(finished);
+    expect(JSON.parse(await announced)).toEqual({ purchaseId: id(500), status: 'succeeded' });
+    subscriber.disconnect();
+    await states.markProcessing(id(500));
+    expect(await states.getPurchaseState(id(500))).toEqual(finished);
+  });
+});

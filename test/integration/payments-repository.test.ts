@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
+import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
+import { createTestDatabase, seedUserAndProduct, type TestDatabase } from '../support/services.js';
+
+let database: TestDatabase;
+let ids: { userId: number; productId: number };
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  ids = await seedUserAndProduct(database.db);
+});
+afterAll(() => database?.drop());
+
+const job = (n: number): PurchaseJob => ({
+  purchaseId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  userId: ids.userId,
+  productId: ids.productId,
+  amount: 1999,
+  idempotencyKey: `user:${ids.userId}:product:${ids.productId}`,
+  acceptedAt: '2026-11-28T10:00:00.000Z',
+});
+
+describe('payments repository on a real Postgres', () => {
+  it('writes one row however many times, and at once, a purchase is recorded', async () => {
+    const repo = createPaymentsRepository({ db: database.db });
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, n) =>
+        repo.recordPayment(job(1), n % 2 ? { status: 'failed', failureReason: 'card_declined' } : { status: 'succeeded', failureReason: null }),
+      ),
+    );
+    const rows = await database.db('payments').where({ id: job(1).purchaseId });
+    expect(rows).toHaveLength(1);
+    // Every caller sees the single outcome that won.
+    for (const outcome of outcomes) expect(outcome.status).toBe(rows[0].status);
+    expect(outcomes[0]).toMatchObject({ purchaseId: job(1).purchaseId, amount: 1999, createdAt: new Date(job(1).acceptedAt) });
+  });
+
+  it('finds a written payment and nothing for an unknown id', async () => {
+    const repo = createPaymentsRepository({ db: database.db });
+    await repo.recordPayment(job(2), { status: 'failed', failureReason: 'card_declined' });
+    expect(await repo.findPayment(job(2).purchaseId)).toMatchObject({ status: 'failed', failureReason: 'card_declined' });
+    expect(await repo.findPayment(job(3).purchaseId)).toBeNull();
+  });
+
+  it('refuses rows that break the schema rules', async () => {
+    const { db } = database;
+    const base = { user_id: ids.userId, product_id: ids.productId, idempotency_key: 'k', accepted_at: new Date() };
+    await expect(db('payments').insert({ ...base, id: job(10).purchaseId, amount: -1, status: 'succeeded' })).rejects.toThrow(/amount/);
+    await expect(db('payments').insert({ ...base, id: job(11).purchaseId, amount: 1, status: 'refunded' })).rejects.toThrow(/status/);
+    await expect(db('payments').insert({ ...base, id: job(12).purchaseId, amount: 1, status: 'failed' })).rejects.toThrow(/reason/);
+    await expect(db('payments').insert({ ...base, id: job(13).purchaseId, amount: 1, status: 'succeeded', user_id: 999999 })).rejects.toThrow(/foreign key/);
+  });
+});

@@ -1,0 +1,168 @@
+import { Queue, type Worker } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPaymentsRepository, type PaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
+import { createPurchaseStateStore } from '../../src/shared/purchase/purchase-state-store.js';
+import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { createPersistentRedis, type Redis } from '../../src/shared/redis.js';
+import { closeWorkerWithin, createBullmqPurchaseWorker } from '../../src/worker/bullmq-purchase-worker.js';
+import { createSimulatedGateway, type PaymentGateway } from '../../src/worker/payment-gateway.js';
+import { createPurchaseProcessor } from '../../src/worker/process-purchase.js';
+import { eventually, seedUserAndProduct } from '../support/services.js';
+import { createTestStack, type TestStack } from '../support/stack.js';
+
+const logger = pino({ level: 'silent' });
+let stack: TestStack;
+let workerRedis: Redis;
+let running: Worker | undefined;
+let charges: string[];
+
+beforeAll(async () => {
+  stack = await createTestStack({ env: { JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '20' } });
+  workerRedis = createPersistentRedis(stack.config, logger, 'test-worker');
+});
+afterEach(async () => {
+  if (running) await closeWorkerWithin(running, 5_000, logger);
+  running = undefined;
+});
+afterAll(async () => {
+  workerRedis?.disconnect();
+  await stack?.close();
+});
+
+/** Starts an in-process BullMQ worker on the stack's queue; `payments` may inject faults. */
+function startWorker(options: { payments?: PaymentsRepository; declineRate?: number } = {}) {
+  charges = [];
+  const simulated = createSimulatedGateway({ delayMs: 0, declineRate: options.declineRate ?? 0 });
+  const gateway: PaymentGateway = {
+    charge: async (request) => {
+      charges.push(request.purchaseId);
+      return simulated.charge(request);
+    },
+  };
+  const processor = createPurchaseProcessor({
+    payments: options.payments ?? createPaymentsRepository({ db: stack.database.db }),
+    states: createPurchaseStateStore({ redis: workerRedis, prefix: stack.config.REDIS_KEY_PREFIX, finishedTtlSeconds: 60 }),
+    gateway,
+    logger,
+  });
+  running = createBullmqPurchaseWorker({
+    connection: workerRedis,
+    queueName: stack.config.QUEUE_NAME,
+    prefix: bullmqPrefix(stack.config.REDIS_KEY_PREFIX),
+    processor,
+    logger,
+    concurrency: 10,
+    stalledIntervalMs: 30_000,
+    lockDurationMs: 30_000,
+  });
+  void running.run();
+  return running;
+}
+
+async function submit(headers: Record<string, string> = {}) {
+  const { userId, productId } = await seedUserAndProduct(stack.database.db, { price: 999 });
+  const response = await stack.app.inject({
+    method: 'POST',
+    url: '/payment/purchase',
+    headers,
+    payload: { userId, productId },
+  });
+  return { response, userId, productId };
+}
+
+const status = async (purchaseId: string) =>
+  (await stack.app.inject({ method: 'GET', url: `/payment/purchase/${purchaseId}` })).json();
+
+const rowsFor = (purchaseId: string) => stack.database.db('payments').where({ id: purchaseId });
+
+describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
+  it('charges and writes an accepted purchase once; Prefer: wait returns it finished', async () => {
+    startWorker();
+    const { response } = await submit({ prefer: 'wait=10' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['preference-applied']).toBe('wait=10');
+    const purchase = response.json();
+    expect(purchase).toMatchObject({ status: 'succeeded', amount: 999, failureReason: null });
+    expect(await rowsFor(purchase.purchaseId)).toHaveLength(1);
+    expect(charges).toEqual([purchase.purchaseId]);
+  });
+
+  it('writes nothing twice and charges nothing twice when the job is delivered again', async () => {
+    startWorker();
+    const { response } = await submit();
+    const { purchaseId } = response.json();
+    const original = await eventually(async () => {
+      const view = await status(purchaseId);
+      return view.status === 'succeeded' ? view : undefined;
+    });
+    // A redelivery: the same purchase arrives again as a new job.
+    const job = await stack.queue.getJob(purchaseId);
+    const queue = new Queue(stack.config.QUEUE_NAME, { connection: stack.inspector, prefix: bullmqPrefix(stack.config.REDIS_KEY_PREFIX) });
+    const again = await queue.add('purchase', job!.data, { jobId: `${purchaseId}-again` });
+    await eventually(async () => ((await again.getState()) === 'completed' ? true : undefined));
+    await queue.close();
+    expect(await rowsFor(purchaseId)).toHaveLength(1);
+    expect(charges.filter((id) => id === purchaseId)).toHaveLength(1);
+    expect(await status(purchaseId)).toEqual(original);
+  });
+
+  it('records a decline as failed with its reason, without retrying', async () => {
+    startWorker({ declineRate: 1 });
+    const { response } = await submit();
+    const { purchaseId } = response.json();
+    const view = await eventually(async () => {
+      const current = await status(purchaseId);
+      return current.status === 'failed' ? current : undefined;
+    });
+    expect(view.failureReason).toBe('card_declined');
+    expect(await rowsFor(purchaseId)).toMatchObject([{ status: 'failed', failure_reason: 'card_declined' }]);
+    expect(charges).toEqual([purchaseId]);
+  });
+
+  it('retries a transient write failure with backoff and then writes once', async () => {
+    const real = createPaymentsRepository({ db: stack.database.db });
+    let failures = 0;
+    startWorker({
+      payments: {
+        ...real,
+        recordPayment: async (job, outcome) => {
+          if (failures < 2) {
+            failures++;
+            throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+          }
+          return real.recordPayment(job, outcome);
+        },
+      },
+    });
+    const { response } = await submit();
+    const { purchaseId } = response.json();
+    await eventually(async () => ((await status(purchaseId)).status === 'succeeded' ? true : undefined));
+    expect(failures).toBe(2);
+    // Two failed attempts and the successful third (BullMQ counts every attempt made).
+    expect((await stack.queue.getJob(purchaseId))?.attemptsMade).toBe(3);
+    expect(await rowsFor(purchaseId)).toHaveLength(1);
+  });
+
+  it('records the purchase as failed once the retry budget is spent', async () => {
+    const real = createPaymentsRepository({ db: stack.database.db });
+    startWorker({
+      payments: {
+        ...real,
+        recordPayment: async (job, outcome) => {
+          if (outcome.status === 'succeeded') throw Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' });
+          return real.recordPayment(job, outcome);
+        },
+      },
+    });
+    const { response } = await submit();
+    const { purchaseId } = response.json();
+    const view = await eventually(async () => {
+      const current = await status(purchaseId);
+      return current.status === 'failed' ? current : undefined;
+    });
+    expect(view.failureReason).toBe('retries_exhausted');
+    expect(await rowsFor(purchaseId)).toMatchObject([{ status: 'failed', failure_reason: 'retries_exhausted' }]);
+    expect(await (await stack.queue.getJob(purchaseId))?.getState()).toBe('failed');
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/shared/config.js';
+
+describe('loadConfig', () => {
+  it('needs no environment for the local quick start', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payonce',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      QUEUE_NAME: 'purchases',
+      IDEMPOTENCY_TTL_SECONDS: 300,
+      PAYMENT_DELAY_MS: 2000,
+      PAYMENT_DECLINE_RATE: 0,
+      WORKER_CONCURRENCY: 50,
+      LOG_LEVEL: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('coerces numbers and treats empty strings as unset', () => {
+    const config = loadConfig({ PORT: '8080', PAYMENT_DECLINE_RATE: '0.25', WORKER_CONCURRENCY: '' });
+    expect(config.PORT).toBe(8080);
+    expect(config.PAYMENT_DECLINE_RATE).toBe(0.25);
+    expect(config.WORKER_CONCURRENCY).toBe(50);
+  });
+
+  it('reads "false" as false', () => {
+    expect(loadConfig({ LOG_PRETTY: 'false' }).LOG_PRETTY).toBe(false);
+    expect(loadConfig({ LOG_PRETTY: 'true' }).LOG_PRETTY).toBe(true);
+  });
+
+  it('reports every invalid variable in one message', () => {
+    const attempt = () =>
+      loadConfig({
+        PORT: 'eighty',
+        PAYMENT_DECLINE_RATE: '1.5',
+        REDIS_URL: 'http://example',
+        QUEUE_NAME: 'has:colon',
+        LOG_PRETTY: 'yes',
+      });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      const message = (error as Error).message;
+      for (const name of ['PORT', 'PAYMENT_DECLINE_RATE', 'REDIS_URL', 'QUEUE_NAME', 'LOG_PRETTY']) {
+        expect(message).toContain(name);
+      }
+    }
+  });
+});

@@ -1,0 +1,133 @@
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { PaymentOutcome } from '../../src/shared/purchase/payments-repository.js';
+import type { Purchase, PurchaseJob } from '../../src/shared/purchase/purchase.js';
+import { createSimulatedGateway } from '../../src/worker/payment-gateway.js';
+import { createPurchaseProcessor, PermanentPurchaseError } from '../../src/worker/process-purchase.js';
+
+const job: PurchaseJob = {
+  purchaseId: '00000000-0000-4000-8000-00000000000a',
+  userId: 1,
+  productId: 2,
+  amount: 700,
+  idempotencyKey: 'user:1:product:2',
+  acceptedAt: '2026-11-28T00:00:00.000Z',
+};
+
+/** An in-memory payments table with the real one's first-write-wins contract (logic only). */
+function fakePayments() {
+  const rows = new Map<string, Purchase>();
+  return {
+    rows,
+    findPayment: vi.fn(async (id: string) => rows.get(id) ?? null),
+    recordPayment: vi.fn(async (j: PurchaseJob, outcome: PaymentOutcome) => {
+      const existing = rows.get(j.purchaseId);
+      if (existing) return existing;
+      const row: Purchase = {
+        purchaseId: j.purchaseId,
+        userId: j.userId,
+        productId: j.productId,
+        amount: j.amount,
+        ...outcome,
+        createdAt: new Date(j.acceptedAt),
+        updatedAt: new Date(),
+      };
+      rows.set(j.purchaseId, row);
+      return row;
+    }),
+  };
+}
+
+function setup(declineRate = 0) {
+  const payments = fakePayments();
+  const states = { markProcessing: vi.fn(async () => {}), markFinished: vi.fn(async () => {}) };
+  const gateway = createSimulatedGateway({ delayMs: 0, declineRate, random: () => 0.5 });
+  const charge = vi.spyOn(gateway, 'charge');
+  const processor = createPurchaseProcessor({ payments, states, gateway, logger: pino({ level: 'silent' }) });
+  return { processor, payments, states, charge };
+}
+
+describe('processPurchase', () => {
+  it('charges, writes one payment and announces it', async () => {
+    const { processor, payments, states, charge } = setup();
+    const result = await processor.processPurchase(job);
+    expect(result).toMatchObject({ purchaseId: job.purchaseId, status: 'succeeded', amount: 700, failureReason: null });
+    expect(charge).toHaveBeenCalledWith({ purchaseId: job.purchaseId, amount: 700 });
+    expect(states.markProcessing).toHaveBeenCalledWith(job.purchaseId);
+    expect(states.markFinished).toHaveBeenCalledWith(result);
+    expect(payments.rows.size).toBe(1);
+  });
+
+  it('does not charge again for a purchase already written (redelivery)', async () => {
+    const { processor, charge, payments } = setup();
+    const first = await processor.processPurchase(job);
+    const second = await processor.processPurchase(job);
+    expect(second).toEqual(first);
+    expect(charge).toHaveBeenCalledTimes(1);
+    expect(payments.recordPayment).toHaveBeenCalledTimes(1);
+  });
+
+  it('records a decline as a final failure with its reason', async () => {
+    const { processor } = setup(1);
+    await expect(processor.processPurchase(job)).resolves.toMatchObject({
+      status: 'failed',
+      failureReason: 'card_declined',
+    });
+  });
+
+  it('makes a deleted user or product a permanent failure, visible as failed', async () => {
+    const { processor, payments, states } = setup();
+    payments.recordPayment.mockRejectedValueOnce(Object.assign(new Error('fk'), { code: '23503' }));
+    await expect(processor.processPurchase(job)).rejects.toBeInstanceOf(PermanentPurchaseError);
+    expect(states.markFinished).toHaveBeenCalledWith(
+      expect.objectContaining({ status: 'failed', failureReason: 'user_or_product_gone' }),
+    );
+  });
+
+  it('rethrows transient failures for the queue to retry', async () => {
+    const { processor, payments } = setup();
+    const outage = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    payments.findPayment.mockRejectedValueOnce(outage);
+    await expect(processor.processPurchase(job)).rejects.toBe(outage);
+  });
+
+  it('records a purchase whose retries ran out as failed', async () => {
+    const { processor, payments } = setup();
+    await expect(processor.recordRetriesExhausted(job, new Error('db down'))).resolves.toMatchObject({
+      status: 'failed',
+      failureReason: 'retries_exhausted',
+    });
+    expect(payments.rows.get(job.purchaseId)?.status).toBe('failed');
+  });
+
+  it('keeps the failure visible in Redis when Postgres cannot take it', async () => {
+    const { processor, payments, states } = setup();
+    payments.recordPayment.mockRejectedValueOnce(new Error('db down'));
+    await expect(processor.recordRetriesExhausted(job, new Error('db down'))).resolves.toBeNull();
+    expect(states.markFinished).toHaveBeenCalledWith(
+      expect.objectContaining({ status: 'failed', failureReason: 'retries_exhausted' }),
+    );
+  });
+});
+
+describe('createSimulatedGateway', () => {
+  it('declines exactly the configured fraction of draws', async () => {
+    const draws = [0.1, 0.29, 0.3, 0.9];
+    const gateway = createSimulatedGateway({ delayMs: 0, declineRate: 0.3, random: () => draws.shift()! });
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push((await gateway.charge({ purchaseId: `p${i}`, amount: 1 })).approved);
+    expect(results).toEqual([false, false, true, true]);
+  });
+
+  it('answers a repeated idempotency key with the first result, without charging again', async () => {
+    const random = vi.fn().mockReturnValueOnce(0.1).mockReturnValue(0.9);
+    const gateway = createSimulatedGateway({ delayMs: 0, declineRate: 0.5, random, rememberedKeys: 2 });
+    expect(await gateway.charge({ purchaseId: 'a', amount: 1 })).toEqual({ approved: false, reason: 'card_declined' });
+    expect(await gateway.charge({ purchaseId: 'a', amount: 1 })).toEqual({ approved: false, reason: 'card_declined' });
+    expect(random).toHaveBeenCalledTimes(1);
+    // Past its memory the oldest key is forgotten, as a provider's key retention runs out.
+    await gateway.charge({ purchaseId: 'b', amount: 1 });
+    await gateway.charge({ purchaseId: 'c', amount: 1 });
+    expect(await gateway.charge({ purchaseId: 'a', amount: 1 })).toEqual({ approved: true });
+  });
+});

@@ -1,0 +1,147 @@
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { createPurchaseService, type PurchaseServiceDeps } from '../../src/api/purchase-service.js';
+import { AppError } from '../../src/shared/errors.js';
+import type { Claim, ClaimResult } from '../../src/shared/purchase/idempotency.js';
+import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
+
+const PURCHASE_ID = '00000000-0000-4000-8000-000000000001';
+const OTHER_ID = '00000000-0000-4000-8000-000000000002';
+
+/** An in-memory claim store with the same contract as the Redis one (logic only). */
+function fakeIdempotency() {
+  const claims = new Map<string, Claim>();
+  return {
+    claims,
+    findClaim: vi.fn(async (key: string) => claims.get(key) ?? null),
+    claimIdempotencyKey: vi.fn(async (key: string, claim: Claim): Promise<ClaimResult> => {
+      const existing = claims.get(key);
+      if (existing) return { claimed: false, existing };
+      claims.set(key, claim);
+      return { claimed: true };
+    }),
+    confirmClaim: vi.fn(async () => true),
+    releaseClaim: vi.fn(async (key: string, purchaseId: string) => {
+      if (claims.get(key)?.purchaseId !== purchaseId) return false;
+      claims.delete(key);
+      return true;
+    }),
+    redirectClaim: vi.fn(async (key: string, _from: string, to: Claim) => {
+      claims.set(key, to);
+      return true;
+    }),
+  };
+}
+
+function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
+  const idempotency = fakeIdempotency();
+  const producer = {
+    enqueuePurchase: vi.fn(async (_job: PurchaseJob) => ({ queuedPurchaseId: PURCHASE_ID })),
+  };
+  const deps: PurchaseServiceDeps = {
+    idempotency,
+    states: { getPurchaseState: vi.fn(async () => null) },
+    payments: { findPayment: vi.fn(async () => null) },
+    users: { findUser: vi.fn(async (id: number) => ({ id, username: 'u', createdAt: new Date() })) },
+    products: {
+      findProduct: vi.fn(async (id: number) => ({ id, name: 'p', description: null, price: 500, createdAt: new Date() })),
+    },
+    producer,
+    waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(false), cancel: vi.fn() })) },
+    logger: pino({ level: 'silent' }),
+    newPurchaseId: () => PURCHASE_ID,
+    ...overrides,
+  };
+  return { service: createPurchaseService(deps), deps, idempotency, producer };
+}
+
+const request = { userId: 1, productId: 2, waitSeconds: 0 };
+
+describe('createPurchaseService.submitPurchase', () => {
+  it('accepts a first submission, enqueues once and confirms the claim', async () => {
+    const { service, producer, idempotency } = setup();
+    await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    expect(producer.enqueuePurchase).toHaveBeenCalledTimes(1);
+    expect(producer.enqueuePurchase.mock.calls[0]![0]).toMatchObject({
+      purchaseId: PURCHASE_ID,
+      userId: 1,
+      productId: 2,
+      amount: 500,
+      idempotencyKey: 'user:1:product:2',
+    });
+    expect(idempotency.confirmClaim).toHaveBeenCalledWith('user:1:product:2', PURCHASE_ID);
+  });
+
+  it('answers a duplicate from the claim alone', async () => {
+    const { service, producer, deps } = setup();
+    await service.submitPurchase(request);
+    await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'duplicate', purchaseId: PURCHASE_ID });
+    expect(producer.enqueuePurchase).toHaveBeenCalledTimes(1);
+    expect(deps.users.findUser).toHaveBeenCalledTimes(1);
+  });
+
+  it('rejects a reused Idempotency-Key with a different body', async () => {
+    const { service, producer } = setup();
+    await service.submitPurchase({ ...request, idempotencyKey: 'k' });
+    const reuse = service.submitPurchase({ ...request, productId: 3, idempotencyKey: 'k' });
+    await expect(reuse).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', statusCode: 422 });
+    expect(producer.enqueuePurchase).toHaveBeenCalledTimes(1);
+  });
+
+  it.each([
+    ['USER_NOT_FOUND', { users: { findUser: async () => null } }],
+    ['PRODUCT_NOT_FOUND', { products: { findProduct: async () => null } }],
+  ] as const)('rejects with %s before claiming anything', async (code, override) => {
+    const { service, idempotency, producer } = setup(override as Partial<PurchaseServiceDeps>);
+    await expect(service.submitPurchase(request)).rejects.toMatchObject({ code, statusCode: 422 });
+    expect(idempotency.claimIdempotencyKey).not.toHaveBeenCalled();
+    expect(producer.enqueuePurchase).not.toHaveBeenCalled();
+  });
+
+  it('releases the claim and answers 503 when the enqueue fails; a retry then succeeds', async () => {
+    const { service, idempotency, producer } = setup();
+    producer.enqueuePurchase.mockRejectedValueOnce(new Error('redis down'));
+    const failed = await service.submitPurchase(request).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(AppError);
+    expect(failed).toMatchObject({ code: 'QUEUE_UNAVAILABLE', statusCode: 503, headers: { 'retry-after': '1' } });
+    expect(idempotency.releaseClaim).toHaveBeenCalledWith('user:1:product:2', PURCHASE_ID);
+    expect(idempotency.claims.size).toBe(0);
+    await expect(service.submitPurchase(request)).resolves.toMatchObject({ kind: 'accepted' });
+  });
+
+  it('turns a Redis failure into 503, never a 500', async () => {
+    const { service, idempotency } = setup();
+    idempotency.findClaim.mockRejectedValueOnce(new Error('Stream is not writeable'));
+    await expect(service.submitPurchase(request)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE', statusCode: 503 });
+  });
+
+  it('treats a job the queue collapsed into a pending one as a duplicate of that purchase', async () => {
+    const { service, idempotency, producer } = setup();
+    producer.enqueuePurchase.mockResolvedValueOnce({ queuedPurchaseId: OTHER_ID });
+    await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'duplicate', purchaseId: OTHER_ID });
+    expect(idempotency.claims.get('user:1:product:2')?.purchaseId).toBe(OTHER_ID);
+    expect(idempotency.confirmClaim).not.toHaveBeenCalled();
+  });
+
+  it('returns the finished purchase when it completes within the wait', async () => {
+    const finished = {
+      purchaseId: PURCHASE_ID,
+      userId: 1,
+      productId: 2,
+      status: 'succeeded' as const,
+      amount: 500,
+      failureReason: null,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    };
+    const { service, deps } = setup({
+      waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(true), cancel: vi.fn() })) },
+      payments: { findPayment: vi.fn(async () => finished) },
+    });
+    await expect(service.submitPurchase({ ...request, waitSeconds: 5 })).resolves.toEqual({
+      kind: 'finished',
+      purchase: finished,
+    });
+    expect(deps.waiter.waitForOutcome).toHaveBeenCalledWith(PURCHASE_ID, 5000);
+  });
+});
