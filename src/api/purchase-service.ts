@@ -129,8 +129,9 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     }
 
     if (queuedPurchaseId !== purchaseId) {
-      // Our claim outlived an earlier purchase's claim while that purchase's job is still queued:
-      // the queue collapsed our job into it, so this submission is a duplicate of it.
+      // The queue already holds a job for this key (its claim was released after an enqueue
+      // whose outcome we could not see, or expired a moment before the queue's window): the
+      // queue folded our job into it, so this submission is a duplicate of that purchase.
       wait?.cancel();
       await dependency(
         'Redis',

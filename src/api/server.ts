@@ -20,6 +20,7 @@ async function main(config: Config): Promise<void> {
     prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
+    deduplicationTtlMs: config.IDEMPOTENCY_TTL_SECONDS * 1000,
   });
   const services = createApiServices(config, { db, redis, subscriber, producer, logger });
 

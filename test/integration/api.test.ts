@@ -6,14 +6,21 @@ import { createTestStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
 let ids: { userId: number; productId: number; price: number };
-/** Set to make the next enqueues fail before they reach the queue (fault injection). */
+/** Set to make enqueues fail before they reach the queue (fault injection). */
 let enqueueFault: Error | null = null;
+/** Set to make enqueues reach the queue but report failure, as a timed-out command would. */
+let lostReply: Error | null = null;
 
 beforeAll(async () => {
   stack = await createTestStack({
     wrapProducer: (producer): PurchaseProducer => ({
       ...producer,
-      enqueuePurchase: (job) => (enqueueFault ? Promise.reject(enqueueFault) : producer.enqueuePurchase(job)),
+      enqueuePurchase: async (job) => {
+        if (enqueueFault) throw enqueueFault;
+        const result = await producer.enqueuePurchase(job);
+        if (lostReply) throw lostReply;
+        return result;
+      },
     }),
   });
   ids = await seedUserAndProduct(stack.database.db, { price: 4200 });
@@ -21,6 +28,7 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 beforeEach(() => {
   enqueueFault = null;
+  lostReply = null;
 });
 
 const purchase = (body: unknown, headers: Record<string, string> = {}) =>
@@ -124,6 +132,26 @@ describe('POST /payment/purchase accepts once', () => {
     const retried = await purchase(body, { 'idempotency-key': 'retry-me' });
     expect(retried.statusCode).toBe(202);
     expect(await jobCount()).toBe(before + 1);
+  });
+
+  it('folds the retry of an enqueue whose reply was lost into the job that was queued', async () => {
+    const { userId } = await seedUserAndProduct(stack.database.db);
+    const body = { userId, productId: ids.productId };
+    const before = await jobCount();
+    lostReply = new Error('Command timed out');
+    const failed = await purchase(body);
+    expect(failed.statusCode).toBe(503);
+    expect(await jobCount()).toBe(before + 1);
+
+    lostReply = null;
+    const retried = await purchase(body);
+    // The queue kept the first job, so the retry is a duplicate of it, not a second charge.
+    expect(retried.statusCode).toBe(204);
+    expect(await jobCount()).toBe(before + 1);
+    const [queued] = (await stack.queue.getJobs(['waiting'])).filter((job) => job.data.userId === userId);
+    expect(retried.headers.location).toBe(`/payment/purchase/${queued!.id}`);
+    // From then on the key points at the queued purchase.
+    expect((await purchase(body)).headers.location).toBe(`/payment/purchase/${queued!.id}`);
   });
 
   it('answers 202 after the wait when nothing finishes in time', async () => {

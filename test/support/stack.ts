@@ -49,6 +49,7 @@ export async function createTestStack(
     prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
+    deduplicationTtlMs: config.IDEMPOTENCY_TTL_SECONDS * 1000,
   });
   const producer = options.wrapProducer ? options.wrapProducer(realProducer) : realProducer;
   const services = createApiServices(config, { db: database.db, redis, subscriber, producer, logger });

@@ -18,6 +18,11 @@ export interface BullmqProducerOptions extends BullmqQueueOptions {
   attempts: number;
   /** First retry delay; doubles on each attempt. */
   backoffMs: number;
+  /**
+   * How long the queue keeps folding jobs with the same idempotency key into the first one,
+   * whether or not that job has finished. Set it to the idempotency TTL.
+   */
+  deduplicationTtlMs: number;
   /** Upper bound on one enqueue; past it the enqueue counts as failed. Default 2 s. */
   timeoutMs?: number;
 }
@@ -27,11 +32,12 @@ export const bullmqPrefix = (keyPrefix: string) => `${keyPrefix}:bull`;
 
 /**
  * Enqueues purchase jobs on BullMQ. The job id is the purchase id and the deduplication id is
- * the idempotency key, so a second job for a key whose first job is still pending collapses
- * into it; BullMQ then hands back the earlier job's id, which is how we tell.
+ * the idempotency key, so a second job for a key within the deduplication TTL collapses into the
+ * first; BullMQ then hands back the earlier job's id, which is how the API tells.
  */
 export function createBullmqPurchaseProducer(options: BullmqProducerOptions): PurchaseProducer {
-  const { connection, queueName, prefix, attempts, backoffMs, timeoutMs = 2_000 } = options;
+  const { connection, queueName, prefix, attempts, backoffMs, deduplicationTtlMs, timeoutMs = 2_000 } =
+    options;
   const queue = new Queue<PurchaseJob>(queueName, {
     connection,
     prefix,
@@ -52,7 +58,10 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
       const added = await withTimeout(
         queue.add(PURCHASE_JOB_NAME, job, {
           jobId: job.purchaseId,
-          deduplication: { id: job.idempotencyKey },
+          // With a TTL the deduplication key outlives the job: an enqueue whose outcome was
+          // unknown to the API (a timeout after Redis ran it) followed by the client's retry
+          // still collapses into the first job instead of charging twice.
+          deduplication: { id: job.idempotencyKey, ttl: deduplicationTtlMs },
         }),
         timeoutMs,
         'enqueue',
