@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { loadConfigOrExit, type Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
-import { bullmqPrefix, createBullmqPurchaseProducer } from '../shared/queue/bullmq-purchase-producer.js';
+import { purchaseProducerFromConfig } from '../shared/queue/bullmq-purchase-producer.js';
 import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis.js';
 import { createApiServices } from './api-services.js';
 import { buildApp } from './app.js';
@@ -14,14 +14,7 @@ async function main(config: Config): Promise<void> {
   const db = createDb(config);
   const redis = createFailFastRedis(config, logger, 'api');
   const subscriber = createPersistentRedis(config, logger, 'api-events');
-  const producer = createBullmqPurchaseProducer({
-    connection: redis,
-    queueName: config.QUEUE_NAME,
-    prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
-    attempts: config.JOB_ATTEMPTS,
-    backoffMs: config.JOB_BACKOFF_MS,
-    deduplicationTtlMs: config.IDEMPOTENCY_TTL_SECONDS * 1000,
-  });
+  const producer = purchaseProducerFromConfig(config, redis);
   const services = createApiServices(config, { db, redis, subscriber, producer, logger });
 
   let shuttingDown = false;

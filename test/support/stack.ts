@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { createApiServices } from '../../src/api/api-services.js';
 import { buildApp } from '../../src/api/app.js';
 import type { Config } from '../../src/shared/config.js';
-import { bullmqPrefix, createBullmqPurchaseProducer } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { bullmqPrefix, purchaseProducerFromConfig } from '../../src/shared/queue/bullmq-purchase-producer.js';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
 import { createFailFastRedis, createPersistentRedis } from '../../src/shared/redis.js';
 import { createTestDatabase, deleteKeys, testConfig, type TestDatabase } from './services.js';
@@ -43,14 +43,7 @@ export async function createTestStack(
   const redis = createFailFastRedis(config, logger, 'test-api');
   const subscriber = createPersistentRedis(config, logger, 'test-events');
   const inspector = new Redis(config.REDIS_URL);
-  const realProducer = createBullmqPurchaseProducer({
-    connection: redis,
-    queueName: config.QUEUE_NAME,
-    prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
-    attempts: config.JOB_ATTEMPTS,
-    backoffMs: config.JOB_BACKOFF_MS,
-    deduplicationTtlMs: config.IDEMPOTENCY_TTL_SECONDS * 1000,
-  });
+  const realProducer = purchaseProducerFromConfig(config, redis);
   const producer = options.wrapProducer ? options.wrapProducer(realProducer) : realProducer;
   const services = createApiServices(config, { db: database.db, redis, subscriber, producer, logger });
   await services.waiter.start();

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
 import type { PurchaseJob } from '../purchase/purchase.js';
 import { withTimeout } from '../timeout.js';
 import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
@@ -76,4 +77,22 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
       return closing;
     },
   };
+}
+
+/** The producer as every process configures it: attempts, backoff and dedup window from config. */
+export function purchaseProducerFromConfig(
+  config: Pick<
+    Config,
+    'QUEUE_NAME' | 'REDIS_KEY_PREFIX' | 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS' | 'IDEMPOTENCY_TTL_SECONDS'
+  >,
+  connection: Redis,
+): PurchaseProducer {
+  return createBullmqPurchaseProducer({
+    connection,
+    queueName: config.QUEUE_NAME,
+    prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
+    attempts: config.JOB_ATTEMPTS,
+    backoffMs: config.JOB_BACKOFF_MS,
+    deduplicationTtlMs: config.IDEMPOTENCY_TTL_SECONDS * 1000,
+  });
 }
