@@ -103,26 +103,48 @@ export async function startWorker(env: Record<string, string>): Promise<RunningP
   return worker;
 }
 
-/** A redis-server of the test's own on a free port, with nothing persisted unless asked. */
-export async function startRedisServer(options: { appendOnly?: boolean; dir?: string } = {}) {
-  const port = await freePort();
+/** A redis-server started by `startRedisServer`. */
+export interface RunningRedisServer {
+  port: number;
+  url: string;
+  pid: number;
+  /** Everything redis-server wrote so far, for failure messages. */
+  output(): string;
+  /** Kills the server (SIGKILL: an outage, not a shutdown) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A redis-server of the test's own, with nothing persisted unless asked. Pass `port` to start it
+ * again where a stopped one listened (clients configured with that URL reconnect to it);
+ * default a free port.
+ */
+export async function startRedisServer(
+  options: { appendOnly?: boolean; dir?: string; port?: number } = {},
+): Promise<RunningRedisServer> {
+  const port = options.port ?? (await freePort());
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'];
   if (options.dir) args.push('--dir', options.dir);
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await eventually(() => (output.includes('Ready to accept connections') ? true : undefined), {
-    timeoutMs: 10_000,
-    what: 'redis-server to start',
-  });
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    pid: child.pid!,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
   };
+  try {
+    await eventually(
+      () => {
+        if (child.exitCode !== null) throw new Error(`redis-server exited early:\n${output}`);
+        return output.includes('Ready to accept connections') ? true : undefined;
+      },
+      { timeoutMs: 10_000, what: `redis-server to start on port ${port}` },
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port, url: `redis://127.0.0.1:${port}`, pid: child.pid!, output: () => output, stop };
 }

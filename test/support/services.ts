@@ -81,6 +81,22 @@ export async function seedUserAndProduct(
   return { userId: (user as { id: number }).id, productId: (product as { id: number }).id, price };
 }
 
+/** Inserts `count` users and returns their ids, in insertion order. */
+export async function seedUsers(db: Db, count: number): Promise<number[]> {
+  const suffix = randomSuffix();
+  const rows = Array.from({ length: count }, (_, index) => ({ username: `user_${suffix}_${index}` }));
+  const inserted = (await db('users').insert(rows).returning('id')) as { id: number }[];
+  return inserted.map((row) => row.id);
+}
+
+/** Inserts `count` products at `price` cents (default 1999) and returns their ids. */
+export async function seedProducts(db: Db, count: number, price = 1999): Promise<number[]> {
+  const suffix = randomSuffix();
+  const rows = Array.from({ length: count }, (_, index) => ({ name: `product ${suffix} ${index}`, price }));
+  const inserted = (await db('products').insert(rows).returning('id')) as { id: number }[];
+  return inserted.map((row) => row.id);
+}
+
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(
   probe: () => Promise<T | undefined> | T | undefined,

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedProducts, seedUserAndProduct, seedUsers } from '../support/services.js';
+import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from './purchase-client.js';
+import { createProcessStack, type ProcessStack } from './process-stack.js';
+
+describe('concurrent purchases', () => {
+  let stack: ProcessStack;
+  let client: PurchaseClient;
+
+  beforeAll(async () => {
+    stack = await createProcessStack();
+    const api = await stack.startApi();
+    await stack.startWorker();
+    client = createPurchaseClient(api.url);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('accepts one of 50 identical concurrent purchases and answers the other 49 with 204 pointing at it', async () => {
+    const { userId, productId, price } = await seedUserAndProduct(stack.db);
+    const jobsBefore = await stack.jobCounts();
+
+    const results = await Promise.all(Array.from({ length: 50 }, () => client.purchase({ userId, productId })));
+
+    expect(statusCounts(results)).toEqual({ 202: 1, 204: 49 });
+    const accepted = results.find((result) => result.status === 202)!;
+    const purchaseId = purchaseIdIn(accepted.headers.get('location'));
+    expect(accepted.body).toEqual({ purchaseId, status: 'queued', statusUrl: `/payment/purchase/${purchaseId}` });
+    for (const duplicate of results.filter((result) => result.status === 204)) {
+      expect(duplicate.body).toBeNull();
+      expect(purchaseIdIn(duplicate.headers.get('location'))).toBe(purchaseId);
+    }
+
+    const finished = await client.purchaseReaches(purchaseId, ['succeeded', 'failed']);
+    expect(finished).toMatchObject({ purchaseId, userId, productId, status: 'succeeded', amount: price, failureReason: null });
+    const jobsAfter = await stack.queueDrained();
+    expect(jobsAfter.completed - jobsBefore.completed).toBe(1);
+    expect(jobsAfter.failed).toBe(jobsBefore.failed);
+    const rows = await stack.payments({ user_id: userId, product_id: productId });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ id: purchaseId, status: 'succeeded', amount: price, failure_reason: null });
+  });
+
+  it('accepts 200 concurrent distinct purchases and records 200 succeeded payments', async () => {
+    const userIds = await seedUsers(stack.db, 100);
+    const productIds = await seedProducts(stack.db, 2, 2500);
+    const requests = userIds.flatMap((userId) => productIds.map((productId) => ({ userId, productId })));
+    expect(requests).toHaveLength(200);
+
+    const results = await Promise.all(requests.map((body) => client.purchase(body)));
+
+    expect(statusCounts(results)).toEqual({ 202: 200 });
+    const expected = new Map<string, { userId: number; productId: number }>();
+    results.forEach((result, index) => expected.set(purchaseIdIn(result.headers.get('location')), requests[index]!));
+    expect(expected.size).toBe(200);
+
+    const rows = await stack.queueDrained(20_000).then(() => stack.payments());
+    const ours = rows.filter((row) => userIds.includes(row.user_id));
+    expect(ours).toHaveLength(200);
+    for (const row of ours) {
+      expect(row.status).toBe('succeeded');
+      expect(row.amount).toBe(2500);
+      expect(expected.get(row.id)).toEqual({ userId: row.user_id, productId: row.product_id });
+    }
+  });
+});

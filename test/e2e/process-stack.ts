@@ -1,0 +1,178 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Db } from '../../src/shared/db.js';
+import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { startApi, startWorker, type RunningApi, type RunningProcess } from '../support/processes.js';
+import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from '../support/services.js';
+
+/** A `payments` row as the worker wrote it. */
+export interface PaymentRow {
+  id: string;
+  user_id: number;
+  product_id: number;
+  amount: number;
+  status: 'succeeded' | 'failed';
+  failure_reason: string | null;
+  idempotency_key: string;
+}
+
+/** BullMQ job counts of the stack's queue. */
+export interface JobCounts {
+  waiting: number;
+  prioritized: number;
+  delayed: number;
+  active: number;
+  completed: number;
+  failed: number;
+}
+
+/**
+ * One end-to-end test file's world: its own database, key prefix and queue name, and the built
+ * API and worker processes it started (where `test/support/stack.ts` runs the app in-process).
+ * `close()` stops those processes and removes the database and keys, whatever state the test
+ * left them in.
+ */
+export interface ProcessStack {
+  db: Db;
+  prefix: string;
+  queueName: string;
+  /** Starts the API with this stack's environment plus `overrides` (LOG_LEVEL warn unless given). */
+  startApi(overrides?: Record<string, string>): Promise<RunningApi>;
+  /** Starts a worker with this stack's environment plus `overrides` (PAYMENT_DELAY_MS 0 unless given). */
+  startWorker(overrides?: Record<string, string>): Promise<RunningProcess>;
+  /** Rows of `payments`, optionally filtered (column names as in the table). */
+  payments(where?: Partial<PaymentRow>): Promise<PaymentRow[]>;
+  jobCounts(): Promise<JobCounts>;
+  /** Waits until no job is waiting, delayed or running, and returns the counts. */
+  queueDrained(timeoutMs?: number): Promise<JobCounts>;
+  /** Redis keys under this stack's prefix matching `pattern` (after `<prefix>:`). */
+  keys(pattern: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface ProcessStackOptions {
+  /** The Redis every process and helper uses. Default the shared test Redis. */
+  redisUrl?: string;
+}
+
+/** Creates the database, prefix and queue name; processes start when the test asks. */
+export async function createProcessStack(options: ProcessStackOptions = {}): Promise<ProcessStack> {
+  const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
+  const database = await createTestDatabase();
+  // testConfig validates the names the processes will get and draws the random ones.
+  const config = testConfig({ DATABASE_URL: database.url, REDIS_URL: redisUrl });
+  const prefix = config.REDIS_KEY_PREFIX;
+  const queueName = config.QUEUE_NAME;
+  const started: RunningProcess[] = [];
+  let inspector: { redis: Redis; queue: Queue } | undefined;
+
+  const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    DATABASE_POOL_MAX: '10',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    QUEUE_NAME: queueName,
+    PAYMENT_DELAY_MS: '0',
+    PAYMENT_DECLINE_RATE: '0',
+    // startWorker waits for the worker's "worker started" line, which is logged at info.
+    LOG_LEVEL: 'info',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...overrides,
+  });
+
+  function queueInspector(): Queue {
+    if (!inspector) {
+      const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+      redis.on('error', () => {});
+      inspector = { redis, queue: new Queue(queueName, { connection: redis, prefix: bullmqPrefix(prefix) }) };
+      inspector.queue.on('error', () => {});
+    }
+    return inspector.queue;
+  }
+
+  async function jobCounts(): Promise<JobCounts> {
+    const counts = await queueInspector().getJobCounts(
+      'waiting',
+      'prioritized',
+      'delayed',
+      'active',
+      'completed',
+      'failed',
+    );
+    return {
+      waiting: counts.waiting ?? 0,
+      prioritized: counts.prioritized ?? 0,
+      delayed: counts.delayed ?? 0,
+      active: counts.active ?? 0,
+      completed: counts.completed ?? 0,
+      failed: counts.failed ?? 0,
+    };
+  }
+
+  return {
+    db: database.db,
+    prefix,
+    queueName,
+
+    async startApi(overrides = {}) {
+      const api = await startApi(env({ LOG_LEVEL: 'warn', ...overrides }));
+      started.push(api);
+      return api;
+    },
+
+    async startWorker(overrides = {}) {
+      const worker = await startWorker(env(overrides));
+      started.push(worker);
+      return worker;
+    },
+
+    async payments(where = {}) {
+      return database.db<PaymentRow>('payments').where(where).orderBy('created_at');
+    },
+
+    jobCounts,
+
+    async queueDrained(timeoutMs = 15_000) {
+      return eventually(
+        async () => {
+          const counts = await jobCounts();
+          return counts.waiting + counts.prioritized + counts.delayed + counts.active === 0 ? counts : undefined;
+        },
+        { timeoutMs, what: `queue ${queueName} to drain` },
+      );
+    },
+
+    async keys(pattern) {
+      const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await redis.connect();
+        const found: string[] = [];
+        let cursor = '0';
+        do {
+          const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:${pattern}`, 'COUNT', 1000);
+          cursor = next;
+          found.push(...batch);
+        } while (cursor !== '0');
+        return found;
+      } finally {
+        redis.disconnect();
+      }
+    },
+
+    async close() {
+      // Processes first (newest first), so nothing writes while the database and keys go away.
+      const errors: unknown[] = [];
+      for (const running of started.reverse()) {
+        await running.stop('SIGTERM', 5_000).catch((error: unknown) => errors.push(error));
+      }
+      if (inspector) {
+        await inspector.queue.close().catch(() => {});
+        inspector.redis.disconnect();
+      }
+      await database.drop().catch((error: unknown) => errors.push(error));
+      if (redisUrl === TEST_REDIS_URL) await deleteKeys(prefix).catch((error: unknown) => errors.push(error));
+      if (errors.length > 0) throw new AggregateError(errors, 'stack cleanup failed');
+    },
+  };
+}

@@ -1,0 +1,103 @@
+import { eventually } from '../support/services.js';
+
+/** An HTTP answer as a client sees it. `body` is null when there was none (204). */
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown> | null;
+  /** From sending the request to having read the whole body. */
+  elapsedMs: number;
+}
+
+export type PurchaseStatus = 'queued' | 'processing' | 'succeeded' | 'failed';
+
+/** GET /payment/purchase/:id as the API documents it. */
+export interface PurchaseView {
+  purchaseId: string;
+  userId: number;
+  productId: number;
+  status: PurchaseStatus;
+  amount: number;
+  failureReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PurchaseHeaders {
+  idempotencyKey?: string;
+  prefer?: string;
+}
+
+async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
+  const started = performance.now();
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(40_000) });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text === '' ? null : (JSON.parse(text) as Record<string, unknown>),
+    elapsedMs: performance.now() - started,
+  };
+}
+
+/** The purchase id at the end of a `Location` / `statusUrl` (`/payment/purchase/<id>`). */
+export function purchaseIdIn(location: string | null | undefined): string {
+  const match = /^\/payment\/purchase\/([0-9a-f-]{36})$/.exec(location ?? '');
+  if (!match) throw new Error(`not a purchase location: ${String(location)}`);
+  return match[1]!;
+}
+
+/** Talks to one running API the way a client would. */
+export function createPurchaseClient(baseUrl: string) {
+  async function getPurchase(purchaseId: string): Promise<HttpResult> {
+    return request(`${baseUrl}/payment/purchase/${purchaseId}`);
+  }
+
+  return {
+    /** POST /payment/purchase. */
+    purchase(body: { userId: number; productId: number }, headers: PurchaseHeaders = {}): Promise<HttpResult> {
+      return request(`${baseUrl}/payment/purchase`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(headers.idempotencyKey === undefined ? {} : { 'idempotency-key': headers.idempotencyKey }),
+          ...(headers.prefer === undefined ? {} : { prefer: headers.prefer }),
+        },
+        body: JSON.stringify(body),
+      });
+    },
+
+    getPurchase,
+
+    ready(): Promise<HttpResult> {
+      return request(`${baseUrl}/health/ready`);
+    },
+
+    /** Polls the purchase until its status is one of `statuses`; returns the view then. */
+    async purchaseReaches(
+      purchaseId: string,
+      statuses: readonly PurchaseStatus[],
+      timeoutMs = 15_000,
+    ): Promise<PurchaseView> {
+      return eventually(
+        async () => {
+          const { status, body } = await getPurchase(purchaseId);
+          const view = body as unknown as PurchaseView;
+          if (status === 200 && statuses.includes(view.status)) return view;
+          // Thrown rather than returned so a timeout reports what was last seen.
+          throw new Error(`last answer: ${status} ${JSON.stringify(body)}`);
+        },
+        { timeoutMs, what: `purchase ${purchaseId} to reach ${statuses.join(' or ')}` },
+      );
+    },
+  };
+}
+
+export type PurchaseClient = ReturnType<typeof createPurchaseClient>;
+
+/** Counts of each HTTP status among `results`, e.g. `{ 202: 1, 204: 49 }`. */
+export function statusCounts(results: readonly HttpResult[]): Record<number, number> {
+  const counts: Record<number, number> = {};
+  for (const { status } of results) counts[status] = (counts[status] ?? 0) + 1;
+  return counts;
+}

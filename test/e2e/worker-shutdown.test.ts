@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, seedProducts, seedUsers } from '../support/services.js';
+import { createPurchaseClient, purchaseIdIn, type PurchaseClient, type PurchaseView } from './purchase-client.js';
+import { createProcessStack, type ProcessStack } from './process-stack.js';
+
+describe('worker shutdown', () => {
+  let stack: ProcessStack;
+  let client: PurchaseClient;
+
+  beforeAll(async () => {
+    stack = await createProcessStack();
+    client = createPurchaseClient((await stack.startApi()).url);
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('finishes in-flight purchases on SIGTERM, exits 0, and leaves queued ones to the next worker', async () => {
+    const worker = await stack.startWorker({ PAYMENT_DELAY_MS: '1500', WORKER_CONCURRENCY: '2' });
+    const userIds = await seedUsers(stack.db, 5);
+    const [productId] = (await seedProducts(stack.db, 1)) as [number];
+    const purchaseIds: string[] = [];
+    for (const userId of userIds) {
+      const result = await client.purchase({ userId, productId });
+      expect(result.status).toBe(202);
+      purchaseIds.push(purchaseIdIn(result.headers.get('location')));
+    }
+    const inFlight = await eventually(
+      async () => {
+        const views = await Promise.all(
+          purchaseIds.map(async (id) => (await client.getPurchase(id)).body as unknown as PurchaseView),
+        );
+        const processing = views.filter((view) => view.status === 'processing').map((view) => view.purchaseId);
+        return processing.length === 2 ? processing : undefined;
+      },
+      { timeoutMs: 10_000, what: 'two purchases to be in flight' },
+    );
+
+    const exitCode = await worker.stop('SIGTERM', 15_000);
+
+    expect(exitCode, worker.output()).toBe(0);
+    const drained = await stack.payments();
+    expect(drained.map((row) => row.id).sort()).toEqual([...inFlight].sort());
+    for (const row of drained) expect(row.status).toBe('succeeded');
+    for (const id of purchaseIds.filter((id) => !inFlight.includes(id))) {
+      expect((await client.getPurchase(id)).body).toMatchObject({ status: 'queued' });
+    }
+
+    await stack.startWorker({ PAYMENT_DELAY_MS: '0' });
+    await stack.queueDrained();
+    for (const id of purchaseIds) {
+      expect(await client.purchaseReaches(id, ['succeeded', 'failed'])).toMatchObject({ status: 'succeeded' });
+    }
+    const rows = await stack.payments();
+    expect(rows.map((row) => row.id).sort()).toEqual([...purchaseIds].sort());
+    expect(rows.every((row) => row.status === 'succeeded')).toBe(true);
+  });
+});
