@@ -25,7 +25,9 @@ function body(statusCode: number, code: string, message: string) {
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isAppError(error)) {
-      if (error.statusCode >= 500) request.log.warn({ err: error.cause ?? error }, error.message);
+      if (error.statusCode >= 500) {
+        request.log.warn({ err: error.cause ?? error, code: error.code, ...error.logContext }, error.message);
+      }
       return reply
         .code(error.statusCode)
         .headers(error.headers)

@@ -24,6 +24,8 @@ export interface AppErrorOptions {
   /** Extra response headers, e.g. `Retry-After` on a 503. */
   headers?: Record<string, string>;
   cause?: unknown;
+  /** Facts for the log line, never shown to the client (e.g. which dependency failed). */
+  logContext?: Record<string, unknown>;
 }
 
 /**
@@ -34,6 +36,7 @@ export class AppError extends Error {
   override readonly name = 'AppError';
   readonly statusCode: number;
   readonly headers: Record<string, string>;
+  readonly logContext: Record<string, unknown>;
 
   constructor(
     readonly code: ErrorCode,
@@ -43,6 +46,7 @@ export class AppError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.statusCode = ERROR_CODES[code];
     this.headers = options.headers ?? {};
+    this.logContext = options.logContext ?? {};
   }
 }
 
@@ -59,8 +63,14 @@ export function serviceUnavailable(
   cause: unknown,
   code: 'SERVICE_UNAVAILABLE' | 'QUEUE_UNAVAILABLE' = 'SERVICE_UNAVAILABLE',
 ): AppError {
-  return new AppError(code, `${what} is unavailable; retry shortly`, {
+  // The client learns only that retrying is safe; which dependency failed goes to the log.
+  const message =
+    code === 'QUEUE_UNAVAILABLE'
+      ? 'The purchase could not be queued and was not accepted; retry shortly'
+      : 'The service is temporarily unavailable; retry shortly';
+  return new AppError(code, message, {
     headers: { 'retry-after': '1' },
     cause,
+    logContext: { dependency: what },
   });
 }

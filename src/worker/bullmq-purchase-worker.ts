@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../shared/logger.js';
 import { PurchaseJobSchema, type PaymentStatus, type PurchaseJob } from '../shared/purchase/purchase.js';
@@ -19,6 +19,11 @@ export interface BullmqPurchaseWorkerOptions {
   lockDurationMs: number;
 }
 
+/** Raised inside a job when the worker's shutdown deadline passes and the job goes back. */
+class HandedBack extends Error {
+  override readonly name = 'HandedBack';
+}
+
 /**
  * Feeds BullMQ jobs to the purchase step. Classification: a PermanentPurchaseError or a
  * malformed job becomes UnrecoverableError (no retry); anything else is thrown as is and BullMQ
@@ -30,16 +35,23 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
 
   const worker = new Worker<PurchaseJob, { status: PaymentStatus }>(
     options.queueName,
-    async (job: Job<PurchaseJob>) => {
+    async (job: Job<PurchaseJob>, token?: string, signal?: AbortSignal) => {
       const parsed = PurchaseJobSchema.safeParse(job.data);
       if (!parsed.success) {
         logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed purchase job');
         throw new UnrecoverableError('malformed purchase job');
       }
       try {
-        const purchase = await processor.processPurchase(parsed.data);
+        const purchase = await untilAborted(processor.processPurchase(parsed.data), signal);
         return { status: purchase.status as PaymentStatus };
       } catch (error) {
+        if (error instanceof HandedBack) {
+          // Back to the queue at once, without spending an attempt. The step may still finish
+          // here in the background; the next run then finds the payment and charges nothing.
+          await job.moveToWait(token);
+          logger.warn({ purchaseId: parsed.data.purchaseId }, 'handed back to the queue at shutdown');
+          throw new WaitingError();
+        }
         if (error instanceof PermanentPurchaseError) throw new UnrecoverableError(error.message);
         const attempts = job.opts.attempts ?? 1;
         if (job.attemptsMade + 1 >= attempts) {
@@ -77,17 +89,29 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
   return worker;
 }
 
+/** Settles like `work`, or rejects with HandedBack as soon as `signal` aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new HandedBack('shutdown deadline'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 /**
- * Stops taking jobs and waits for those in flight; past `timeoutMs` it stops waiting and lets
- * the remaining jobs go back to the queue (BullMQ's stalled check hands them to another
- * worker). Idempotent.
+ * Stops taking jobs and waits for those in flight. Past `timeoutMs` it hands every job still
+ * running back to the queue (another worker picks it up at once) and closes. Idempotent.
  */
 export async function closeWorkerWithin(worker: Worker, timeoutMs: number, logger: Logger): Promise<void> {
+  const closing = worker.close();
   try {
-    await withTimeout(worker.close(), timeoutMs, 'finishing in-flight jobs');
+    await withTimeout(closing, timeoutMs, 'finishing in-flight jobs');
   } catch (error) {
     if (!(error instanceof TimeoutError)) throw error;
     logger.warn({ timeoutMs }, 'jobs still running at the shutdown deadline; handing them back');
-    await worker.close(true);
+    worker.cancelAllJobs('shutdown deadline');
+    await closing;
   }
 }

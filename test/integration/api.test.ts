@@ -114,6 +114,10 @@ describe('POST /payment/purchase accepts once', () => {
     const status = await stack.app.inject({ method: 'GET', url: accepted.statusUrl });
     expect(status.statusCode).toBe(200);
     expect(status.json()).toMatchObject({ purchaseId: accepted.purchaseId, status: 'queued', amount: 4200, failureReason: null });
+    // Ids are case-insensitive, as uuids are, also while the purchase is only in Redis.
+    const upper = await stack.app.inject({ method: 'GET', url: `/payment/purchase/${accepted.purchaseId.toUpperCase()}` });
+    expect(upper.statusCode).toBe(200);
+    expect(upper.json().purchaseId).toBe(accepted.purchaseId);
   });
 
   it('releases the claim when the enqueue fails, answers 503 with Retry-After, and accepts the retry', async () => {

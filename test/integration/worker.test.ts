@@ -31,9 +31,9 @@ afterAll(async () => {
 });
 
 /** Starts an in-process BullMQ worker on the stack's queue; `payments` may inject faults. */
-function startWorker(options: { payments?: PaymentsRepository; declineRate?: number } = {}) {
+function startWorker(options: { payments?: PaymentsRepository; declineRate?: number; delayMs?: number } = {}) {
   charges = [];
-  const simulated = createSimulatedGateway({ delayMs: 0, declineRate: options.declineRate ?? 0 });
+  const simulated = createSimulatedGateway({ delayMs: options.delayMs ?? 0, declineRate: options.declineRate ?? 0 });
   const gateway: PaymentGateway = {
     charge: async (request) => {
       charges.push(request.purchaseId);
@@ -164,5 +164,30 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     expect(view.failureReason).toBe('retries_exhausted');
     expect(await rowsFor(purchaseId)).toMatchObject([{ status: 'failed', failure_reason: 'retries_exhausted' }]);
     expect(await (await stack.queue.getJob(purchaseId))?.getState()).toBe('failed');
+  });
+
+  it('hands jobs still running at the shutdown deadline back to the queue at once', async () => {
+    const slow = startWorker({ delayMs: 4_000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await submit()).response.json().purchaseId);
+    await eventually(async () => ((await stack.queue.getActiveCount()) === 3 ? true : undefined), { what: 'three active jobs' });
+
+    const startedClosing = Date.now();
+    await closeWorkerWithin(slow, 300, logger);
+    running = undefined;
+    expect(Date.now() - startedClosing).toBeLessThan(3_000);
+    for (const id of ids) {
+      const job = await stack.queue.getJob(id);
+      expect(await job?.getState()).toBe('waiting');
+      expect(job?.attemptsMade).toBe(0);
+    }
+
+    startWorker();
+    for (const id of ids) {
+      await eventually(async () => ((await status(id)).status === 'succeeded' ? true : undefined), { what: `purchase ${id}` });
+    }
+    // The abandoned runs finish in the background after the fresh worker wrote the payments.
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    for (const id of ids) expect(await rowsFor(id)).toHaveLength(1);
   });
 });

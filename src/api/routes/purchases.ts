@@ -83,7 +83,8 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
 
   app.get('/payment/purchase/:purchaseId', {
     schema: {
-      params: z.strictObject({ purchaseId: z.uuid() }),
+      // Lower-cased: Postgres compares uuids case-insensitively, Redis keys do not.
+      params: z.strictObject({ purchaseId: z.uuid().transform((id) => id.toLowerCase()) }),
       response: { 200: PurchaseView, ...errorResponses(400, 404, 503) },
     },
     handler: async (request) => {
