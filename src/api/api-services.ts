@@ -30,7 +30,7 @@ const IN_FLIGHT_STATE_TTL_SECONDS = 7 * 24 * 3600;
  * the Lambda handler and tests share this wiring.
  */
 export function createApiServices(
-  config: Pick<Config, 'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS'>,
+  config: Pick<Config, 'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS' | 'IDEMPOTENCY_PENDING_TTL_SECONDS'>,
   clients: ApiClients,
 ) {
   const { db, redis, subscriber, producer, logger } = clients;
@@ -48,6 +48,7 @@ export function createApiServices(
     prefix,
     ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
     stateTtlSeconds: Math.max(IN_FLIGHT_STATE_TTL_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
+    pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
     stateKey: states.stateKey,
   });
   const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });

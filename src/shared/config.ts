@@ -25,6 +25,7 @@ const ConfigSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: int().min(50).max(60_000).default(500),
   QUEUE_NAME: redisName.default('purchases'),
   IDEMPOTENCY_TTL_SECONDS: int().min(1).max(30 * 24 * 3600).default(300),
+  IDEMPOTENCY_PENDING_TTL_SECONDS: int().min(1).max(3600).default(15),
   PAYMENT_DELAY_MS: int().min(0).max(600_000).default(2000),
   PAYMENT_DECLINE_RATE: z.coerce.number().min(0).max(1).default(0),
   WORKER_CONCURRENCY: int().min(1).max(10_000).default(50),

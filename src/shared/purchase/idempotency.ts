@@ -97,7 +97,8 @@ export interface IdempotencyStoreOptions {
   stateTtlSeconds: number;
   /**
    * How long a claim lives before it is confirmed. A process that dies between claim and
-   * enqueue leaves a claim that expires after this long, not after the full TTL. Default 15 s.
+   * enqueue leaves a claim that expires after this long, not after the full TTL. It must
+   * exceed the enqueue timeout (2 s). Default 15 s.
    */
   pendingTtlSeconds?: number;
   /** Maps a purchase id to its state record key (owned by the purchase state store). */
