@@ -19,6 +19,18 @@ export function errorResponses<const S extends readonly number[]>(...statuses: S
 /** Database ids: positive 32-bit integers, strictly typed (no "1" strings, no 1.5). */
 export const Id = z.number().int().positive().max(2_147_483_647);
 
+/** The body of `POST /payment/purchase`: two ids, nothing else. */
+export const PurchaseBody = z.strictObject({ userId: Id, productId: Id });
+
+/** The headers `POST /payment/purchase` reads; others pass through untouched. */
+export const PurchaseHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 visible ASCII characters')
+    .optional(),
+  prefer: z.string().optional(),
+});
+
 export const PurchaseView = z.object({
   purchaseId: z.uuid(),
   userId: Id,

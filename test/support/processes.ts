@@ -28,9 +28,13 @@ export interface RunningProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
 }
 
-/** Starts `node <script>` from the build output (dist/) with `env` over the current environment. */
+/**
+ * Starts `node <script>` from the build output (dist/) with `env` over the current environment.
+ * A `.ts` path is run from the source tree through tsx instead (benchmark baselines).
+ */
 export function startNodeProcess(script: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, [`${ROOT}dist/${script}`], {
+  const args = script.endsWith('.ts') ? ['--import', 'tsx', `${ROOT}${script}`] : [`${ROOT}dist/${script}`];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,14 +89,21 @@ export async function startApi(env: Record<string, string>): Promise<RunningApi>
   return { ...api, url };
 }
 
-/** Starts a worker process and waits until it logs that it has started. */
-export async function startWorker(env: Record<string, string>): Promise<RunningProcess> {
+/**
+ * Starts a worker process and waits until it logs that it has started, or, when `ready` is
+ * given (for LOG_LEVEL above info), until that probe answers true.
+ */
+export async function startWorker(
+  env: Record<string, string>,
+  options: { ready?: () => Promise<boolean> } = {},
+): Promise<RunningProcess> {
   const worker = startNodeProcess('src/worker/main.js', env);
   try {
     await eventually(
-      () => {
+      async () => {
         if (worker.child.exitCode !== null) throw new Error(`worker exited early:\n${worker.output()}`);
-        return worker.output().includes('worker started') ? true : undefined;
+        const ready = options.ready ? await options.ready() : worker.output().includes('worker started');
+        return ready ? true : undefined;
       },
       { timeoutMs: 15_000, what: 'the worker to start' },
     );
@@ -110,8 +121,11 @@ export interface RunningRedisServer {
   pid: number;
   /** Everything redis-server wrote so far, for failure messages. */
   output(): string;
-  /** Kills the server (SIGKILL: an outage, not a shutdown) and waits for it to exit. */
-  stop(): Promise<void>;
+  /**
+   * Kills the server (SIGKILL: an outage, not a shutdown) and waits for it to exit. Pass
+   * 'SIGTERM' for a clean shutdown, which flushes the append-only file first.
+   */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /**
@@ -120,18 +134,25 @@ export interface RunningRedisServer {
  * default a free port.
  */
 export async function startRedisServer(
-  options: { appendOnly?: boolean; dir?: string; port?: number } = {},
+  options: {
+    appendOnly?: boolean;
+    /** `appendfsync` with `appendOnly`: Redis's default is 'everysec'; 'always' loses no acknowledged write. */
+    appendFsync?: 'always' | 'everysec' | 'no';
+    dir?: string;
+    port?: number;
+  } = {},
 ): Promise<RunningRedisServer> {
   const port = options.port ?? (await freePort());
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'];
+  if (options.appendFsync) args.push('--appendfsync', options.appendFsync);
   if (options.dir) args.push('--dir', options.dir);
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  const stop = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
   try {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../shared/errors.js';
-import { errorResponses, Id, PurchaseView, toPurchaseView } from '../http-schemas.js';
+import { errorResponses, PurchaseBody, PurchaseHeaders, PurchaseView, toPurchaseView } from '../http-schemas.js';
 import type { PurchaseService } from '../purchase-service.js';
 
 /** RFC 7240 caps: we wait at most this long, whatever the client asks for. */
@@ -37,14 +37,8 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
 ) => {
   app.post('/payment/purchase', {
     schema: {
-      body: z.strictObject({ userId: Id, productId: Id }),
-      headers: z.looseObject({
-        'idempotency-key': z
-          .string()
-          .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 visible ASCII characters')
-          .optional(),
-        prefer: z.string().optional(),
-      }),
+      body: PurchaseBody,
+      headers: PurchaseHeaders,
       response: {
         200: PurchaseView,
         202: Accepted,

@@ -1,0 +1,334 @@
+import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createIdempotencyStore } from '../src/shared/purchase/idempotency.js';
+import type { PurchaseJob } from '../src/shared/purchase/purchase.js';
+import { createPurchaseStateStore } from '../src/shared/purchase/purchase-state-store.js';
+import { bullmqPrefix, purchaseProducerFromConfig } from '../src/shared/queue/bullmq-purchase-producer.js';
+import { summarize } from '../scripts/burst/stats.js';
+import { startApi, startNodeProcess, startWorker, freePort, type RunningProcess } from '../test/support/processes.js';
+import { createTestDatabase, deleteKeys, eventually, randomSuffix, testConfig, TEST_REDIS_URL, type TestDatabase } from '../test/support/services.js';
+import { purchaseLoad, type LoadResult } from './load.js';
+import { renderMarkdown, renderTable, type BenchReport } from './report.js';
+
+/**
+ * `npm run bench [-- --quick]`: measures payonce against baselines measured in the same run on
+ * the same machine, Redis and Postgres, and writes BENCHMARKS.md / BENCHMARKS.json (full runs
+ * only). Everything it starts (database, key prefix, queues, processes) is its own and is
+ * removed at the end.
+ */
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const quick = args.quick;
+const write = !quick && !args['no-write'];
+
+const plan = quick
+  ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 2, concurrencies: [20], processes: [2] }
+  : { seconds: 10, warmup: 3, connections: 50, rounds: 2, workerJobs: 10_000, e2eRate: 500, e2eSeconds: 10, scaleDelayMs: 1000, scaleRounds: 5, concurrencies: [10, 100, 1000], processes: [1, 2, 4] };
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+const silent = pino({ level: 'silent' });
+
+/** Peak resident memory of a process (VmHWM), in MB. */
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+/** Runs `baseline` and `subject` alternately, `rounds` times each, and keeps each one's best. */
+async function compare(
+  rounds: number,
+  baseline: () => Promise<LoadResult>,
+  subject: () => Promise<LoadResult>,
+): Promise<{ baseline: LoadResult; subject: LoadResult }> {
+  let best: { baseline?: LoadResult; subject?: LoadResult } = {};
+  for (let round = 0; round < rounds; round++) {
+    const b = await baseline();
+    const s = await subject();
+    if (!best.baseline || b.requestsPerSecond > best.baseline.requestsPerSecond) best.baseline = b;
+    if (!best.subject || s.requestsPerSecond > best.subject.requestsPerSecond) best.subject = s;
+  }
+  return best as { baseline: LoadResult; subject: LoadResult };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const database = await createTestDatabase();
+  const prefix = `bench_${randomSuffix()}`;
+  const processes: RunningProcess[] = [];
+  const inspector = new Redis(TEST_REDIS_URL);
+  const queues: Queue[] = [];
+  try {
+    const users = await database.db('users')
+      .insert(Array.from({ length: 1000 }, (_, i) => ({ username: `bench_${i}` })))
+      .returning('id');
+    const [product] = await database.db('products').insert({ name: 'bench', price: 999 }).returning('id');
+    const productId = (product as { id: number }).id;
+    const bodies = users.map((row) => ({ userId: (row as { id: number }).id, productId }));
+
+    const env = (extra: Record<string, string> = {}) => ({
+      DATABASE_URL: database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      LOG_LEVEL: 'warn',
+      ...extra,
+    });
+    const track = <T extends RunningProcess>(running: T): T => {
+      processes.push(running);
+      return running;
+    };
+    const stop = async (running: RunningProcess) => {
+      await running.stop();
+      processes.splice(processes.indexOf(running), 1);
+    };
+
+    // 1 + 2. Accept and duplicate paths against the bare Fastify baseline.
+    log('accept and duplicate paths');
+    const basePort = await freePort();
+    const bare = track(startNodeProcess('bench/bare-fastify.ts', { PORT: String(basePort), LOG_LEVEL: 'warn' }));
+    const bareUrl = `http://127.0.0.1:${basePort}`;
+    await eventually(async () => ((await fetch(`${bareUrl}/health/live`).catch(() => null))?.ok ? true : undefined), {
+      timeoutMs: 20_000,
+      what: 'the baseline server',
+    });
+    const api = track(await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` })));
+    const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
+      purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys });
+    await load(bareUrl, 'distinct', plan.warmup);
+    await load(api.url, 'distinct', plan.warmup);
+    const accept = await compare(plan.rounds, () => load(bareUrl, 'distinct'), () => load(api.url, 'distinct'));
+    const duplicate = await compare(plan.rounds, () => load(bareUrl, 'duplicate'), () => load(api.url, 'duplicate'));
+    const apiRssAccept = await peakRssMb(api.pid);
+    await stop(api);
+    await stop(bare);
+
+    // 3. Worker throughput with no payment delay, against a bare BullMQ worker and raw inserts.
+    log('worker throughput');
+    const fill = async (queueName: string, count: number) => {
+      const config = testConfig({ DATABASE_URL: database.url, REDIS_KEY_PREFIX: prefix, QUEUE_NAME: queueName });
+      const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+      const states = createPurchaseStateStore({ redis: connection, prefix, finishedTtlSeconds: 300 });
+      const idempotency = createIdempotencyStore({ redis: connection, prefix, ttlSeconds: 300, stateTtlSeconds: 3600, stateKey: states.stateKey });
+      const producer = purchaseProducerFromConfig(config, connection);
+      const queue = new Queue(queueName, { connection: inspector, prefix: bullmqPrefix(prefix) });
+      queues.push(queue);
+      await queue.pause();
+      const jobs: PurchaseJob[] = Array.from({ length: count }, (_, i) => ({
+        purchaseId: randomUUID(),
+        userId: bodies[i % bodies.length]!.userId,
+        productId,
+        amount: 999,
+        idempotencyKey: `user:${bodies[i % bodies.length]!.userId}:key:${queueName}-${i}`,
+        acceptedAt: new Date().toISOString(),
+      }));
+      // The API's own steps: claim (with the in-flight record), enqueue, confirm.
+      for (let i = 0; i < jobs.length; i += 200) {
+        await Promise.all(
+          jobs.slice(i, i + 200).map(async (job) => {
+            await idempotency.claimIdempotencyKey(job.idempotencyKey, { purchaseId: job.purchaseId, fingerprint: 'bench' }, {
+              userId: job.userId,
+              productId: job.productId,
+              amount: job.amount,
+              status: 'queued',
+              createdAt: job.acceptedAt,
+            });
+            await producer.enqueuePurchase(job);
+            await idempotency.confirmClaim(job.idempotencyKey, job.purchaseId);
+          }),
+        );
+      }
+      await producer.close();
+      connection.disconnect();
+      return { queue, jobs };
+    };
+    const drain = async (queue: Queue, count: number) => {
+      const t0 = performance.now();
+      await queue.resume();
+      await eventually(async () => ((await queue.getCompletedCount()) >= count ? true : undefined), {
+        timeoutMs: 600_000,
+        intervalMs: 20,
+        what: `${count} jobs to complete`,
+      });
+      return count / ((performance.now() - t0) / 1000);
+    };
+    /** Starts a payonce worker on `queueName` and waits until BullMQ lists one more worker. */
+    const startPayonceWorker = async (queueName: string, workerEnvironment: Record<string, string>) => {
+      const queue = new Queue(queueName, { connection: inspector, prefix: bullmqPrefix(prefix) });
+      const before = await queue.getWorkersCount();
+      const running = await startWorker(workerEnvironment, { ready: async () => (await queue.getWorkersCount()) > before });
+      await queue.close();
+      return running;
+    };
+    const workerEnv = (queueName: string, extra: Record<string, string> = {}) =>
+      env({ QUEUE_NAME: queueName, PAYMENT_DELAY_MS: '0', WORKER_CONCURRENCY: '50', ...extra });
+
+    const bareQueueName = `bare_${randomSuffix()}`;
+    const bareFill = await fill(bareQueueName, plan.workerJobs);
+    const bareWorker = track(startNodeProcess('bench/bare-worker.ts', workerEnv(bareQueueName)));
+    await eventually(() => (bareWorker.output().includes('worker started') ? true : undefined), { timeoutMs: 20_000, what: 'the bare worker' });
+    const bareJobsPerSecond = await drain(bareFill.queue, plan.workerJobs);
+    const bareWorkerRss = await peakRssMb(bareWorker.pid);
+    await stop(bareWorker);
+
+    const realQueueName = `real_${randomSuffix()}`;
+    const realFill = await fill(realQueueName, plan.workerJobs);
+    const worker = track(await startPayonceWorker(realQueueName, workerEnv(realQueueName)));
+    const workerJobsPerSecond = await drain(realFill.queue, plan.workerJobs);
+    const workerRssThroughput = await peakRssMb(worker.pid);
+    await stop(worker);
+    const written = Number(
+      ((await database.db('payments').whereIn('id', realFill.jobs.map((job) => job.purchaseId)).count({ n: '*' })) as [{ n: string }])[0].n,
+    );
+    if (written !== plan.workerJobs) throw new Error(`worker wrote ${written} of ${plan.workerJobs} payments`);
+
+    // Raw inserts: the same rows, one insert per row, 50 at a time on a pool of the worker's size.
+    const rawRows = realFill.jobs.map((job) => ({
+      id: randomUUID(),
+      user_id: job.userId,
+      product_id: job.productId,
+      amount: job.amount,
+      status: 'succeeded',
+      failure_reason: null,
+      idempotency_key: `raw:${job.idempotencyKey}`,
+      accepted_at: new Date(job.acceptedAt),
+    }));
+    const rawStart = performance.now();
+    const pending = [...rawRows];
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        for (let row = pending.pop(); row; row = pending.pop()) await database.db('payments').insert(row);
+      }),
+    );
+    const rawInsertsPerSecond = rawRows.length / ((performance.now() - rawStart) / 1000);
+
+    // 4. End-to-end latency at a fixed offered load, simulated delay subtracted.
+    log(`end-to-end latency at ${plan.e2eRate}/s`);
+    const e2eDelay = 50;
+    const e2eQueue = `e2e_${randomSuffix()}`;
+    const e2eApi = track(await startApi(env({ QUEUE_NAME: e2eQueue })));
+    const e2eWorker = track(
+      await startPayonceWorker(e2eQueue, env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' })),
+    );
+    const accepted: string[] = [];
+    const offered = await purchaseLoad({
+      url: e2eApi.url,
+      connections: plan.connections,
+      durationSeconds: plan.e2eSeconds,
+      bodies,
+      keys: 'distinct',
+      overallRate: plan.e2eRate,
+      onAccepted: (id) => accepted.push(id),
+    });
+    await eventually(
+      async () => {
+        const [{ n }] = (await database.db('payments').whereIn('id', accepted).count({ n: '*' })) as [{ n: string }];
+        return Number(n) >= accepted.length ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 100, what: 'the end-to-end purchases to finish' },
+    );
+    const e2eRows = (await database.db('payments').whereIn('id', accepted).select('accepted_at', 'updated_at')) as Array<{
+      accepted_at: Date;
+      updated_at: Date;
+    }>;
+    const overhead = summarize(e2eRows.map((row) => row.updated_at.getTime() - row.accepted_at.getTime() - e2eDelay));
+    const apiRssE2e = await peakRssMb(e2eApi.pid);
+    const workerRssE2e = await peakRssMb(e2eWorker.pid);
+    await stop(e2eWorker);
+    await stop(e2eApi);
+
+    // 5. Scaling while the simulated gateway is the bottleneck, against Little's law.
+    log('scaling');
+    const scaling: BenchReport['scaling'] = [];
+    const scale = async (label: string, workers: number, concurrency: number) => {
+      const queueName = `scale_${randomSuffix()}`;
+      const jobs = workers * concurrency * plan.scaleRounds;
+      const { queue } = await fill(queueName, jobs);
+      const running: RunningProcess[] = [];
+      for (let i = 0; i < workers; i++) {
+        const extra = { PAYMENT_DELAY_MS: String(plan.scaleDelayMs), WORKER_CONCURRENCY: String(concurrency) };
+        running.push(track(await startPayonceWorker(queueName, workerEnv(queueName, extra))));
+      }
+      const jobsPerSecond = await drain(queue, jobs);
+      const rss = Math.max(...(await Promise.all(running.map((p) => peakRssMb(p.pid)))));
+      for (const p of running) await stop(p);
+      // Little's law: throughput = jobs in flight / time each spends in the system.
+      const predicted = (workers * concurrency) / (plan.scaleDelayMs / 1000);
+      scaling.push({ label, workers, concurrency, jobs, jobsPerSecond: Math.round(jobsPerSecond), predicted, ratio: jobsPerSecond / predicted, workerPeakRssMb: rss });
+    };
+    const perProcess = quick ? 10 : 25;
+    for (const workers of plan.processes) await scale(`${workers} process(es) x ${perProcess}`, workers, perProcess);
+    for (const concurrency of plan.concurrencies) await scale(`1 process x ${concurrency}`, 1, concurrency);
+
+    const report: BenchReport = {
+      date: new Date().toISOString(),
+      quick,
+      machine: describeMachine(),
+      plan,
+      accept: { ...accept, ratio: accept.subject.requestsPerSecond / accept.baseline.requestsPerSecond },
+      duplicate: { ...duplicate, ratio: duplicate.subject.requestsPerSecond / duplicate.baseline.requestsPerSecond },
+      worker: {
+        jobs: plan.workerJobs,
+        bareJobsPerSecond: Math.round(bareJobsPerSecond),
+        workerJobsPerSecond: Math.round(workerJobsPerSecond),
+        rawInsertsPerSecond: Math.round(rawInsertsPerSecond),
+        ratioToBare: workerJobsPerSecond / bareJobsPerSecond,
+        ratioToRawInserts: workerJobsPerSecond / rawInsertsPerSecond,
+      },
+      endToEnd: { offeredRate: plan.e2eRate, achievedRate: offered.requestsPerSecond, purchases: accepted.length, delayMs: e2eDelay, overheadMs: overhead },
+      scaling,
+      memory: {
+        apiPeakRssMbAccept: apiRssAccept,
+        apiPeakRssMbEndToEnd: apiRssE2e,
+        workerPeakRssMbThroughput: workerRssThroughput,
+        workerPeakRssMbEndToEnd: workerRssE2e,
+        bareWorkerPeakRssMb: bareWorkerRss,
+      },
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
+    console.log(renderTable(report));
+    if (write) {
+      const previous = await readFile('BENCHMARKS.md', 'utf8').catch(() => '');
+      await writeFile('BENCHMARKS.md', renderMarkdown(report, previous));
+      await writeFile('BENCHMARKS.json', `${JSON.stringify(report, null, 2)}\n`);
+      log('wrote BENCHMARKS.md and BENCHMARKS.json');
+    }
+  } finally {
+    for (const running of processes.reverse()) await running.stop('SIGKILL').catch(() => {});
+    for (const queue of queues) await queue.close().catch(() => {});
+    inspector.disconnect();
+    await deleteKeys(prefix).catch(() => {});
+    await database.drop().catch(() => {});
+  }
+}
+
+function describeMachine(): BenchReport['machine'] {
+  const version = (command: string, args: string[]) => {
+    try {
+      return execFileSync(command, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    cpu: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown'}`,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    postgres: version('psql', ['--version']),
+    redis: version('redis-server', ['--version']),
+  };
+}
+
+await main();
+await sleep(0);
