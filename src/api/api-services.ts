@@ -3,6 +3,7 @@ import type { Config } from '../shared/config.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import { createProductsRepository } from '../shared/catalog/products-repository.js';
+import { createPurchaseReferences } from '../shared/catalog/purchase-references.js';
 import { createUsersRepository } from '../shared/catalog/users-repository.js';
 import { createIdempotencyStore } from '../shared/purchase/idempotency.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
@@ -56,8 +57,7 @@ export function createApiServices(
     idempotency,
     states,
     payments,
-    users,
-    products,
+    references: createPurchaseReferences({ db }),
     producer,
     waiter,
     logger,

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, isAppError, serviceUnavailable } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { ProductsRepository } from '../shared/catalog/products-repository.js';
-import type { UsersRepository } from '../shared/catalog/users-repository.js';
+import type { PurchaseReferencesLookup } from '../shared/catalog/purchase-references.js';
 import {
   idempotencyKeyFor,
   purchaseFingerprint,
@@ -33,14 +32,10 @@ export type PurchaseSubmission =
   | { kind: 'duplicate'; purchaseId: string };
 
 export interface PurchaseServiceDeps {
-  idempotency: Pick<
-    IdempotencyStore,
-    'findClaim' | 'claimIdempotencyKey' | 'confirmClaim' | 'releaseClaim' | 'redirectClaim'
-  >;
+  idempotency: Pick<IdempotencyStore, 'claimIdempotencyKey' | 'confirmClaim' | 'releaseClaim' | 'redirectClaim'>;
   states: Pick<PurchaseStateStore, 'getPurchaseState'>;
   payments: Pick<PaymentsRepository, 'findPayment'>;
-  users: Pick<UsersRepository, 'findUser'>;
-  products: Pick<ProductsRepository, 'findProduct'>;
+  references: PurchaseReferencesLookup;
   producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
   waiter: Pick<PurchaseOutcomeWaiter, 'waitForOutcome'>;
   logger: Logger;
@@ -54,7 +49,7 @@ export interface PurchaseServiceDeps {
  * behind it, so a client is never blocked by a key with no purchase.
  */
 export function createPurchaseService(deps: PurchaseServiceDeps) {
-  const { idempotency, states, payments, users, products, producer, waiter, logger } = deps;
+  const { idempotency, states, payments, references, producer, waiter, logger } = deps;
   const newPurchaseId = deps.newPurchaseId ?? randomUUID;
   const now = deps.now ?? (() => new Date());
 
@@ -81,16 +76,13 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     const key = idempotencyKeyFor({ userId, productId, headerKey: request.idempotencyKey });
     const fingerprint = purchaseFingerprint({ userId, productId });
 
-    // A duplicate costs one Redis read and nothing else.
-    const held = await dependency('Redis', idempotency.findClaim(key));
-    if (held) return duplicateOf(held, fingerprint);
-
-    const [user, product] = await dependency(
+    // Usually answered from memory; unknown ids are rejected before anything is claimed.
+    const { userExists, price } = await dependency(
       'Postgres',
-      Promise.all([users.findUser(userId), products.findProduct(productId)]),
+      references.lookupPurchaseReferences(userId, productId),
     );
-    if (!user) throw new AppError('USER_NOT_FOUND', `User ${userId} does not exist`);
-    if (!product) throw new AppError('PRODUCT_NOT_FOUND', `Product ${productId} does not exist`);
+    if (!userExists) throw new AppError('USER_NOT_FOUND', `User ${userId} does not exist`);
+    if (price === null) throw new AppError('PRODUCT_NOT_FOUND', `Product ${productId} does not exist`);
 
     const purchaseId = newPurchaseId();
     const acceptedAt = now().toISOString();
@@ -99,9 +91,10 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       idempotency.claimIdempotencyKey(
         key,
         { purchaseId, fingerprint },
-        { userId, productId, amount: product.price, status: 'queued', createdAt: acceptedAt },
+        { userId, productId, amount: price, status: 'queued', createdAt: acceptedAt },
       ),
     );
+    // A duplicate ends here, having cost one Redis round trip.
     if (!claim.claimed) return duplicateOf(claim.existing, fingerprint);
 
     const log = logger.child({ purchaseId });
@@ -109,7 +102,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       purchaseId,
       userId,
       productId,
-      amount: product.price,
+      amount: price,
       idempotencyKey: key,
       acceptedAt,
     };
@@ -146,7 +139,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     await idempotency.confirmClaim(key, purchaseId).catch((error: unknown) => {
       log.warn({ err: error }, 'could not extend the idempotency claim');
     });
-    log.info({ userId, productId, amount: product.price }, 'purchase accepted');
+    log.info({ userId, productId, amount: price }, 'purchase accepted');
 
     if (wait && (await wait.finished)) {
       const purchase = await getPurchase(purchaseId).catch(() => null);

@@ -51,4 +51,35 @@ describe('payments repository on a real Postgres', () => {
     await expect(db('payments').insert({ ...base, id: job(12).purchaseId, amount: 1, status: 'failed' })).rejects.toThrow(/reason/);
     await expect(db('payments').insert({ ...base, id: job(13).purchaseId, amount: 1, status: 'succeeded', user_id: 999999 })).rejects.toThrow(/foreign key/);
   });
+
+  it('writes concurrent outcomes in one multi-row statement, each caller getting its own row', async () => {
+    const repo = createPaymentsRepository({ db: database.db });
+    const statements: string[] = [];
+    const onQuery = (query: { sql: string }) => statements.push(query.sql);
+    database.db.on('query', onQuery);
+    try {
+      const jobs = Array.from({ length: 30 }, (_, n) => job(100 + n));
+      const results = await Promise.all(jobs.map((j) => repo.recordPayment(j, { status: 'succeeded', failureReason: null })));
+      expect(results.map((r) => r.purchaseId)).toEqual(jobs.map((j) => j.purchaseId));
+      expect(statements.filter((sql) => sql.startsWith('insert'))).toHaveLength(1);
+      const found = await Promise.all(jobs.map((j) => repo.findPayment(j.purchaseId)));
+      expect(found.every((row) => row?.status === 'succeeded')).toBe(true);
+      expect(statements.filter((sql) => sql.startsWith('select'))).toHaveLength(1);
+    } finally {
+      database.db.off('query', onQuery);
+    }
+  });
+
+  it('fails only the purchase whose user vanished when it shares a statement with others', async () => {
+    const repo = createPaymentsRepository({ db: database.db });
+    const orphan = { ...job(200), userId: 1_999_999_999 };
+    const results = await Promise.allSettled([
+      repo.recordPayment(job(201), { status: 'succeeded', failureReason: null }),
+      repo.recordPayment(orphan, { status: 'succeeded', failureReason: null }),
+      repo.recordPayment(job(202), { status: 'failed', failureReason: 'card_declined' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23503' });
+    expect(await database.db('payments').whereIn('id', [job(201).purchaseId, job(202).purchaseId])).toHaveLength(2);
+  });
 });

@@ -13,7 +13,6 @@ function fakeIdempotency() {
   const claims = new Map<string, Claim>();
   return {
     claims,
-    findClaim: vi.fn(async (key: string) => claims.get(key) ?? null),
     claimIdempotencyKey: vi.fn(async (key: string, claim: Claim): Promise<ClaimResult> => {
       const existing = claims.get(key);
       if (existing) return { claimed: false, existing };
@@ -42,10 +41,7 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
     idempotency,
     states: { getPurchaseState: vi.fn(async () => null) },
     payments: { findPayment: vi.fn(async () => null) },
-    users: { findUser: vi.fn(async (id: number) => ({ id, username: 'u', createdAt: new Date() })) },
-    products: {
-      findProduct: vi.fn(async (id: number) => ({ id, name: 'p', description: null, price: 500, createdAt: new Date() })),
-    },
+    references: { lookupPurchaseReferences: vi.fn(async () => ({ userExists: true, price: 500 })) },
     producer,
     waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(false), cancel: vi.fn() })) },
     logger: pino({ level: 'silent' }),
@@ -72,12 +68,12 @@ describe('createPurchaseService.submitPurchase', () => {
     expect(idempotency.confirmClaim).toHaveBeenCalledWith('user:1:product:2', PURCHASE_ID);
   });
 
-  it('answers a duplicate from the claim alone', async () => {
-    const { service, producer, deps } = setup();
+  it('answers a duplicate from the claim, without enqueueing again', async () => {
+    const { service, producer, idempotency } = setup();
     await service.submitPurchase(request);
     await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'duplicate', purchaseId: PURCHASE_ID });
     expect(producer.enqueuePurchase).toHaveBeenCalledTimes(1);
-    expect(deps.users.findUser).toHaveBeenCalledTimes(1);
+    expect(idempotency.confirmClaim).toHaveBeenCalledTimes(1);
   });
 
   it('rejects a reused Idempotency-Key with a different body', async () => {
@@ -89,8 +85,8 @@ describe('createPurchaseService.submitPurchase', () => {
   });
 
   it.each([
-    ['USER_NOT_FOUND', { users: { findUser: async () => null } }],
-    ['PRODUCT_NOT_FOUND', { products: { findProduct: async () => null } }],
+    ['USER_NOT_FOUND', { references: { lookupPurchaseReferences: async () => ({ userExists: false, price: 500 }) } }],
+    ['PRODUCT_NOT_FOUND', { references: { lookupPurchaseReferences: async () => ({ userExists: true, price: null }) } }],
   ] as const)('rejects with %s before claiming anything', async (code, override) => {
     const { service, idempotency, producer } = setup(override as Partial<PurchaseServiceDeps>);
     await expect(service.submitPurchase(request)).rejects.toMatchObject({ code, statusCode: 422 });
@@ -111,7 +107,7 @@ describe('createPurchaseService.submitPurchase', () => {
 
   it('turns a Redis failure into 503, never a 500', async () => {
     const { service, idempotency } = setup();
-    idempotency.findClaim.mockRejectedValueOnce(new Error('Stream is not writeable'));
+    idempotency.claimIdempotencyKey.mockRejectedValueOnce(new Error('Stream is not writeable'));
     await expect(service.submitPurchase(request)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE', statusCode: 503 });
   });
 

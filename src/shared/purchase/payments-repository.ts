@@ -1,3 +1,4 @@
+import DataLoader from 'dataloader';
 import type { Db } from '../db.js';
 import type { PaymentStatus, Purchase, PurchaseJob } from './purchase.js';
 
@@ -31,22 +32,50 @@ const toPurchase = (row: PaymentRow): Purchase => ({
   updatedAt: row.updated_at,
 });
 
-/** The `payments` table: one row per finished purchase, keyed by the purchase id. */
-export function createPaymentsRepository({ db }: { db: Db }) {
-  return {
-    async findPayment(purchaseId: string): Promise<Purchase | null> {
-      const row = await db<PaymentRow>('payments').where({ id: purchaseId }).first();
-      return row ? toPurchase(row) : null;
-    },
+const FOREIGN_KEY_VIOLATION = '23503';
 
-    /**
-     * Writes the outcome of a purchase exactly once. The insert and the conflict check are one
-     * statement on the primary key, so a job run twice, or by two workers at once, leaves one
-     * row: the first outcome written wins and is returned to every caller.
-     */
-    async recordPayment(job: PurchaseJob, outcome: PaymentOutcome): Promise<Purchase> {
-      const inserted = await db<PaymentRow>('payments')
-        .insert({
+export interface PaymentsRepositoryOptions {
+  db: Db;
+  /**
+   * Most rows one statement reads or writes. Calls made while a statement is under way are
+   * gathered into the next one, so a worker running many jobs at once writes them in a few
+   * multi-row statements instead of one round trip each. Default 100.
+   */
+  maxBatchSize?: number;
+}
+
+/**
+ * The `payments` table: one row per finished purchase, keyed by the purchase id. Concurrent
+ * reads and writes are coalesced into multi-row statements (DataLoader); each call still gets
+ * exactly its own answer or error.
+ */
+export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRepositoryOptions) {
+  const selectByIds = async (ids: readonly string[]) => {
+    const rows = (await db('payments').whereIn('id', [...new Set(ids)])) as PaymentRow[];
+    return new Map(rows.map((row) => [row.id, row]));
+  };
+
+  const finder = new DataLoader<string, Purchase | null>(
+    async (ids) => {
+      const rows = await selectByIds(ids);
+      return ids.map((id) => {
+        const row = rows.get(id);
+        return row ? toPurchase(row) : null;
+      });
+    },
+    { cache: false, maxBatchSize },
+  );
+
+  /**
+   * Inserts the outcomes, skipping purchases already written, and returns each purchase's row.
+   * The insert and the conflict check are one statement on the primary key, so a job run twice,
+   * or by two workers at once, leaves one row: the first outcome written wins and is returned
+   * to every caller.
+   */
+  async function insertOutcomes(entries: ReadonlyArray<{ job: PurchaseJob; outcome: PaymentOutcome }>) {
+    const inserted = (await db('payments')
+      .insert(
+        entries.map(({ job, outcome }) => ({
           id: job.purchaseId,
           user_id: job.userId,
           product_id: job.productId,
@@ -55,13 +84,44 @@ export function createPaymentsRepository({ db }: { db: Db }) {
           failure_reason: outcome.failureReason,
           idempotency_key: job.idempotencyKey,
           accepted_at: new Date(job.acceptedAt),
-        })
-        .onConflict('id')
-        .ignore()
-        .returning('*');
-      const row = inserted[0] ?? (await db<PaymentRow>('payments').where({ id: job.purchaseId }).first());
-      if (!row) throw new Error(`payment ${job.purchaseId} neither inserted nor found`);
-      return toPurchase(row as PaymentRow);
+        })),
+      )
+      .onConflict('id')
+      .ignore()
+      .returning('*')) as PaymentRow[];
+    const rows = new Map(inserted.map((row) => [row.id, row]));
+    const missing = entries.map(({ job }) => job.purchaseId).filter((id) => !rows.has(id));
+    if (missing.length > 0) for (const [id, row] of await selectByIds(missing)) rows.set(id, row);
+    return entries.map(({ job }) => {
+      const row = rows.get(job.purchaseId);
+      return row ? toPurchase(row) : new Error(`payment ${job.purchaseId} neither inserted nor found`);
+    });
+  }
+
+  const writer = new DataLoader<{ job: PurchaseJob; outcome: PaymentOutcome }, Purchase>(
+    async (entries) => {
+      try {
+        return await insertOutcomes(entries);
+      } catch (error) {
+        // One row with a vanished user or product fails the whole statement: write the batch
+        // row by row so only that purchase gets the error.
+        if ((error as { code?: string }).code !== FOREIGN_KEY_VIOLATION || entries.length === 1) throw error;
+        return Promise.all(
+          entries.map((entry) => insertOutcomes([entry]).then(([result]) => result!, (single: Error) => single)),
+        );
+      }
+    },
+    { cache: false, maxBatchSize },
+  );
+
+  return {
+    findPayment(purchaseId: string): Promise<Purchase | null> {
+      return finder.load(purchaseId);
+    },
+
+    /** Writes the outcome of a purchase exactly once and returns the row that stands. */
+    recordPayment(job: PurchaseJob, outcome: PaymentOutcome): Promise<Purchase> {
+      return writer.load({ job, outcome });
     },
   };
 }

@@ -1,0 +1,32 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPurchaseReferences } from '../../src/shared/catalog/purchase-references.js';
+import { createTestDatabase, seedUserAndProduct, type TestDatabase } from '../support/services.js';
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database?.drop());
+
+describe('purchase references on a real Postgres', () => {
+  it('answers both questions in one query and reuses found answers for the TTL', async () => {
+    const { userId, productId } = await seedUserAndProduct(database.db, { price: 700 });
+    const references = createPurchaseReferences({ db: database.db, ttlMs: 300 });
+    expect(await references.lookupPurchaseReferences(userId, productId)).toEqual({ userExists: true, price: 700 });
+
+    await database.db('products').where({ id: productId }).update({ price: 900 });
+    // Within the TTL the cached price stands; after it the new one applies.
+    expect((await references.lookupPurchaseReferences(userId, productId)).price).toBe(700);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect((await references.lookupPurchaseReferences(userId, productId)).price).toBe(900);
+  });
+
+  it('never caches a missing user or product, so new ones are purchasable at once', async () => {
+    const references = createPurchaseReferences({ db: database.db, ttlMs: 60_000 });
+    const [{ id: userId }] = await database.db('users').insert({ username: 'late' }).returning('id');
+    expect(await references.lookupPurchaseReferences(userId, 2_000_000_000)).toEqual({ userExists: true, price: null });
+    const [{ id: productId }] = await database.db('products').insert({ name: 'late', price: 5 }).returning('id');
+    expect(await references.lookupPurchaseReferences(userId, productId)).toEqual({ userExists: true, price: 5 });
+    expect(await references.lookupPurchaseReferences(2_000_000_000, productId)).toEqual({ userExists: false, price: 5 });
+  });
+});
