@@ -31,7 +31,10 @@ const IN_FLIGHT_STATE_TTL_SECONDS = 7 * 24 * 3600;
  * the Lambda handler and tests share this wiring.
  */
 export function createApiServices(
-  config: Pick<Config, 'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS' | 'IDEMPOTENCY_PENDING_TTL_SECONDS'>,
+  config: Pick<
+    Config,
+    'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS' | 'IDEMPOTENCY_PENDING_TTL_SECONDS' | 'QUEUE_DRIVER'
+  >,
   clients: ApiClients,
 ) {
   const { db, redis, subscriber, producer, logger } = clients;
@@ -64,7 +67,9 @@ export function createApiServices(
   });
   const readinessChecks: AppDeps['readinessChecks'] = [
     { name: 'postgres', check: () => db.raw('select 1') },
-    { name: 'redis', check: () => producer.ping() },
+    { name: 'redis', check: () => redis.ping() },
+    // BullMQ's queue is the Redis above; SQS is a dependency of its own.
+    ...(config.QUEUE_DRIVER === 'sqs' ? [{ name: 'queue', check: () => producer.ping() }] : []),
   ];
   return { users, products, purchases, readinessChecks, waiter };
 }

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import closeWithGrace from 'close-with-grace';
+import { loadAppSecretsOrExit } from '../shared/app-secrets.js';
 import { loadConfigOrExit, type Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
-import { purchaseProducerFromConfig } from '../shared/queue/bullmq-purchase-producer.js';
+import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis.js';
 import { createApiServices } from './api-services.js';
 import { buildApp } from './app.js';
@@ -14,7 +15,7 @@ async function main(config: Config): Promise<void> {
   const db = createDb(config);
   const redis = createFailFastRedis(config, logger, 'api');
   const subscriber = createPersistentRedis(config, logger, 'api-events');
-  const producer = purchaseProducerFromConfig(config, redis);
+  const producer = await createPurchaseProducer(config, { redis });
   const services = createApiServices(config, { db, redis, subscriber, producer, logger });
 
   let shuttingDown = false;
@@ -47,4 +48,4 @@ async function main(config: Config): Promise<void> {
   await app.listen({ host: config.HOST, port: config.PORT });
 }
 
-await main(loadConfigOrExit());
+await main(loadConfigOrExit(await loadAppSecretsOrExit()));

@@ -10,6 +10,9 @@ const redisName = z
 
 const int = () => z.coerce.number().int();
 
+/** SQS caps one visibility timeout at 12 hours. */
+const SQS_MAX_VISIBILITY_SECONDS = 43_200;
+
 const ConfigSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -38,7 +41,34 @@ const ConfigSchema = z.object({
   BODY_LIMIT_BYTES: int().min(256).max(10 * 1024 * 1024).default(16 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: booleanString.optional(),
-});
+  /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */
+  QUEUE_DRIVER: z.enum(['bullmq', 'sqs']).default('bullmq'),
+  /** The SQS FIFO queue's URL; required with QUEUE_DRIVER=sqs. */
+  SQS_QUEUE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// queue URL' }).optional(),
+  /**
+   * Long-poll wait of the SQS worker process (ReceiveMessage WaitTimeSeconds). A shutdown waits
+   * for the current poll, so keep it below SHUTDOWN_TIMEOUT_MS.
+   */
+  SQS_WAIT_TIME_SECONDS: int().min(0).max(20).default(5),
+  /** How long a received message stays hidden from other workers; the worker extends it while the job runs. */
+  SQS_VISIBILITY_TIMEOUT_SECONDS: int().min(5).max(SQS_MAX_VISIBILITY_SECONDS).default(30),
+  /** Upper bound of the retry delay of a failed SQS message (JOB_BACKOFF_MS doubles up to this). */
+  SQS_MAX_BACKOFF_SECONDS: int().min(0).max(SQS_MAX_VISIBILITY_SECONDS).default(900),
+  /**
+   * A Secrets Manager secret (JSON object of environment variables, e.g. DATABASE_URL and
+   * REDIS_URL) that the entries merge over the environment before this schema runs. Listed here
+   * so a malformed value is reported like any other.
+   */
+  APP_SECRET_ARN: z.string().startsWith('arn:', 'must be a Secrets Manager ARN').optional(),
+}).superRefine(
+  // Runs even when other fields are invalid, so this problem is reported together with them.
+  (env, ctx) => {
+    if (env.QUEUE_DRIVER === 'sqs' && env.SQS_QUEUE_URL === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['SQS_QUEUE_URL'], message: 'required when QUEUE_DRIVER=sqs' });
+    }
+  },
+  { when: () => true },
+);
 
 export type Config = Readonly<z.output<typeof ConfigSchema>>;
 
