@@ -14,8 +14,18 @@ redis.call('HSET', KEYS[1], 'status', 'processing', 'updatedAt', ARGV[1])
 return 1
 `;
 
+// Records a final outcome and announces it, in one round trip. KEYS: state. ARGV: ttl,
+// channel, event, then field/value pairs.
+const MARK_FINISHED_SCRIPT = `
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`;
+
 interface StateCommands {
   payonceMarkProcessing(stateKey: string, updatedAt: string): Promise<number>;
+  payonceMarkFinished(stateKey: string, ...args: (string | number)[]): Promise<number>;
 }
 
 export interface PurchaseStateStoreOptions {
@@ -33,6 +43,7 @@ export interface PurchaseStateStoreOptions {
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, prefix, finishedTtlSeconds } = options;
   redis.defineCommand('payonceMarkProcessing', { numberOfKeys: 1, lua: MARK_PROCESSING_SCRIPT });
+  redis.defineCommand('payonceMarkFinished', { numberOfKeys: 1, lua: MARK_FINISHED_SCRIPT });
   const commands = redis as unknown as StateCommands;
   const stateKey = (purchaseId: string) => `${prefix}:purchase:${purchaseId}`;
   const eventsChannel = `${prefix}:purchase-events`;
@@ -57,20 +68,26 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
      */
     async markFinished(purchase: Purchase): Promise<void> {
       const event: PurchaseFinishedEvent = { purchaseId: purchase.purchaseId, status: purchase.status };
-      await redis
-        .multi()
-        .hset(stateKey(purchase.purchaseId), {
-          userId: purchase.userId,
-          productId: purchase.productId,
-          amount: purchase.amount,
-          status: purchase.status,
-          failureReason: purchase.failureReason ?? '',
-          createdAt: purchase.createdAt.toISOString(),
-          updatedAt: purchase.updatedAt.toISOString(),
-        })
-        .expire(stateKey(purchase.purchaseId), finishedTtlSeconds)
-        .publish(eventsChannel, JSON.stringify(event))
-        .exec();
+      await commands.payonceMarkFinished(
+        stateKey(purchase.purchaseId),
+        finishedTtlSeconds,
+        eventsChannel,
+        JSON.stringify(event),
+        'userId',
+        purchase.userId,
+        'productId',
+        purchase.productId,
+        'amount',
+        purchase.amount,
+        'status',
+        purchase.status,
+        'failureReason',
+        purchase.failureReason ?? '',
+        'createdAt',
+        purchase.createdAt.toISOString(),
+        'updatedAt',
+        purchase.updatedAt.toISOString(),
+      );
     },
   };
 }
