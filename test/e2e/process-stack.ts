@@ -34,6 +34,8 @@ export interface JobCounts {
  */
 export interface ProcessStack {
   db: Db;
+  /** The stack's own database, as the processes get it in DATABASE_URL. */
+  databaseUrl: string;
   prefix: string;
   queueName: string;
   /** Starts the API with this stack's environment plus `overrides` (LOG_LEVEL warn unless given). */
@@ -112,6 +114,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
 
   return {
     db: database.db,
+    databaseUrl: database.url,
     prefix,
     queueName,
 

@@ -1,0 +1,163 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../e2e/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import type { RunningProcess } from '../support/processes.js';
+import { eventually, seedProducts, seedUsers } from '../support/services.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { acceptPurchases, allReach, logged, PATIENT_API, processingCount } from './fault-kit.js';
+
+/** Lines of a process's JSON log with message `msg`, parsed. */
+function logLines(output: string, msg: string): Record<string, unknown>[] {
+  return output
+    .split('\n')
+    .filter((line) => line.includes(`"msg":"${msg}"`))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * Issue 4, item 3: Postgres unreachable from the worker. The worker reaches Postgres through a
+ * TCP proxy of this file's own; the API talks to Postgres directly, so purchases are still
+ * accepted (and can be read back) during the outage.
+ */
+describe('Postgres unreachable from the worker', () => {
+  let stack: ProcessStack;
+  let proxy: TcpProxy;
+  let client: PurchaseClient;
+  let worker: RunningProcess;
+  let productId: number;
+  /** Retries after 200 ms, doubling, 10 attempts: about 100 s of budget, far beyond a 4 s cut. */
+  const patientRetries = { JOB_ATTEMPTS: '10', JOB_BACKOFF_MS: '200' };
+
+  beforeAll(async () => {
+    stack = await createProcessStack();
+    proxy = await startTcpProxy({ port: Number(new URL(stack.databaseUrl).port || 5432) });
+    client = createPurchaseClient((await stack.startApi({ ...PATIENT_API, ...patientRetries })).url);
+    worker = await stack.startWorker({
+      ...patientRetries,
+      DATABASE_URL: proxy.rewrite(stack.databaseUrl),
+      PAYMENT_DELAY_MS: '500',
+      WORKER_CONCURRENCY: '20',
+    });
+    [productId] = (await seedProducts(stack.db, 1)) as [number];
+  });
+
+  afterAll(async () => {
+    proxy?.restore();
+    await stack?.close();
+    await proxy?.close();
+  });
+
+  // 'reset': Postgres refuses, so every query fails at once and every job is retried. 'stall': a
+  // partition; connects hang until the worker's 3 s connect timeout (or its 5 s wait for a
+  // pooled connection, which can outlast the cut), so some jobs fail and others just wait.
+  it.each(['reset', 'stall'] as const)(
+    'retries through a 4 s outage (%s) and completes every purchase once it is back, without duplicates',
+    async (mode) => {
+      const userIds = await seedUsers(stack.db, 20);
+      const bodies = userIds.map((userId) => ({ userId, productId }));
+      const running = await acceptPurchases(client, bodies.slice(0, 10));
+      await processingCount(client, running, 10);
+
+      // Mid-charge: their writes will fail. The next ten fail before they charge anything.
+      proxy.cut({ mode });
+      const cutAt = performance.now();
+      const queuedDuringOutage = await acceptPurchases(client, bodies.slice(10));
+      const ids = [...running, ...queuedDuringOutage];
+      // Hold the outage open long enough for every job to fail at least once.
+      await sleep(4_000 - (performance.now() - cutAt));
+      expect((await stack.payments()).filter((row) => userIds.includes(row.user_id))).toEqual([]);
+      expect((await stack.jobCounts()).failed).toBe(0);
+      proxy.restore();
+
+      const views = await allReach(client, ids, ['succeeded', 'failed'], { timeoutMs: 20_000 });
+      expect(views.map((view) => view.status)).toEqual(ids.map(() => 'succeeded'));
+      expect(await stack.queueDrained()).toMatchObject({ failed: 0 });
+      const ours = (await stack.payments()).filter((row) => userIds.includes(row.user_id));
+      expect(ours.map((row) => row.id).sort()).toEqual([...ids].sort());
+      for (const row of ours) expect(row).toMatchObject({ status: 'succeeded', failure_reason: null });
+      // The outage really made attempts fail, and they were retried.
+      const retriedAmong = (output: string) => {
+        const retried = new Set(logLines(output, 'purchase attempt failed; will retry').map((line) => line.purchaseId));
+        return ids.filter((id) => retried.has(id));
+      };
+      if (mode === 'reset') {
+        await logged(worker, (output) => retriedAmong(output).length === ids.length, 'every purchase to have been retried');
+      } else {
+        await logged(worker, (output) => retriedAmong(output).length > 0, 'a purchase to have been retried');
+      }
+    },
+  );
+
+  it('does not write twice when Postgres committed the payment but the reply was lost', async () => {
+    const [userId] = (await seedUsers(stack.db, 1)) as [number];
+    const lostReply = proxy.trap('insert into "payments"', 'drop-replies');
+    const [purchaseId] = (await acceptPurchases(client, [{ userId, productId }])) as [string];
+    await lostReply;
+    // The row is committed while the worker is still waiting for the answer...
+    await eventually(async () => ((await stack.payments({ id: purchaseId })).length === 1 ? true : undefined), {
+      what: 'the payment row to be committed',
+    });
+    expect((await client.getPurchase(purchaseId)).body).toMatchObject({ status: 'succeeded' });
+    expect(await stack.jobCounts()).toMatchObject({ active: 1 });
+    // ...which it never gets: the connection dies, the attempt fails and the job is retried.
+    proxy.cut({ mode: 'reset' });
+    proxy.restore();
+
+    expect(await client.purchaseReaches(purchaseId, ['succeeded', 'failed'])).toMatchObject({ status: 'succeeded' });
+    await stack.queueDrained();
+    expect(await stack.payments({ user_id: userId })).toMatchObject([{ id: purchaseId, status: 'succeeded' }]);
+    // The retry did run, found the payment and charged nothing.
+    await logged(
+      worker,
+      (output) =>
+        logLines(output, 'purchase already recorded; not charging again').some((line) => line.purchaseId === purchaseId),
+      'the retry to find the recorded payment',
+    );
+  });
+
+  it('records a purchase whose retry budget ran out during the outage as failed (retries_exhausted), in Redis', async () => {
+    // JOB_ATTEMPTS and JOB_BACKOFF_MS travel with the job, so they are the accepting API's.
+    const impatient = createPurchaseClient(
+      (await stack.startApi({ ...PATIENT_API, JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '100' })).url,
+    );
+    const userIds = await seedUsers(stack.db, 3);
+    const failedBefore = (await stack.jobCounts()).failed;
+
+    proxy.cut({ mode: 'reset' });
+    const ids = await acceptPurchases(
+      impatient,
+      userIds.map((userId) => ({ userId, productId })),
+    );
+    const whileDown = await allReach(impatient, ids, ['failed'], { timeoutMs: 10_000 });
+    for (const view of whileDown) expect(view).toMatchObject({ status: 'failed', failureReason: 'retries_exhausted' });
+    expect((await stack.jobCounts()).failed - failedBefore).toBe(ids.length);
+    proxy.restore();
+
+    // Postgres was unreachable at the last attempt, so the failure could only be kept in Redis;
+    // nothing writes it to Postgres later. It stays readable (until IDEMPOTENCY_TTL_SECONDS).
+    await logged(
+      worker,
+      (output) => {
+        const lines = logLines(output, 'could not write the failure to Postgres; recorded in Redis only');
+        const gaveUp = new Set(lines.map((line) => line.purchaseId));
+        return ids.every((id) => gaveUp.has(id));
+      },
+      'the worker to log that it kept each failure in Redis only',
+    );
+    expect(await stack.payments({ user_id: userIds[0]! })).toEqual([]);
+    for (const id of ids) {
+      const answer = await impatient.getPurchase(id);
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({ purchaseId: id, status: 'failed', failureReason: 'retries_exhausted' });
+    }
+    // A resubmission is a duplicate of the failed purchase, not a silent second attempt.
+    const again = await impatient.purchase({ userId: userIds[0]!, productId });
+    expect(again.status).toBe(204);
+    expect(purchaseIdIn(again.headers.get('location'))).toBe(ids[0]);
+    // The worker is healthy again: a new purchase goes through.
+    const [fresh] = (await seedUsers(stack.db, 1)) as [number];
+    const [freshId] = (await acceptPurchases(client, [{ userId: fresh, productId }])) as [string];
+    expect(await client.purchaseReaches(freshId, ['succeeded', 'failed'], 10_000)).toMatchObject({ status: 'succeeded' });
+  });
+});
