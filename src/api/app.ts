@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ProductsRepository } from '../shared/catalog/products-repository.js';
 import type { UsersRepository } from '../shared/catalog/users-repository.js';
-import { registerErrorHandling } from './error-handler.js';
+import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
 import type { PurchaseService } from './purchase-service.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
@@ -30,6 +30,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     // Clients see the request id in every log line about their request.
     requestIdHeader: 'x-request-id',
+    frameworkErrors: frameworkErrorHandler,
     ...deps.fastify,
   });
   app.setValidatorCompiler(validatorCompiler);

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isAppError, type ErrorCode } from '../shared/errors.js';
 
@@ -15,6 +15,15 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 function body(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+}
+
+/**
+ * Errors Fastify raises before routing (a malformed percent-encoding, a path parameter over
+ * `maxParamLength`): both are malformed ids to a client, so 400 VALIDATION_FAILED in the house
+ * shape. Pass as Fastify's `frameworkErrors` option.
+ */
+export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(400).send(body(400, 'VALIDATION_FAILED', error.message));
 }
 
 /**

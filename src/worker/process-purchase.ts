@@ -64,19 +64,22 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
     return payment;
   }
 
-  /** Keeps a purchase that can never be written visible as failed instead of stuck in flight. */
+  /** Keeps a purchase that cannot be written visible as failed instead of stuck in flight. */
   async function markFailedWithoutPayment(job: PurchaseJob, reason: string): Promise<void> {
     const now = new Date();
-    await states.markFinished({
-      purchaseId: job.purchaseId,
-      userId: job.userId,
-      productId: job.productId,
-      status: 'failed',
-      amount: job.amount,
-      failureReason: reason,
-      createdAt: new Date(job.acceptedAt),
-      updatedAt: now,
-    });
+    await states.markFinished(
+      {
+        purchaseId: job.purchaseId,
+        userId: job.userId,
+        productId: job.productId,
+        status: 'failed',
+        amount: job.amount,
+        failureReason: reason,
+        createdAt: new Date(job.acceptedAt),
+        updatedAt: now,
+      },
+      { inPostgres: false },
+    );
   }
 
   /**

@@ -119,7 +119,8 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     queueName,
 
     async startApi(overrides = {}) {
-      const api = await startApi(env({ LOG_LEVEL: 'warn', ...overrides }));
+      // A generous Redis bound: see testConfig. Outage tests still get their 503 at once.
+      const api = await startApi(env({ LOG_LEVEL: 'warn', REDIS_COMMAND_TIMEOUT_MS: '5000', ...overrides }));
       started.push(api);
       return api;
     },

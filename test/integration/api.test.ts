@@ -174,6 +174,12 @@ describe('GET /payment/purchase/:purchaseId', () => {
     const malformed = await stack.app.inject({ method: 'GET', url: '/payment/purchase/1%20or%201=1' });
     expect(malformed.statusCode).toBe(400);
     expect(malformed.json().code).toBe('VALIDATION_FAILED');
+    // Errors Fastify raises before routing answer in the same shape.
+    for (const url of ['/payment/purchase/%zz', `/payment/purchase/${'a'.repeat(300)}`]) {
+      const response = await stack.app.inject({ method: 'GET', url });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toEqual({ statusCode: 400, code: 'VALIDATION_FAILED', error: 'Bad Request', message: expect.any(String) });
+    }
   });
 });
 
@@ -197,6 +203,12 @@ describe('users, products and health', () => {
     expect(negative.statusCode).toBe(400);
     const fractional = await stack.app.inject({ method: 'POST', url: '/product', payload: { name: 'x', price: 2.5 } });
     expect(fractional.statusCode).toBe(400);
+    // Postgres text cannot hold NUL: a 400, not a failed insert.
+    for (const payload of [{ name: 'a\u0000b', price: 1 }, { name: 'ok', description: '\u0000', price: 1 }]) {
+      const nul = await stack.app.inject({ method: 'POST', url: '/product', payload });
+      expect(nul.statusCode).toBe(400);
+      expect(nul.json().code).toBe('VALIDATION_FAILED');
+    }
     const list = await stack.app.inject({ method: 'GET', url: '/product?limit=1000' });
     expect(list.json()).toContainEqual(created.json());
     const badLimit = await stack.app.inject({ method: 'GET', url: '/product?limit=0' });

@@ -47,14 +47,17 @@ describe('idempotency claims on a real Redis', () => {
     expect(await redis.exists(...losers.map(states.stateKey))).toBe(0);
   });
 
-  it('holds a new claim only briefly until it is confirmed, then for the full TTL', async () => {
+  it('holds a new claim and its record only briefly until confirmed, then for the full TTL', async () => {
     const key = `user:1:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(100), fingerprint: 'f' }, state);
-    const pendingTtl = await redis.ttl(`${prefix}:idem:${key}`);
-    expect(pendingTtl).toBeGreaterThan(0);
-    expect(pendingTtl).toBeLessThanOrEqual(15);
+    for (const pending of [`${prefix}:idem:${key}`, states.stateKey(id(100))]) {
+      const ttl = await redis.ttl(pending);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(15);
+    }
     expect(await store.confirmClaim(key, id(100))).toBe(true);
     expect(await redis.ttl(`${prefix}:idem:${key}`)).toBeGreaterThan(15);
+    expect(await redis.ttl(states.stateKey(id(100)))).toBeGreaterThan(300);
   });
 
   it('releases a claim only for its owner', async () => {
@@ -111,5 +114,24 @@ describe('purchase state records', () => {
     subscriber.disconnect();
     await states.markProcessing(id(500));
     expect(await states.getPurchaseState(id(500))).toEqual(finished);
+  });
+});
+
+describe('outcomes Redis alone holds', () => {
+  it('keep a failure that never reached Postgres for the long TTL, and a recorded one for the short', async () => {
+    const failed = {
+      purchaseId: id(600),
+      userId: 1,
+      productId: 2,
+      status: 'failed' as const,
+      amount: 300,
+      failureReason: 'retries_exhausted',
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    };
+    await states.markFinished(failed, { inPostgres: false });
+    expect(await redis.ttl(states.stateKey(id(600)))).toBeGreaterThan(6 * 24 * 3600);
+    await states.markFinished({ ...failed, purchaseId: id(601) });
+    expect(await redis.ttl(states.stateKey(id(601)))).toBeLessThanOrEqual(60);
   });
 });

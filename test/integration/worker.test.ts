@@ -139,8 +139,13 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     const { purchaseId } = response.json();
     await eventually(async () => ((await status(purchaseId)).status === 'succeeded' ? true : undefined));
     expect(failures).toBe(2);
+    // The outcome is visible before BullMQ records the job complete; wait for that too.
+    const job = await eventually(async () => {
+      const current = await stack.queue.getJob(purchaseId);
+      return (await current?.getState()) === 'completed' ? current : undefined;
+    });
     // Two failed attempts and the successful third (BullMQ counts every attempt made).
-    expect((await stack.queue.getJob(purchaseId))?.attemptsMade).toBe(3);
+    expect(job?.attemptsMade).toBe(3);
     expect(await rowsFor(purchaseId)).toHaveLength(1);
   });
 

@@ -66,6 +66,10 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     REDIS_KEY_PREFIX: `test_${randomSuffix()}`,
     QUEUE_NAME: `purchases_${randomSuffix()}`,
     PAYMENT_DELAY_MS: '0',
+    // Test machines are loaded (two files at once, each with its processes): a generous Redis
+    // bound keeps a slow moment from becoming a spurious 503. Outage tests see refused
+    // connections, which fail at once whatever this is.
+    REDIS_COMMAND_TIMEOUT_MS: '5000',
     ...overrides,
   });
 }

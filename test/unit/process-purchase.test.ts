@@ -81,6 +81,7 @@ describe('processPurchase', () => {
     await expect(processor.processPurchase(job)).rejects.toBeInstanceOf(PermanentPurchaseError);
     expect(states.markFinished).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'failed', failureReason: 'user_or_product_gone' }),
+      { inPostgres: false },
     );
   });
 
@@ -100,12 +101,13 @@ describe('processPurchase', () => {
     expect(payments.rows.get(job.purchaseId)?.status).toBe('failed');
   });
 
-  it('keeps the failure visible in Redis when Postgres cannot take it', async () => {
+  it('keeps the failure visible in Redis, for the long unrecorded TTL, when Postgres cannot take it', async () => {
     const { processor, payments, states } = setup();
     payments.recordPayment.mockRejectedValueOnce(new Error('db down'));
     await expect(processor.recordRetriesExhausted(job, new Error('db down'))).resolves.toBeNull();
     expect(states.markFinished).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'failed', failureReason: 'retries_exhausted' }),
+      { inPostgres: false },
     );
   });
 });

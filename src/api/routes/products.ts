@@ -3,6 +3,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Product, ProductsRepository } from '../../shared/catalog/products-repository.js';
 import { errorResponses, Id, ListQuery } from '../http-schemas.js';
 
+/** Postgres text cannot hold U+0000; refuse it as bad input rather than fail the insert. */
+const NO_NUL = /^[^\u0000]*$/;
+
 const ProductView = z.object({
   id: Id,
   name: z.string(),
@@ -19,8 +22,8 @@ export const productsRoutes: FastifyPluginAsyncZod<{ products: ProductsRepositor
   app.post('/product', {
     schema: {
       body: z.strictObject({
-        name: z.string().trim().min(1).max(200),
-        description: z.string().max(2000).nullable().optional(),
+        name: z.string().trim().min(1).max(200).regex(NO_NUL, 'must not contain NUL characters'),
+        description: z.string().max(2000).regex(NO_NUL, 'must not contain NUL characters').nullable().optional(),
         /** Integer cents. */
         price: z.number().int().nonnegative().max(2_147_483_647),
       }),

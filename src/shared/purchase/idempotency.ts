@@ -46,13 +46,15 @@ function decodeClaim(value: string): Claim {
 }
 
 // Claims the key and creates the purchase record in one atomic step, or returns the holder.
-// KEYS: claim, state. ARGV: claim value, claim ttl, state ttl, then state field/value pairs.
+// Both live only for the pending TTL until the claim is confirmed: a purchase whose job was
+// never enqueued must not look "queued" for days. KEYS: claim, state. ARGV: claim value,
+// pending ttl, then state field/value pairs.
 const CLAIM_SCRIPT = `
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return false
 `;
 
@@ -141,7 +143,6 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions) {
         stateKey(claim.purchaseId),
         encodeClaim(claim),
         pendingTtlSeconds,
-        stateTtlSeconds,
         ...fields,
       );
       return existing === null ? { claimed: true } : { claimed: false, existing: decodeClaim(existing) };

@@ -33,7 +33,15 @@ export interface PurchaseStateStoreOptions {
   prefix: string;
   /** How long a finished purchase's record stays in Redis; Postgres keeps it for good. */
   finishedTtlSeconds: number;
+  /**
+   * How long a final outcome that could not be written to Postgres stays in Redis, where it is
+   * then the only record (BullMQ keeps the failed job as long). Default 7 days.
+   */
+  unrecordedTtlSeconds?: number;
 }
+
+/** Default life of an outcome Redis alone holds. */
+export const UNRECORDED_OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
  * The in-flight view of purchases (`queued`, `processing`) in Redis, and the channel on which
@@ -42,6 +50,7 @@ export interface PurchaseStateStoreOptions {
  */
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, prefix, finishedTtlSeconds } = options;
+  const unrecordedTtlSeconds = options.unrecordedTtlSeconds ?? UNRECORDED_OUTCOME_TTL_SECONDS;
   redis.defineCommand('payonceMarkProcessing', { numberOfKeys: 1, lua: MARK_PROCESSING_SCRIPT });
   redis.defineCommand('payonceMarkFinished', { numberOfKeys: 1, lua: MARK_FINISHED_SCRIPT });
   const commands = redis as unknown as StateCommands;
@@ -63,14 +72,14 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     },
 
     /**
-     * Records a final outcome and announces it. Called only after Postgres holds the outcome
-     * (or, when Postgres is out of reach for good, to keep the failure visible).
+     * Records a final outcome and announces it. Called after Postgres holds the outcome, or with
+     * `inPostgres: false` when it could not be written there, to keep it visible for longer.
      */
-    async markFinished(purchase: Purchase): Promise<void> {
+    async markFinished(purchase: Purchase, options: { inPostgres?: boolean } = {}): Promise<void> {
       const event: PurchaseFinishedEvent = { purchaseId: purchase.purchaseId, status: purchase.status };
       await commands.payonceMarkFinished(
         stateKey(purchase.purchaseId),
-        finishedTtlSeconds,
+        options.inPostgres === false ? unrecordedTtlSeconds : finishedTtlSeconds,
         eventsChannel,
         JSON.stringify(event),
         'userId',
