@@ -18,10 +18,6 @@ export interface PurchaseLoadOptions {
   bodies: Array<{ userId: number; productId: number }>;
   /** 'distinct': a fresh Idempotency-Key per request; 'duplicate': the same key and body always. */
   keys: 'distinct' | 'duplicate';
-  /** Offered load in requests per second; default as fast as the server answers. */
-  overallRate?: number;
-  /** Collects the purchase ids the server accepted (for end-to-end latency). */
-  onAccepted?: (purchaseId: string) => void;
 }
 
 let runCounter = 0;
@@ -35,7 +31,6 @@ export async function purchaseLoad(options: PurchaseLoadOptions): Promise<LoadRe
     url: `${options.url}/payment/purchase`,
     connections: options.connections,
     duration: options.durationSeconds,
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
     requests: [
       {
         method: 'POST',
@@ -51,13 +46,6 @@ export async function purchaseLoad(options: PurchaseLoadOptions): Promise<LoadRe
             body: duplicate ? first : JSON.stringify(options.bodies[n % options.bodies.length]),
           };
         },
-        ...(options.onAccepted
-          ? {
-              onResponse: (status: number, body: string) => {
-                if (status === 202) options.onAccepted!((JSON.parse(body) as { purchaseId: string }).purchaseId);
-              },
-            }
-          : {}),
       },
     ],
   });
@@ -71,4 +59,40 @@ export async function purchaseLoad(options: PurchaseLoadOptions): Promise<LoadRe
     statusCounts,
     errors: result.errors,
   };
+}
+
+/**
+ * Sends `rate` purchases a second for `seconds`, each at its own due time, and returns the
+ * accepted purchase ids. Evenly paced on purpose: autocannon's `overallRate` releases each
+ * second's requests in a burst, which measures queueing behind the burst, not the pipeline.
+ */
+export async function pacedPurchases(options: {
+  url: string;
+  rate: number;
+  seconds: number;
+  bodies: Array<{ userId: number; productId: number }>;
+}): Promise<{ accepted: string[]; sentPerSecond: number }> {
+  const run = `${process.pid}-${++runCounter}-${Date.now()}`;
+  const total = Math.round(options.rate * options.seconds);
+  const accepted: string[] = [];
+  const inFlight: Array<Promise<void>> = [];
+  const started = performance.now();
+  for (let n = 0; n < total; n++) {
+    const wait = started + (n * 1000) / options.rate - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    inFlight.push(
+      fetch(`${options.url}/payment/purchase`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': `paced-${run}-${n}` },
+        body: JSON.stringify(options.bodies[n % options.bodies.length]),
+        signal: AbortSignal.timeout(30_000),
+      }).then(async (response) => {
+        const text = await response.text();
+        if (response.status === 202) accepted.push((JSON.parse(text) as { purchaseId: string }).purchaseId);
+      }),
+    );
+  }
+  const sentPerSecond = total / ((performance.now() - started) / 1000);
+  await Promise.allSettled(inFlight);
+  return { accepted, sentPerSecond: Math.round(sentPerSecond) };
 }

@@ -14,7 +14,7 @@ import { bullmqPrefix, purchaseProducerFromConfig } from '../src/shared/queue/bu
 import { summarize } from '../scripts/burst/stats.js';
 import { startApi, startNodeProcess, startWorker, freePort, type RunningProcess } from '../test/support/processes.js';
 import { createTestDatabase, deleteKeys, eventually, randomSuffix, testConfig, TEST_REDIS_URL, type TestDatabase } from '../test/support/services.js';
-import { purchaseLoad, type LoadResult } from './load.js';
+import { pacedPurchases, purchaseLoad, type LoadResult } from './load.js';
 import { renderMarkdown, renderTable, type BenchReport } from './report.js';
 
 /**
@@ -220,15 +220,11 @@ async function main(): Promise<void> {
     const e2eWorker = track(
       await startPayonceWorker(e2eQueue, env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' })),
     );
-    const accepted: string[] = [];
-    const offered = await purchaseLoad({
+    const { accepted, sentPerSecond } = await pacedPurchases({
       url: e2eApi.url,
-      connections: plan.connections,
-      durationSeconds: plan.e2eSeconds,
+      rate: plan.e2eRate,
+      seconds: plan.e2eSeconds,
       bodies,
-      keys: 'distinct',
-      overallRate: plan.e2eRate,
-      onAccepted: (id) => accepted.push(id),
     });
     await eventually(
       async () => {
@@ -285,7 +281,7 @@ async function main(): Promise<void> {
         ratioToBare: workerJobsPerSecond / bareJobsPerSecond,
         ratioToRawInserts: workerJobsPerSecond / rawInsertsPerSecond,
       },
-      endToEnd: { offeredRate: plan.e2eRate, achievedRate: offered.requestsPerSecond, purchases: accepted.length, delayMs: e2eDelay, overheadMs: overhead },
+      endToEnd: { offeredRate: plan.e2eRate, achievedRate: sentPerSecond, purchases: accepted.length, delayMs: e2eDelay, overheadMs: overhead },
       scaling,
       memory: {
         apiPeakRssMbAccept: apiRssAccept,
