@@ -7,7 +7,7 @@ import { createSqsClient } from '../shared/queue/sqs-client.js';
 import { closeRedis, createPersistentRedis } from '../shared/redis.js';
 import { purchaseProcessorFromConfig } from './purchase-processor-from-config.js';
 import { createSqsBatchHandler } from './sqs-batch-handler.js';
-import { createSqsMessageSettler } from './sqs-purchase-message.js';
+import { sqsMessageSettlerFromConfig } from './sqs-purchase-message.js';
 
 /**
  * The worker on AWS Lambda: the SQS event source mapping hands it batches of the purchases
@@ -23,14 +23,7 @@ const container = oncePerContainer(async () => {
   const sqs = createSqsClient({ requestTimeoutMs: 5_000 });
   const processor = purchaseProcessorFromConfig(config, { db, redis, logger });
   const handleBatch = createSqsBatchHandler({
-    settle: createSqsMessageSettler({
-      processor,
-      logger,
-      // The infra sets JOB_ATTEMPTS to the queue's maxReceiveCount: the last receive records the failure.
-      attempts: config.JOB_ATTEMPTS,
-      backoffMs: config.JOB_BACKOFF_MS,
-      maxBackoffSeconds: config.SQS_MAX_BACKOFF_SECONDS,
-    }),
+    settle: sqsMessageSettlerFromConfig(config, processor, logger),
     logger,
     releaseUnattempted: config.SQS_QUEUE_URL
       ? (records) => releaseRecords(sqs, config.SQS_QUEUE_URL!, records)

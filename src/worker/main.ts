@@ -63,20 +63,14 @@ function startBullmqTransport(config: Config, processor: PurchaseProcessor, redi
 /** The SQS poller; its modules (and the AWS SDK) load only with QUEUE_DRIVER=sqs. */
 async function startSqsTransport(config: Config, processor: PurchaseProcessor, logger: Logger): Promise<Transport> {
   const { createSqsClient } = await import('../shared/queue/sqs-client.js');
-  const { createSqsMessageSettler } = await import('./sqs-purchase-message.js');
+  const { sqsMessageSettlerFromConfig } = await import('./sqs-purchase-message.js');
   const { createSqsPurchaseWorker } = await import('./sqs-purchase-worker.js');
   // A long poll holds its request for up to SQS_WAIT_TIME_SECONDS.
   const sqs = createSqsClient({ requestTimeoutMs: (config.SQS_WAIT_TIME_SECONDS + 10) * 1_000 });
   const worker = createSqsPurchaseWorker({
     sqs,
     queueUrl: config.SQS_QUEUE_URL!,
-    settle: createSqsMessageSettler({
-      processor,
-      logger,
-      attempts: config.JOB_ATTEMPTS,
-      backoffMs: config.JOB_BACKOFF_MS,
-      maxBackoffSeconds: config.SQS_MAX_BACKOFF_SECONDS,
-    }),
+    settle: sqsMessageSettlerFromConfig(config, processor, logger),
     logger,
     concurrency: config.WORKER_CONCURRENCY,
     waitTimeSeconds: config.SQS_WAIT_TIME_SECONDS,

@@ -1,3 +1,4 @@
+import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { PurchaseJobSchema, type PurchaseJob } from '../shared/purchase/purchase.js';
 import { PermanentPurchaseError, type PurchaseProcessor } from './process-purchase.js';
@@ -93,3 +94,21 @@ export function createSqsMessageSettler(options: SqsMessageSettlerOptions) {
 }
 
 export type SqsMessageSettler = ReturnType<typeof createSqsMessageSettler>;
+
+/**
+ * The settler as every SQS consumer configures it. On Lambda the infrastructure sets
+ * JOB_ATTEMPTS to the queue's maxReceiveCount, so the last receive records the failure.
+ */
+export function sqsMessageSettlerFromConfig(
+  config: Pick<Config, 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS' | 'SQS_MAX_BACKOFF_SECONDS'>,
+  processor: PurchaseProcessor,
+  logger: Logger,
+) {
+  return createSqsMessageSettler({
+    processor,
+    logger,
+    attempts: config.JOB_ATTEMPTS,
+    backoffMs: config.JOB_BACKOFF_MS,
+    maxBackoffSeconds: config.SQS_MAX_BACKOFF_SECONDS,
+  });
+}
