@@ -23,14 +23,20 @@ try {
 }
 
 const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+// Each child gets its own process group, so a Ctrl-C reaches it once, forwarded from here, and
+// not also from the terminal (a second signal would make it exit without draining).
+const start = (script: string) =>
+  spawn(process.execPath, [entry(script)], { stdio: 'inherit', detached: true });
 const children = new Map<string, ChildProcess>([
-  ['api', spawn(process.execPath, [entry('../src/api/server.js')], { stdio: 'inherit' })],
-  ['worker', spawn(process.execPath, [entry('../src/worker/main.js')], { stdio: 'inherit' })],
+  ['api', start('../src/api/server.js')],
+  ['worker', start('../src/worker/main.js')],
 ]);
 
 let stopping = false;
 let exitCode = 0;
 function stopAll(signal: NodeJS.Signals): void {
+  // npm and the terminal may both deliver the same Ctrl-C: forward only the first.
+  if (stopping) return;
   stopping = true;
   for (const child of children.values()) if (child.exitCode === null) child.kill(signal);
 }
