@@ -40,10 +40,10 @@ describe('declined payment', () => {
   it('answers a waiting client 200 with the failed purchase', async () => {
     const { userId, productId } = await seedUserAndProduct(stack.db);
 
-    const result = await client.purchase({ userId, productId }, { prefer: 'wait=5' });
+    const result = await client.purchase({ userId, productId }, { prefer: 'wait=20' });
 
     expect(result.status).toBe(200);
-    expect(result.headers.get('preference-applied')).toBe('wait=5');
+    expect(result.headers.get('preference-applied')).toBe('wait=20');
     expect(result.body).toMatchObject({ userId, productId, status: 'failed', failureReason: 'card_declined' });
     expect(await stack.payments({ user_id: userId })).toMatchObject([
       { id: result.body?.purchaseId, status: 'failed', failure_reason: 'card_declined' },

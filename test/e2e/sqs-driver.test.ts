@@ -120,10 +120,10 @@ describe('QUEUE_DRIVER=sqs end to end', () => {
   it('answers Prefer: wait with the finished purchase', async () => {
     const { userId, productId, price } = await seedUserAndProduct(database.db);
 
-    const result = await client.purchase({ userId, productId }, { prefer: 'wait=5' });
+    const result = await client.purchase({ userId, productId }, { prefer: 'wait=20' });
 
     expect(result.status).toBe(200);
-    expect(result.headers.get('preference-applied')).toBe('wait=5');
+    expect(result.headers.get('preference-applied')).toBe('wait=20');
     expect(result.body).toMatchObject({ userId, productId, status: 'succeeded', amount: price });
     expect(await database.db('payments').where({ id: purchaseIdIn(result.headers.get('location')) })).toHaveLength(1);
   });
