@@ -46,12 +46,17 @@ describe('npm start (scripts/start.ts)', () => {
         timeoutMs: 30_000,
         what: `npm start to serve:\n${output}`,
       });
+      // Readiness is the API's; the worker starts alongside and may be slower on a loaded machine.
+      await eventually(() => (output.includes('worker started') ? true : undefined), {
+        timeoutMs: 30_000,
+        what: `the worker to start:\n${output}`,
+      });
       const products = (await (await fetch(`${base}/product`)).json()) as Array<{ id: number }>;
       const users = (await (await fetch(`${base}/user`)).json()) as Array<{ id: number }>;
       expect(products.length).toBeGreaterThan(0);
       const response = await fetch(`${base}/payment/purchase`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', prefer: 'wait=10' },
+        headers: { 'content-type': 'application/json', prefer: 'wait=20' },
         body: JSON.stringify({ userId: users[0]!.id, productId: products[0]!.id }),
       });
       expect(response.status).toBe(200);
