@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError, isAppError, serviceUnavailable } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { PurchaseReferencesLookup } from '../shared/catalog/purchase-references.js';
@@ -12,7 +13,7 @@ import type { PaymentsRepository } from '../shared/purchase/payments-repository.
 import { isFinal, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
-import type { PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
+import type { OutcomeWait, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 
 export interface PurchaseRequest {
   userId: number;
@@ -41,6 +42,8 @@ export interface PurchaseServiceDeps {
   logger: Logger;
   newPurchaseId?: () => string;
   now?: () => Date;
+  /** While a client waits (`Prefer: wait`), how often to read the status besides listening. Default 500 ms. */
+  outcomePollMs?: number;
 }
 
 /**
@@ -52,6 +55,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
   const { idempotency, states, payments, references, producer, waiter, logger } = deps;
   const newPurchaseId = deps.newPurchaseId ?? randomUUID;
   const now = deps.now ?? (() => new Date());
+  const outcomePollMs = deps.outcomePollMs ?? 500;
 
   /** Settles a duplicate: same body -> points at the holder; different body -> 422. */
   function duplicateOf(existing: Claim, fingerprint: string): PurchaseSubmission {
@@ -69,6 +73,27 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     const payment = await dependency('Postgres', payments.findPayment(purchaseId));
     if (payment) return payment;
     return dependency('Redis', states.getPurchaseState(purchaseId));
+  }
+
+  /**
+   * Waits for a purchase to finish until `deadline`: woken at once by the worker's announcement,
+   * and, in case that was missed (the subscription was still being set up, or reconnecting),
+   * by reading the status every `outcomePollMs`. Returns the finished purchase, or null.
+   */
+  async function awaitOutcome(purchaseId: string, wait: OutcomeWait, deadline: number): Promise<Purchase | null> {
+    try {
+      for (;;) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return null;
+        const announced = await Promise.race([wait.finished, sleep(Math.min(outcomePollMs, remaining)).then(() => false)]);
+        const purchase = await getPurchase(purchaseId).catch(() => null);
+        if (purchase && isFinal(purchase.status)) return purchase;
+        // Announced but not readable (a dependency failed): answer 202 rather than spin.
+        if (announced) return null;
+      }
+    } finally {
+      wait.cancel();
+    }
   }
 
   async function submitPurchase(request: PurchaseRequest): Promise<PurchaseSubmission> {
@@ -141,9 +166,9 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     });
     log.info({ userId, productId, amount: price }, 'purchase accepted');
 
-    if (wait && (await wait.finished)) {
-      const purchase = await getPurchase(purchaseId).catch(() => null);
-      if (purchase && isFinal(purchase.status)) return { kind: 'finished', purchase };
+    if (wait) {
+      const purchase = await awaitOutcome(purchaseId, wait, Date.now() + request.waitSeconds * 1000);
+      if (purchase) return { kind: 'finished', purchase };
     }
     return { kind: 'accepted', purchaseId };
   }

@@ -140,4 +140,39 @@ describe('createPurchaseService.submitPurchase', () => {
     });
     expect(deps.waiter.waitForOutcome).toHaveBeenCalledWith(PURCHASE_ID, 5000);
   });
+
+  it('still answers a waiting client when the announcement is missed, by reading the status', async () => {
+    const finished = {
+      purchaseId: PURCHASE_ID,
+      userId: 1,
+      productId: 2,
+      status: 'succeeded' as const,
+      amount: 500,
+      failureReason: null,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    };
+    let reads = 0;
+    const cancel = vi.fn();
+    const { service } = setup({
+      // The announcement never comes (a subscription not yet in place)...
+      waiter: { waitForOutcome: vi.fn(() => ({ finished: new Promise<boolean>(() => {}), cancel })) },
+      // ...but the third status read finds the payment.
+      payments: { findPayment: vi.fn(async () => (++reads >= 3 ? finished : null)) },
+      outcomePollMs: 10,
+    });
+    await expect(service.submitPurchase({ ...request, waitSeconds: 5 })).resolves.toEqual({ kind: 'finished', purchase: finished });
+    expect(reads).toBe(3);
+    expect(cancel).toHaveBeenCalled();
+  });
+
+  it('answers 202 when nothing finishes within the wait', async () => {
+    const { service } = setup({
+      waiter: { waitForOutcome: vi.fn(() => ({ finished: new Promise<boolean>(() => {}), cancel: vi.fn() })) },
+      outcomePollMs: 10,
+    });
+    const started = Date.now();
+    await expect(service.submitPurchase({ ...request, waitSeconds: 1 })).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+  });
 });
