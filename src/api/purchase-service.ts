@@ -85,11 +85,14 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       for (;;) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) return null;
-        const announced = await Promise.race([wait.finished, sleep(Math.min(outcomePollMs, remaining)).then(() => false)]);
+        const woke = await Promise.race([
+          wait.finished.then(() => 'settled' as const),
+          sleep(Math.min(outcomePollMs, remaining)).then(() => 'poll' as const),
+        ]);
         const purchase = await getPurchase(purchaseId).catch(() => null);
         if (purchase && isFinal(purchase.status)) return purchase;
-        // Announced but not readable (a dependency failed): answer 202 rather than spin.
-        if (announced) return null;
+        // The wait settled (announced, timed out, or woken by a shutdown): answer now.
+        if (woke === 'settled') return null;
       }
     } finally {
       wait.cancel();

@@ -175,4 +175,14 @@ describe('createPurchaseService.submitPurchase', () => {
     await expect(service.submitPurchase({ ...request, waitSeconds: 1 })).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
     expect(Date.now() - started).toBeGreaterThanOrEqual(990);
   });
+
+  it('answers at once when the wait is woken without an outcome (a shutdown)', async () => {
+    const { service } = setup({
+      waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(false), cancel: vi.fn() })) },
+      outcomePollMs: 10_000,
+    });
+    const started = Date.now();
+    await expect(service.submitPurchase({ ...request, waitSeconds: 20 })).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
 });
