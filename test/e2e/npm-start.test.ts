@@ -71,6 +71,14 @@ describe('npm start (scripts/start.ts)', () => {
       expect(output).not.toMatch(/second SIGINT|exiting abruptly|killed by timeout/);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+      // The API and worker run in process groups of their own; on a failed run, end them too.
+      for (const match of output.matchAll(/"pid":(\d+)/g)) {
+        try {
+          process.kill(Number(match[1]), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
     }
   }, 60_000);
 });
