@@ -36,11 +36,6 @@ export function createProductsRepository({ db }: { db: Db }) {
       const rows = await db<ProductRow>('products').orderBy('id').limit(limit);
       return rows.map(toProduct);
     },
-
-    async findProduct(id: number): Promise<Product | null> {
-      const row = await db<ProductRow>('products').where({ id }).first();
-      return row ? toProduct(row) : null;
-    },
   };
 }
 

@@ -30,11 +30,6 @@ export function createUsersRepository({ db }: { db: Db }) {
       const rows = await db<UserRow>('users').orderBy('id').limit(limit);
       return rows.map(toUser);
     },
-
-    async findUser(id: number): Promise<User | null> {
-      const row = await db<UserRow>('users').where({ id }).first();
-      return row ? toUser(row) : null;
-    },
   };
 }
 

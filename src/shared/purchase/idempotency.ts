@@ -122,7 +122,7 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions) {
   const claimKey = (key: string) => `${prefix}:idem:${key}`;
 
   return {
-    /** The current holder of `key`, if any. A cheap read that spares duplicates any other work. */
+    /** The current holder of `key`, if any (for inspection; the claim itself reports holders). */
     async findClaim(key: string): Promise<Claim | null> {
       const value = await redis.get(claimKey(key));
       return value === null ? null : decodeClaim(value);
