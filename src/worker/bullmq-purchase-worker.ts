@@ -42,7 +42,11 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
         throw new UnrecoverableError('malformed purchase job');
       }
       try {
-        const purchase = await untilAborted(processor.processPurchase(parsed.data), signal);
+        // The API's job for a purchase has the purchase id as its id, which BullMQ keeps unique,
+        // and BullMQ counts a start in the same script that hands the job out: together they
+        // mean no earlier run of this purchase. Any other job (re-added by hand) looks first.
+        const firstRun = job.id === parsed.data.purchaseId && job.attemptsStarted === 1;
+        const purchase = await untilAborted(processor.processPurchase(parsed.data, { firstRun }), signal);
         return { status: purchase.status as PaymentStatus };
       } catch (error) {
         if (error instanceof HandedBack) {

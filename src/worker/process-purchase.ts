@@ -29,19 +29,25 @@ const FOREIGN_KEY_VIOLATION = '23503';
 export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
   const { payments, states, gateway, logger } = deps;
 
-  async function processPurchase(job: PurchaseJob): Promise<Purchase> {
-    const log = logger.child({ purchaseId: job.purchaseId });
+  /**
+   * Runs one purchase. `firstRun` is the transport's word that no earlier run of this job ever
+   * started (BullMQ counts starts atomically as it hands a job out), so no payment can exist
+   * yet and the lookup is skipped. Even if that word were wrong, the write keeps one row and
+   * the gateway answers a repeated purchase id with its first result.
+   */
+  async function processPurchase(job: PurchaseJob, { firstRun = false } = {}): Promise<Purchase> {
+    const { purchaseId } = job;
 
     // A redelivery of a purchase that was already written: announce it again, charge nothing.
-    const existing = await payments.findPayment(job.purchaseId);
+    const existing = firstRun ? null : await payments.findPayment(purchaseId);
     if (existing) {
-      log.info({ status: existing.status }, 'purchase already recorded; not charging again');
+      logger.info({ purchaseId, status: existing.status }, 'purchase already recorded; not charging again');
       await states.markFinished(existing);
       return existing;
     }
 
-    await states.markProcessing(job.purchaseId);
-    const charge = await gateway.charge({ purchaseId: job.purchaseId, amount: job.amount });
+    await states.markProcessing(purchaseId);
+    const charge = await gateway.charge({ purchaseId, amount: job.amount });
     const outcome = charge.approved
       ? { status: 'succeeded' as const, failureReason: null }
       : { status: 'failed' as const, failureReason: charge.reason };
@@ -57,8 +63,8 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
       throw error;
     }
     await states.markFinished(payment);
-    log.info(
-      { status: payment.status, failureReason: payment.failureReason, amount: payment.amount },
+    logger.info(
+      { purchaseId, status: payment.status, failureReason: payment.failureReason, amount: payment.amount },
       'purchase finished',
     );
     return payment;

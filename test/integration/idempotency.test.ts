@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createIdempotencyStore } from '../../src/shared/purchase/idempotency.js';
 import { createPurchaseStateStore } from '../../src/shared/purchase/purchase-state-store.js';
-import { deleteKeys, randomSuffix, TEST_REDIS_URL } from '../support/services.js';
+import type { Purchase } from '../../src/shared/purchase/purchase.js';
+import { deleteKeys, eventually, randomSuffix, TEST_REDIS_URL } from '../support/services.js';
 
 const prefix = `test_${randomSuffix()}`;
 let redis: Redis;
@@ -11,6 +12,16 @@ let store: ReturnType<typeof createIdempotencyStore>;
 
 const state = { userId: 1, productId: 2, amount: 300, status: 'queued' as const, createdAt: new Date().toISOString() };
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const finishedOf = (purchaseId: string): Purchase => ({
+  purchaseId,
+  userId: 1,
+  productId: 2,
+  status: 'succeeded',
+  amount: 300,
+  failureReason: null,
+  createdAt: new Date(state.createdAt),
+  updatedAt: new Date(),
+});
 
 beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL);
@@ -114,6 +125,46 @@ describe('purchase state records', () => {
     subscriber.disconnect();
     await states.markProcessing(id(500));
     expect(await states.getPurchaseState(id(500))).toEqual(finished);
+  });
+});
+
+describe('batched state updates', () => {
+  it('update many purchases at once in one round trip each, every record and event its own', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => id(700 + i));
+    await Promise.all(
+      ids.map((purchaseId) =>
+        store.claimIdempotencyKey(`user:9:key:${randomSuffix()}`, { purchaseId, fingerprint: 'f' }, state),
+      ),
+    );
+    // Load both scripts first, so each batch below is exactly one EVALSHA.
+    await states.markProcessing(id(799));
+    await states.markFinished({ ...finishedOf(id(799)), status: 'failed', failureReason: 'card_declined' });
+    const subscriber = new Redis(TEST_REDIS_URL);
+    await subscriber.subscribe(states.eventsChannel);
+    const events: unknown[] = [];
+    subscriber.on('message', (_channel, message) => events.push(JSON.parse(message)));
+    const sent = vi.spyOn(redis, 'sendCommand');
+    try {
+      await Promise.all(ids.map((purchaseId) => states.markProcessing(purchaseId)));
+      expect(sent).toHaveBeenCalledTimes(1);
+      for (const purchaseId of ids) expect((await states.getPurchaseState(purchaseId))?.status).toBe('processing');
+
+      sent.mockClear();
+      const outcomes = ids.map((purchaseId, i) => ({
+        ...finishedOf(purchaseId),
+        amount: 1000 + i,
+        status: i % 2 === 0 ? ('succeeded' as const) : ('failed' as const),
+        failureReason: i % 2 === 0 ? null : 'card_declined',
+      }));
+      await Promise.all(outcomes.map((outcome) => states.markFinished(outcome)));
+      expect(sent).toHaveBeenCalledTimes(1);
+      for (const outcome of outcomes) expect(await states.getPurchaseState(outcome.purchaseId)).toEqual(outcome);
+      await eventually(() => (events.length >= ids.length ? true : undefined));
+      expect(events).toEqual(outcomes.map(({ purchaseId, status }) => ({ purchaseId, status })));
+    } finally {
+      sent.mockRestore();
+      subscriber.disconnect();
+    }
   });
 });
 

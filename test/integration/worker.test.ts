@@ -107,6 +107,22 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     expect(await status(purchaseId)).toEqual(original);
   });
 
+  it('charges nothing again when BullMQ runs the same job a second time', async () => {
+    startWorker();
+    const { response } = await submit();
+    const { purchaseId } = response.json();
+    await eventually(async () => ((await status(purchaseId)).status === 'succeeded' ? true : undefined));
+    // An operator retries the completed job: same job id, its second start.
+    const job = await stack.queue.getJob(purchaseId);
+    await job!.retry('completed');
+    await eventually(async () => {
+      const again = await stack.queue.getJob(purchaseId);
+      return again?.attemptsStarted === 2 && (await again.getState()) === 'completed' ? true : undefined;
+    });
+    expect(await rowsFor(purchaseId)).toHaveLength(1);
+    expect(charges.filter((id) => id === purchaseId)).toHaveLength(1);
+  });
+
   it('records a decline as failed with its reason, without retrying', async () => {
     startWorker({ declineRate: 1 });
     const { response } = await submit();

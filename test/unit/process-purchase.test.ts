@@ -58,6 +58,14 @@ describe('processPurchase', () => {
     expect(payments.rows.size).toBe(1);
   });
 
+  it('skips the payment lookup only on a first run', async () => {
+    const { processor, payments } = setup();
+    await processor.processPurchase(job, { firstRun: true });
+    expect(payments.findPayment).not.toHaveBeenCalled();
+    await processor.processPurchase(job);
+    expect(payments.findPayment).toHaveBeenCalledWith(job.purchaseId);
+  });
+
   it('does not charge again for a purchase already written (redelivery)', async () => {
     const { processor, charge, payments } = setup();
     const first = await processor.processPurchase(job);

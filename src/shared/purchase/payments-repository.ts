@@ -1,4 +1,4 @@
-import DataLoader from 'dataloader';
+import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
 import type { PaymentStatus, Purchase, PurchaseJob } from './purchase.js';
 
@@ -34,9 +34,6 @@ const toPurchase = (row: PaymentRow): Purchase => ({
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
-// Gather calls until the event loop has handled every I/O event of this turn: jobs started by
-// different Redis replies then share a statement, at the cost of one loop turn of latency.
-const batchScheduleFn = (dispatch: () => void) => setImmediate(dispatch);
 
 export interface PaymentsRepositoryOptions {
   db: Db;
@@ -59,7 +56,7 @@ export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRep
     return new Map(rows.map((row) => [row.id, row]));
   };
 
-  const finder = new DataLoader<string, Purchase | null>(
+  const finder = createBatcher<string, Purchase | null>(
     async (ids) => {
       const rows = await selectByIds(ids);
       return ids.map((id) => {
@@ -67,7 +64,7 @@ export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRep
         return row ? toPurchase(row) : null;
       });
     },
-    { cache: false, maxBatchSize, batchScheduleFn },
+    { maxBatchSize },
   );
 
   /**
@@ -102,7 +99,7 @@ export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRep
     });
   }
 
-  const writer = new DataLoader<{ job: PurchaseJob; outcome: PaymentOutcome }, Purchase>(
+  const writer = createBatcher<{ job: PurchaseJob; outcome: PaymentOutcome }, Purchase>(
     async (entries) => {
       try {
         return await insertOutcomes(entries);
@@ -115,7 +112,7 @@ export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRep
         );
       }
     },
-    { cache: false, maxBatchSize, batchScheduleFn },
+    { maxBatchSize },
   );
 
   return {

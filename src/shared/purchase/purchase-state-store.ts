@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { createBatcher } from '../batching.js';
 import { PURCHASE_STATUSES, type Purchase, type PurchaseStatus } from './purchase.js';
 
 /** Published on the events channel when a purchase reaches a final status. */
@@ -7,25 +8,48 @@ export interface PurchaseFinishedEvent {
   status: PurchaseStatus;
 }
 
-// Moves queued -> processing, never backwards from a final status. ARGV: updatedAt.
+// Both scripts take a batch of purchases, one state key each: a worker running many jobs at
+// once updates them in one round trip per batch instead of one per job.
+
+// Moves each queued purchase to processing, never backwards from a final status.
+// KEYS: states. ARGV: updatedAt.
 const MARK_PROCESSING_SCRIPT = `
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'processing', 'updatedAt', ARGV[1])
-return 1
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'status') == 'queued' then
+    redis.call('HSET', key, 'status', 'processing', 'updatedAt', ARGV[1])
+  end
+end
+return #KEYS
 `;
 
-// Records a final outcome and announces it, in one round trip. KEYS: state. ARGV: ttl,
-// channel, event, then field/value pairs.
+// Records final outcomes and announces each. KEYS: states. ARGV: channel, then for each key:
+// ttl, event, and the values of FINISHED_FIELDS in that order.
+const FINISHED_FIELDS = ['userId', 'productId', 'amount', 'status', 'failureReason', 'createdAt', 'updatedAt'] as const;
 const MARK_FINISHED_SCRIPT = `
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
+local fields = {${FINISHED_FIELDS.map((field) => `'${field}'`).join(', ')}}
+local stride = 2 + #fields
+for i, key in ipairs(KEYS) do
+  local base = 1 + (i - 1) * stride
+  local hash = {}
+  for f, field in ipairs(fields) do
+    hash[#hash + 1] = field
+    hash[#hash + 1] = ARGV[base + 2 + f]
+  end
+  redis.call('HSET', key, unpack(hash))
+  redis.call('EXPIRE', key, ARGV[base + 1])
+  redis.call('PUBLISH', ARGV[1], ARGV[base + 2])
+end
+return #KEYS
 `;
 
 interface StateCommands {
-  payonceMarkProcessing(stateKey: string, updatedAt: string): Promise<number>;
-  payonceMarkFinished(stateKey: string, ...args: (string | number)[]): Promise<number>;
+  payonceMarkProcessing(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
+  payonceMarkFinished(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+}
+
+interface FinishedEntry {
+  purchase: Purchase;
+  ttlSeconds: number;
 }
 
 export interface PurchaseStateStoreOptions {
@@ -38,6 +62,8 @@ export interface PurchaseStateStoreOptions {
    * then the only record (BullMQ keeps the failed job as long). Default 7 days.
    */
   unrecordedTtlSeconds?: number;
+  /** Most purchases one script call updates. Default 100. */
+  maxBatchSize?: number;
 }
 
 /** Default life of an outcome Redis alone holds. */
@@ -51,11 +77,44 @@ export const UNRECORDED_OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, prefix, finishedTtlSeconds } = options;
   const unrecordedTtlSeconds = options.unrecordedTtlSeconds ?? UNRECORDED_OUTCOME_TTL_SECONDS;
-  redis.defineCommand('payonceMarkProcessing', { numberOfKeys: 1, lua: MARK_PROCESSING_SCRIPT });
-  redis.defineCommand('payonceMarkFinished', { numberOfKeys: 1, lua: MARK_FINISHED_SCRIPT });
+  const maxBatchSize = options.maxBatchSize ?? 100;
+  // The key count varies with the batch, so it is passed on each call (numberOfKeys omitted).
+  redis.defineCommand('payonceMarkProcessing', { lua: MARK_PROCESSING_SCRIPT });
+  redis.defineCommand('payonceMarkFinished', { lua: MARK_FINISHED_SCRIPT });
   const commands = redis as unknown as StateCommands;
   const stateKey = (purchaseId: string) => `${prefix}:purchase:${purchaseId}`;
   const eventsChannel = `${prefix}:purchase-events`;
+
+  const processingMarker = createBatcher<string, true>(
+    async (purchaseIds) => {
+      const keys = purchaseIds.map(stateKey);
+      await commands.payonceMarkProcessing(keys.length, ...keys, new Date().toISOString());
+      return purchaseIds.map(() => true as const);
+    },
+    { maxBatchSize },
+  );
+
+  const finishedMarker = createBatcher<FinishedEntry, true>(
+    async (entries) => {
+      const keys = entries.map(({ purchase }) => stateKey(purchase.purchaseId));
+      const args = entries.flatMap(({ purchase, ttlSeconds }) => {
+        const event: PurchaseFinishedEvent = { purchaseId: purchase.purchaseId, status: purchase.status };
+        const record: Record<(typeof FINISHED_FIELDS)[number], string | number> = {
+          userId: purchase.userId,
+          productId: purchase.productId,
+          amount: purchase.amount,
+          status: purchase.status,
+          failureReason: purchase.failureReason ?? '',
+          createdAt: purchase.createdAt.toISOString(),
+          updatedAt: purchase.updatedAt.toISOString(),
+        };
+        return [ttlSeconds, JSON.stringify(event), ...FINISHED_FIELDS.map((field) => record[field])];
+      });
+      await commands.payonceMarkFinished(keys.length, ...keys, eventsChannel, ...args);
+      return entries.map(() => true as const);
+    },
+    { maxBatchSize },
+  );
 
   return {
     stateKey,
@@ -67,8 +126,8 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     },
 
     /** Marks a queued purchase as processing; a no-op for one that is already further along. */
-    async markProcessing(purchaseId: string, now = new Date()): Promise<void> {
-      await commands.payonceMarkProcessing(stateKey(purchaseId), now.toISOString());
+    async markProcessing(purchaseId: string): Promise<void> {
+      await processingMarker.load(purchaseId);
     },
 
     /**
@@ -76,27 +135,8 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
      * `inPostgres: false` when it could not be written there, to keep it visible for longer.
      */
     async markFinished(purchase: Purchase, options: { inPostgres?: boolean } = {}): Promise<void> {
-      const event: PurchaseFinishedEvent = { purchaseId: purchase.purchaseId, status: purchase.status };
-      await commands.payonceMarkFinished(
-        stateKey(purchase.purchaseId),
-        options.inPostgres === false ? unrecordedTtlSeconds : finishedTtlSeconds,
-        eventsChannel,
-        JSON.stringify(event),
-        'userId',
-        purchase.userId,
-        'productId',
-        purchase.productId,
-        'amount',
-        purchase.amount,
-        'status',
-        purchase.status,
-        'failureReason',
-        purchase.failureReason ?? '',
-        'createdAt',
-        purchase.createdAt.toISOString(),
-        'updatedAt',
-        purchase.updatedAt.toISOString(),
-      );
+      const ttlSeconds = options.inPostgres === false ? unrecordedTtlSeconds : finishedTtlSeconds;
+      await finishedMarker.load({ purchase, ttlSeconds });
     },
   };
 }
