@@ -58,6 +58,38 @@ describe('idempotency claims on a real Redis', () => {
     expect(await redis.exists(...losers.map(states.stateKey))).toBe(0);
   });
 
+  it('decides concurrent claims of many keys in one round trip, each with its own answer', async () => {
+    const keys = Array.from({ length: 30 }, () => `user:1:key:${randomSuffix()}`);
+    // Load the scripts, so the batches below are exactly one EVALSHA each.
+    await store.claimIdempotencyKey(`user:1:key:${randomSuffix()}`, { purchaseId: id(899), fingerprint: 'f' }, state);
+    await store.confirmClaim('none', id(899));
+    const sent = vi.spyOn(redis, 'sendCommand');
+    try {
+      // Each key twice in one batch: the first claim of a key wins, the second is told so.
+      const results = await Promise.all(
+        [...keys, ...keys].map((key, n) =>
+          store.claimIdempotencyKey(key, { purchaseId: id(800 + n), fingerprint: `f${n % 30}` }, { ...state, amount: n }),
+        ),
+      );
+      expect(sent).toHaveBeenCalledTimes(1);
+      keys.forEach((_, n) => {
+        expect(results[n]).toEqual({ claimed: true });
+        expect(results[30 + n]).toEqual({ claimed: false, existing: { purchaseId: id(800 + n), fingerprint: `f${n}` } });
+      });
+      for (const n of [0, 17, 29]) expect((await states.getPurchaseState(id(800 + n)))?.amount).toBe(n);
+
+      sent.mockClear();
+      // Confirming: only the owner's confirmation extends a claim.
+      const confirmed = await Promise.all(keys.map((key, n) => store.confirmClaim(key, id(n % 2 === 0 ? 800 + n : 830 + n))));
+      expect(sent).toHaveBeenCalledTimes(1);
+      expect(confirmed).toEqual(keys.map((_, n) => n % 2 === 0));
+      expect(await redis.ttl(`${prefix}:idem:${keys[0]}`)).toBeGreaterThan(15);
+      expect(await redis.ttl(`${prefix}:idem:${keys[1]}`)).toBeLessThanOrEqual(15);
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
   it('holds a new claim and its record only briefly until confirmed, then for the full TTL', async () => {
     const key = `user:1:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(100), fingerprint: 'f' }, state);

@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import { createBatcher } from '../batching.js';
+import { HSET_FROM_ARGV, luaFieldList } from './lua.js';
 import type { PurchaseStatus } from './purchase.js';
 
 /**
@@ -45,17 +47,34 @@ function decodeClaim(value: string): Claim {
   return { purchaseId: value.slice(0, space), fingerprint: value.slice(space + 1) };
 }
 
-// Claims the key and creates the purchase record in one atomic step, or returns the holder.
-// Both live only for the pending TTL until the claim is confirmed: a purchase whose job was
-// never enqueued must not look "queued" for days. KEYS: claim, state. ARGV: claim value,
-// pending ttl, then state field/value pairs.
-const CLAIM_SCRIPT = `
-local existing = redis.call('GET', KEYS[1])
-if existing then return existing end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return false
+// The claim and confirm scripts take a batch: concurrent requests share one round trip. Each
+// claim in a batch is still atomic on its own, and two claims of one key in one batch are
+// decided in order, the first winning.
+
+// For each (claim, state) key pair: claims the key and creates the purchase record, or returns
+// the holder. Both live only for the pending TTL until the claim is confirmed: a purchase whose
+// job was never enqueued must not look "queued" for days. ARGV: pending ttl, then for each
+// pair the claim value and the values of CLAIMED_STATE_FIELDS in that order. Returns, for each
+// pair, '' when claimed or the holder's claim value.
+const CLAIMED_STATE_FIELDS = ['userId', 'productId', 'amount', 'status', 'createdAt'] as const;
+const CLAIM_SCRIPT = `${HSET_FROM_ARGV}
+local fields = ${luaFieldList(CLAIMED_STATE_FIELDS)}
+local stride = 1 + #fields
+local results = {}
+for i = 1, #KEYS / 2 do
+  local claimKey, stateKey = KEYS[2 * i - 1], KEYS[2 * i]
+  local base = 1 + (i - 1) * stride
+  local existing = redis.call('GET', claimKey)
+  if existing then
+    results[i] = existing
+  else
+    redis.call('SET', claimKey, ARGV[base + 1], 'EX', ARGV[1])
+    hsetFromArgv(stateKey, fields, base + 1)
+    redis.call('EXPIRE', stateKey, ARGV[1])
+    results[i] = ''
+  end
+end
+return results
 `;
 
 // Runs only while the claim still belongs to ARGV[1]: a claim that expired and was taken by a
@@ -64,11 +83,22 @@ const OWNED = `
 local current = redis.call('GET', KEYS[1])
 if not current or string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
 `;
-// ARGV: purchase id, claim ttl, state ttl.
-const CONFIRM_SCRIPT = `${OWNED}
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1
+// For each (claim, state) key pair, still owned by its purchase: extends both to their full
+// TTLs. ARGV: claim ttl, state ttl, then a purchase id per pair. Returns 1 or 0 per pair.
+const CONFIRM_SCRIPT = `
+local results = {}
+for i = 1, #KEYS / 2 do
+  local claimKey, stateKey, purchaseId = KEYS[2 * i - 1], KEYS[2 * i], ARGV[2 + i]
+  local current = redis.call('GET', claimKey)
+  if current and string.sub(current, 1, #purchaseId) == purchaseId then
+    redis.call('EXPIRE', claimKey, ARGV[1])
+    redis.call('EXPIRE', stateKey, ARGV[2])
+    results[i] = 1
+  else
+    results[i] = 0
+  end
+end
+return results
 `;
 // ARGV: purchase id.
 const RELEASE_SCRIPT = `${OWNED}
@@ -83,8 +113,8 @@ return 1
 `;
 
 interface IdempotencyCommands {
-  payonceClaim(claimKey: string, stateKey: string, ...args: (string | number)[]): Promise<string | null>;
-  payonceConfirm(claimKey: string, stateKey: string, ...args: (string | number)[]): Promise<number>;
+  payonceClaim(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<string[]>;
+  payonceConfirm(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
   payonceRelease(claimKey: string, stateKey: string, purchaseId: string): Promise<number>;
   payonceRedirect(claimKey: string, stateKey: string, ...args: (string | number)[]): Promise<number>;
 }
@@ -105,6 +135,14 @@ export interface IdempotencyStoreOptions {
   pendingTtlSeconds?: number;
   /** Maps a purchase id to its state record key (owned by the purchase state store). */
   stateKey: (purchaseId: string) => string;
+  /** Most claims (or confirmations) one script call carries. Default 100. */
+  maxBatchSize?: number;
+}
+
+interface PendingClaim {
+  key: string;
+  claim: Claim;
+  state: ClaimedPurchaseState;
 }
 
 /**
@@ -114,12 +152,44 @@ export interface IdempotencyStoreOptions {
 export function createIdempotencyStore(options: IdempotencyStoreOptions) {
   const { redis, prefix, ttlSeconds, stateTtlSeconds, stateKey } = options;
   const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, ttlSeconds);
-  redis.defineCommand('payonceClaim', { numberOfKeys: 2, lua: CLAIM_SCRIPT });
-  redis.defineCommand('payonceConfirm', { numberOfKeys: 2, lua: CONFIRM_SCRIPT });
+  const maxBatchSize = options.maxBatchSize ?? 100;
+  // Batched scripts: the key count is passed on each call.
+  redis.defineCommand('payonceClaim', { lua: CLAIM_SCRIPT });
+  redis.defineCommand('payonceConfirm', { lua: CONFIRM_SCRIPT });
   redis.defineCommand('payonceRelease', { numberOfKeys: 2, lua: RELEASE_SCRIPT });
   redis.defineCommand('payonceRedirect', { numberOfKeys: 2, lua: REDIRECT_SCRIPT });
   const commands = redis as unknown as IdempotencyCommands;
   const claimKey = (key: string) => `${prefix}:idem:${key}`;
+
+  const claimer = createBatcher<PendingClaim, ClaimResult>(
+    async (pending) => {
+      const keys = pending.flatMap(({ key, claim }) => [claimKey(key), stateKey(claim.purchaseId)]);
+      const args = pending.flatMap(({ claim, state }) => [
+        encodeClaim(claim),
+        ...CLAIMED_STATE_FIELDS.map((field) => String(state[field])),
+      ]);
+      const holders = await commands.payonceClaim(keys.length, ...keys, pendingTtlSeconds, ...args);
+      return holders.map((holder) =>
+        holder === '' ? { claimed: true as const } : { claimed: false as const, existing: decodeClaim(holder) },
+      );
+    },
+    { maxBatchSize },
+  );
+
+  const confirmer = createBatcher<{ key: string; purchaseId: string }, boolean>(
+    async (pending) => {
+      const keys = pending.flatMap(({ key, purchaseId }) => [claimKey(key), stateKey(purchaseId)]);
+      const done = await commands.payonceConfirm(
+        keys.length,
+        ...keys,
+        ttlSeconds,
+        stateTtlSeconds,
+        ...pending.map(({ purchaseId }) => purchaseId),
+      );
+      return done.map((result) => result === 1);
+    },
+    { maxBatchSize },
+  );
 
   return {
     /** The current holder of `key`, if any (for inspection; the claim itself reports holders). */
@@ -132,32 +202,13 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions) {
      * Claims `key` for a new purchase and creates its `queued` record, atomically; or reports
      * who holds it. Exactly one of any number of concurrent claims of one key succeeds.
      */
-    async claimIdempotencyKey(
-      key: string,
-      claim: Claim,
-      state: ClaimedPurchaseState,
-    ): Promise<ClaimResult> {
-      const fields = Object.entries(state).flatMap(([field, value]) => [field, String(value)]);
-      const existing = await commands.payonceClaim(
-        claimKey(key),
-        stateKey(claim.purchaseId),
-        encodeClaim(claim),
-        pendingTtlSeconds,
-        ...fields,
-      );
-      return existing === null ? { claimed: true } : { claimed: false, existing: decodeClaim(existing) };
+    claimIdempotencyKey(key: string, claim: Claim, state: ClaimedPurchaseState): Promise<ClaimResult> {
+      return claimer.load({ key, claim, state });
     },
 
     /** Extends a claim to the full TTL once its job is safely enqueued. */
-    async confirmClaim(key: string, purchaseId: string): Promise<boolean> {
-      const done = await commands.payonceConfirm(
-        claimKey(key),
-        stateKey(purchaseId),
-        purchaseId,
-        ttlSeconds,
-        stateTtlSeconds,
-      );
-      return done === 1;
+    confirmClaim(key: string, purchaseId: string): Promise<boolean> {
+      return confirmer.load({ key, purchaseId });
     },
 
     /** Gives a claim back (and drops its record) if it still belongs to `purchaseId`. */

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { createBatcher } from '../batching.js';
+import { HSET_FROM_ARGV, luaFieldList } from './lua.js';
 import { PURCHASE_STATUSES, type Purchase, type PurchaseStatus } from './purchase.js';
 
 /** Published on the events channel when a purchase reaches a final status. */
@@ -25,17 +26,12 @@ return #KEYS
 // Records final outcomes and announces each. KEYS: states. ARGV: channel, then for each key:
 // ttl, event, and the values of FINISHED_FIELDS in that order.
 const FINISHED_FIELDS = ['userId', 'productId', 'amount', 'status', 'failureReason', 'createdAt', 'updatedAt'] as const;
-const MARK_FINISHED_SCRIPT = `
-local fields = {${FINISHED_FIELDS.map((field) => `'${field}'`).join(', ')}}
+const MARK_FINISHED_SCRIPT = `${HSET_FROM_ARGV}
+local fields = ${luaFieldList(FINISHED_FIELDS)}
 local stride = 2 + #fields
 for i, key in ipairs(KEYS) do
   local base = 1 + (i - 1) * stride
-  local hash = {}
-  for f, field in ipairs(fields) do
-    hash[#hash + 1] = field
-    hash[#hash + 1] = ARGV[base + 2 + f]
-  end
-  redis.call('HSET', key, unpack(hash))
+  hsetFromArgv(key, fields, base + 2)
   redis.call('EXPIRE', key, ARGV[base + 1])
   redis.call('PUBLISH', ARGV[1], ARGV[base + 2])
 end
