@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import type { CpuUse } from './cpu.js';
 
 /** What one load run measured. */
 export interface LoadResult {
@@ -8,6 +9,8 @@ export interface LoadResult {
   requests: number;
   statusCounts: Record<string, number>;
   errors: number;
+  /** CPU per request of each process taking part, in microseconds (when measured). */
+  cpu?: CpuUse;
 }
 
 export interface PurchaseLoadOptions {

@@ -1,4 +1,5 @@
 import type { LatencySummary } from '../scripts/burst/stats.js';
+import type { CpuUse } from './cpu.js';
 import type { LoadResult } from './load.js';
 
 export interface BenchReport {
@@ -15,8 +16,22 @@ export interface BenchReport {
     rawInsertsPerSecond: number;
     ratioToBare: number;
     ratioToRawInserts: number;
+    /** CPU per job while draining, of the bare worker's run and of payonce's. */
+    cpu: { bare: CpuUse; worker: CpuUse };
   };
-  endToEnd: { offeredRate: number; achievedRate: number; purchases: number; delayMs: number; overheadMs: LatencySummary };
+  endToEnd: {
+    offeredRate: number;
+    achievedRate: number;
+    purchases: number;
+    delayMs: number;
+    overheadMs: LatencySummary;
+    /** Accepted -> taken by a worker. */
+    queueWaitMs: LatencySummary;
+    /** Taken by a worker -> payment row written, simulated delay subtracted. */
+    inWorkerMs: LatencySummary;
+    /** CPU per purchase while sending; `process` is the API and the worker together. */
+    cpu: CpuUse;
+  };
   scaling: Array<{
     label: string;
     workers: number;
@@ -81,19 +96,55 @@ function rows(report: BenchReport): string[][] {
       `${endToEnd.purchases} purchases, ${endToEnd.delayMs} ms delay subtracted`,
       '',
     ],
+    ['  of which queued (accepted -> taken)', `p50 ${ms(endToEnd.queueWaitMs.p50)}, p99 ${ms(endToEnd.queueWaitMs.p99)}`, '', ''],
+    ['  of which in the worker (taken -> written)', `p50 ${ms(endToEnd.inWorkerMs.p50)}, p99 ${ms(endToEnd.inWorkerMs.p99)}`, '', ''],
     ...scaling.map((row) => [`scaling: ${row.label}`, `${n(row.jobsPerSecond)} jobs/s`, `${n(row.predicted)} Little's law`, row.ratio.toFixed(2)]),
     ...Object.entries(report.memory).map(([name, value]) => [`peak RSS: ${name}`, `${value} MB`, '', '']),
   ];
 }
 
-/** A plain-text table for the terminal. */
-export function renderTable(report: BenchReport): string {
-  const table = rows(report);
+/** Where each request's or job's CPU went, in microseconds per process. */
+function cpuRows(report: BenchReport): string[][] {
+  const row = (label: string, cpu: CpuUse | undefined) =>
+    cpu
+      ? [label, n(cpu.process), n(cpu.redis), n(cpu.postgres), n(cpu.loadGenerator), n(cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator)]
+      : [label, '', '', '', '', ''];
+  return [
+    ['CPU per request or job (µs)', 'process', 'Redis', 'Postgres', 'load generator', 'total'],
+    row('bare Fastify, distinct keys', report.accept.baseline.cpu),
+    row('accept path', report.accept.subject.cpu),
+    row('bare Fastify, one key', report.duplicate.baseline.cpu),
+    row('duplicate path', report.duplicate.subject.cpu),
+    row('bare BullMQ worker', report.worker.cpu.bare),
+    row('payonce worker', report.worker.cpu.worker),
+    row(`end-to-end at ${report.endToEnd.offeredRate}/s (API + worker)`, report.endToEnd.cpu),
+  ];
+}
+
+function renderPlain(table: string[][]): string[] {
   const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
   const lines = table.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
   lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join('  '));
+  return lines;
+}
+
+const renderMarkdownTable = (table: string[][]) => [
+  `| ${table[0]!.join(' | ')} |`,
+  `|${table[0]!.map(() => '---').join('|')}|`,
+  ...table.slice(1).map((row) => `| ${row.join(' | ')} |`),
+];
+
+/** A plain-text table for the terminal. */
+export function renderTable(report: BenchReport): string {
   const verdicts = targets(report).map((t) => `${t.met ? 'met ' : 'MISS'}  ${t.name}: ${t.measured} (target ${t.target})`);
-  return [`payonce benchmark${report.quick ? ' (quick)' : ''}, ${report.seconds} s`, ...lines, '', ...verdicts].join('\n');
+  return [
+    `payonce benchmark${report.quick ? ' (quick)' : ''}, ${report.seconds} s`,
+    ...renderPlain(rows(report)),
+    '',
+    ...renderPlain(cpuRows(report)),
+    '',
+    ...verdicts,
+  ].join('\n');
 }
 
 const BEGIN = '<!-- bench:begin (written by npm run bench; edit outside these markers) -->';
@@ -101,15 +152,14 @@ const END = '<!-- bench:end -->';
 
 /** BENCHMARKS.md with the figures replaced and everything outside the markers kept. */
 export function renderMarkdown(report: BenchReport, previous: string): string {
-  const table = rows(report);
   const markdown = [
     BEGIN,
     `Measured ${report.date.slice(0, 16).replace('T', ' ')} UTC in ${report.seconds} s on ${report.machine.cpu}, ${report.machine.memoryGb} GiB,`,
     `${report.machine.os}, Node ${report.machine.node}, ${report.machine.postgres}, ${report.machine.redis}.`,
     '',
-    `| ${table[0]!.join(' | ')} |`,
-    `|${table[0]!.map(() => '---').join('|')}|`,
-    ...table.slice(1).map((row) => `| ${row.join(' | ')} |`),
+    ...renderMarkdownTable(rows(report)),
+    '',
+    ...renderMarkdownTable(cpuRows(report)),
     '',
     '| target | goal | measured | met |',
     '|---|---|---|---|',

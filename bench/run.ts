@@ -14,6 +14,7 @@ import { bullmqPrefix, purchaseProducerFromConfig } from '../src/shared/queue/bu
 import { summarize } from '../scripts/burst/stats.js';
 import { startApi, startNodeProcess, startWorker, freePort, type RunningProcess } from '../test/support/processes.js';
 import { createTestDatabase, deleteKeys, eventually, randomSuffix, testConfig, TEST_REDIS_URL, type TestDatabase } from '../test/support/services.js';
+import { redisServerPid, startCpuMeter, type CpuUse } from './cpu.js';
 import { pacedPurchases, purchaseLoad, type LoadResult } from './load.js';
 import { renderMarkdown, renderTable, type BenchReport } from './report.js';
 
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   const inspector = new Redis(TEST_REDIS_URL);
   const queues: Queue[] = [];
   try {
+    const redisPid = await redisServerPid(() => inspector.info('server'));
     const users = await database.db('users')
       .insert(Array.from({ length: 1000 }, (_, i) => ({ username: `bench_${i}` })))
       .returning('id');
@@ -105,10 +107,17 @@ async function main(): Promise<void> {
     const api = track(await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` })));
     const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
       purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys });
+    /** A load run with the CPU per request of every process taking part. */
+    const measuredLoad = async (server: RunningProcess & { url: string }, keys: 'distinct' | 'duplicate') => {
+      const meter = await startCpuMeter(server.pid, redisPid);
+      const result = await load(server.url, keys);
+      return { ...result, cpu: await meter.stop(result.requests) };
+    };
+    const bareServer = { ...bare, url: bareUrl };
     await load(bareUrl, 'distinct', plan.warmup);
     await load(api.url, 'distinct', plan.warmup);
-    const accept = await compare(plan.rounds, () => load(bareUrl, 'distinct'), () => load(api.url, 'distinct'));
-    const duplicate = await compare(plan.rounds, () => load(bareUrl, 'duplicate'), () => load(api.url, 'duplicate'));
+    const accept = await compare(plan.rounds, () => measuredLoad(bareServer, 'distinct'), () => measuredLoad(api, 'distinct'));
+    const duplicate = await compare(plan.rounds, () => measuredLoad(bareServer, 'duplicate'), () => measuredLoad(api, 'duplicate'));
     const apiRssAccept = await peakRssMb(api.pid);
     await stop(api);
     await stop(bare);
@@ -152,7 +161,9 @@ async function main(): Promise<void> {
       connection.disconnect();
       return { queue, jobs };
     };
-    const drain = async (queue: Queue, count: number) => {
+    /** Drains a filled queue; returns jobs/s and the CPU per job of every process taking part. */
+    const drain = async (queue: Queue, count: number, workerPid: number): Promise<{ jobsPerSecond: number; cpu: CpuUse }> => {
+      const meter = await startCpuMeter(workerPid, redisPid);
       const t0 = performance.now();
       await queue.resume();
       await eventually(async () => ((await queue.getCompletedCount()) >= count ? true : undefined), {
@@ -160,7 +171,8 @@ async function main(): Promise<void> {
         intervalMs: 20,
         what: `${count} jobs to complete`,
       });
-      return count / ((performance.now() - t0) / 1000);
+      const jobsPerSecond = count / ((performance.now() - t0) / 1000);
+      return { jobsPerSecond, cpu: await meter.stop(count) };
     };
     /** Starts a payonce worker on `queueName` and waits until BullMQ lists one more worker. */
     const startPayonceWorker = async (queueName: string, workerEnvironment: Record<string, string>) => {
@@ -177,14 +189,14 @@ async function main(): Promise<void> {
     const bareFill = await fill(bareQueueName, plan.workerJobs);
     const bareWorker = track(startNodeProcess('bench/bare-worker.ts', workerEnv(bareQueueName)));
     await eventually(() => (bareWorker.output().includes('worker started') ? true : undefined), { timeoutMs: 20_000, what: 'the bare worker' });
-    const bareJobsPerSecond = await drain(bareFill.queue, plan.workerJobs);
+    const { jobsPerSecond: bareJobsPerSecond, cpu: bareWorkerCpu } = await drain(bareFill.queue, plan.workerJobs, bareWorker.pid);
     const bareWorkerRss = await peakRssMb(bareWorker.pid);
     await stop(bareWorker);
 
     const realQueueName = `real_${randomSuffix()}`;
     const realFill = await fill(realQueueName, plan.workerJobs);
     const worker = track(await startPayonceWorker(realQueueName, workerEnv(realQueueName)));
-    const workerJobsPerSecond = await drain(realFill.queue, plan.workerJobs);
+    const { jobsPerSecond: workerJobsPerSecond, cpu: workerCpu } = await drain(realFill.queue, plan.workerJobs, worker.pid);
     const workerRssThroughput = await peakRssMb(worker.pid);
     await stop(worker);
     const written = Number(
@@ -220,12 +232,17 @@ async function main(): Promise<void> {
     const e2eWorker = track(
       await startPayonceWorker(e2eQueue, env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' })),
     );
+    const apiMeter = await startCpuMeter(e2eApi.pid, redisPid);
+    const workerMeter = await startCpuMeter(e2eWorker.pid, redisPid);
     const { accepted, sentPerSecond } = await pacedPurchases({
       url: e2eApi.url,
       rate: plan.e2eRate,
       seconds: plan.e2eSeconds,
       bodies,
     });
+    // Per purchase, while sending (the worker keeps up, so this is nearly all of its work).
+    const e2eApiCpu = await apiMeter.stop(accepted.length);
+    const e2eCpu: CpuUse = { ...e2eApiCpu, process: e2eApiCpu.process + (await workerMeter.stop(accepted.length)).process };
     await eventually(
       async () => {
         const [{ n }] = (await database.db('payments').whereIn('id', accepted).count({ n: '*' })) as [{ n: string }];
@@ -233,11 +250,24 @@ async function main(): Promise<void> {
       },
       { timeoutMs: 120_000, intervalMs: 100, what: 'the end-to-end purchases to finish' },
     );
-    const e2eRows = (await database.db('payments').whereIn('id', accepted).select('accepted_at', 'updated_at')) as Array<{
+    const e2eRows = (await database.db('payments').whereIn('id', accepted).select('id', 'accepted_at', 'updated_at')) as Array<{
+      id: string;
       accepted_at: Date;
       updated_at: Date;
     }>;
     const overhead = summarize(e2eRows.map((row) => row.updated_at.getTime() - row.accepted_at.getTime() - e2eDelay));
+    // Where that time went: waiting in the queue (accepted -> a worker took the job, BullMQ's
+    // processedOn) and in the worker (taken -> payment row written, delay subtracted).
+    const e2eJobs = new Queue(e2eQueue, { connection: inspector, prefix: bullmqPrefix(prefix) });
+    const pickedUp = new Map<string, number>();
+    for (let i = 0; i < accepted.length; i += 500) {
+      const jobs = await Promise.all(accepted.slice(i, i + 500).map((id) => e2eJobs.getJob(id)));
+      for (const job of jobs) if (job?.id && job.processedOn) pickedUp.set(job.id, job.processedOn);
+    }
+    await e2eJobs.close();
+    const timed = e2eRows.filter((row) => pickedUp.has(row.id));
+    const queueWait = summarize(timed.map((row) => pickedUp.get(row.id)! - row.accepted_at.getTime()));
+    const inWorker = summarize(timed.map((row) => row.updated_at.getTime() - pickedUp.get(row.id)! - e2eDelay));
     const apiRssE2e = await peakRssMb(e2eApi.pid);
     const workerRssE2e = await peakRssMb(e2eWorker.pid);
     await stop(e2eWorker);
@@ -255,7 +285,7 @@ async function main(): Promise<void> {
         const extra = { PAYMENT_DELAY_MS: String(plan.scaleDelayMs), WORKER_CONCURRENCY: String(concurrency) };
         running.push(track(await startPayonceWorker(queueName, workerEnv(queueName, extra))));
       }
-      const jobsPerSecond = await drain(queue, jobs);
+      const { jobsPerSecond } = await drain(queue, jobs, running[0]!.pid);
       const rss = Math.max(...(await Promise.all(running.map((p) => peakRssMb(p.pid)))));
       for (const p of running) await stop(p);
       // Little's law: throughput = jobs in flight / time each spends in the system.
@@ -280,8 +310,18 @@ async function main(): Promise<void> {
         rawInsertsPerSecond: Math.round(rawInsertsPerSecond),
         ratioToBare: workerJobsPerSecond / bareJobsPerSecond,
         ratioToRawInserts: workerJobsPerSecond / rawInsertsPerSecond,
+        cpu: { bare: bareWorkerCpu, worker: workerCpu },
       },
-      endToEnd: { offeredRate: plan.e2eRate, achievedRate: sentPerSecond, purchases: accepted.length, delayMs: e2eDelay, overheadMs: overhead },
+      endToEnd: {
+        offeredRate: plan.e2eRate,
+        achievedRate: sentPerSecond,
+        purchases: accepted.length,
+        delayMs: e2eDelay,
+        overheadMs: overhead,
+        queueWaitMs: queueWait,
+        inWorkerMs: inWorker,
+        cpu: e2eCpu,
+      },
       scaling,
       memory: {
         apiPeakRssMbAccept: apiRssAccept,
