@@ -1,3 +1,4 @@
+import { Agent, request } from 'node:http';
 import autocannon from 'autocannon';
 import type { CpuUse } from './cpu.js';
 
@@ -64,10 +65,29 @@ export async function purchaseLoad(options: PurchaseLoadOptions): Promise<LoadRe
   };
 }
 
+/** One POST over a kept-alive connection; resolves with the status code and body. */
+function post(agent: Agent, url: URL, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) }, timeout: 30_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /**
  * Sends `rate` purchases a second for `seconds`, each at its own due time, and returns the
  * accepted purchase ids. Evenly paced on purpose: autocannon's `overallRate` releases each
  * second's requests in a burst, which measures queueing behind the burst, not the pipeline.
+ * It sends with node:http over kept-alive connections, which costs this process less than
+ * half the CPU per request that `fetch` did (measured here at 500/s: 330 against 720-810 µs),
+ * CPU that the processes under test share.
  */
 export async function pacedPurchases(options: {
   url: string;
@@ -79,23 +99,21 @@ export async function pacedPurchases(options: {
   const total = Math.round(options.rate * options.seconds);
   const accepted: string[] = [];
   const inFlight: Array<Promise<void>> = [];
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const target = new URL(`${options.url}/payment/purchase`);
   const started = performance.now();
   for (let n = 0; n < total; n++) {
     const wait = started + (n * 1000) / options.rate - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const headers = { 'content-type': 'application/json', 'idempotency-key': `paced-${run}-${n}` };
     inFlight.push(
-      fetch(`${options.url}/payment/purchase`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': `paced-${run}-${n}` },
-        body: JSON.stringify(options.bodies[n % options.bodies.length]),
-        signal: AbortSignal.timeout(30_000),
-      }).then(async (response) => {
-        const text = await response.text();
-        if (response.status === 202) accepted.push((JSON.parse(text) as { purchaseId: string }).purchaseId);
+      post(agent, target, headers, JSON.stringify(options.bodies[n % options.bodies.length])).then(({ status, text }) => {
+        if (status === 202) accepted.push((JSON.parse(text) as { purchaseId: string }).purchaseId);
       }),
     );
   }
   const sentPerSecond = total / ((performance.now() - started) / 1000);
   await Promise.allSettled(inFlight);
+  agent.destroy();
   return { accepted, sentPerSecond: Math.round(sentPerSecond) };
 }

@@ -9,6 +9,8 @@ export interface BenchReport {
   plan: Record<string, unknown>;
   accept: { baseline: LoadResult; subject: LoadResult; ratio: number };
   duplicate: { baseline: LoadResult; subject: LoadResult; ratio: number };
+  /** CPU per job of BullMQ's add alone (the client is the bench process). */
+  bullmqAddCpu: CpuUse;
   worker: {
     jobs: number;
     bareJobsPerSecond: number;
@@ -37,7 +39,10 @@ export interface BenchReport {
     workers: number;
     concurrency: number;
     jobs: number;
+    /** In steady state: between the first and the last round's worth of completions. */
     jobsPerSecond: number;
+    /** Over the whole drain, ramp-up and tail included. */
+    drainJobsPerSecond: number;
     predicted: number;
     ratio: number;
     workerPeakRssMb: number;
@@ -98,7 +103,12 @@ function rows(report: BenchReport): string[][] {
     ],
     ['  of which queued (accepted -> taken)', `p50 ${ms(endToEnd.queueWaitMs.p50)}, p99 ${ms(endToEnd.queueWaitMs.p99)}`, '', ''],
     ['  of which in the worker (taken -> written)', `p50 ${ms(endToEnd.inWorkerMs.p50)}, p99 ${ms(endToEnd.inWorkerMs.p99)}`, '', ''],
-    ...scaling.map((row) => [`scaling: ${row.label}`, `${n(row.jobsPerSecond)} jobs/s`, `${n(row.predicted)} Little's law`, row.ratio.toFixed(2)]),
+    ...scaling.map((row) => [
+      `scaling: ${row.label}`,
+      `${n(row.jobsPerSecond)} jobs/s steady (${n(row.drainJobsPerSecond)} over the whole drain)`,
+      `${n(row.predicted)} Little's law`,
+      row.ratio.toFixed(2),
+    ]),
     ...Object.entries(report.memory).map(([name, value]) => [`peak RSS: ${name}`, `${value} MB`, '', '']),
   ];
 }
@@ -115,6 +125,7 @@ function cpuRows(report: BenchReport): string[][] {
     row('accept path', report.accept.subject.cpu),
     row('bare Fastify, one key', report.duplicate.baseline.cpu),
     row('duplicate path', report.duplicate.subject.cpu),
+    row('BullMQ add alone (its client as process)', report.bullmqAddCpu),
     row('bare BullMQ worker', report.worker.cpu.bare),
     row('payonce worker', report.worker.cpu.worker),
     row(`end-to-end at ${report.endToEnd.offeredRate}/s (API + worker)`, report.endToEnd.cpu),

@@ -34,7 +34,7 @@ const quick = args.quick;
 const write = !quick && !args['no-write'];
 
 const plan = quick
-  ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 2, concurrencies: [20], processes: [2] }
+  ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 3, concurrencies: [20], processes: [2] }
   : { seconds: 10, warmup: 3, connections: 50, rounds: 2, workerJobs: 10_000, e2eRate: 500, e2eSeconds: 10, scaleDelayMs: 1000, scaleRounds: 5, concurrencies: [10, 100, 1000], processes: [1, 2, 4] };
 
 const log = (line: string) => console.error(`[bench] ${line}`);
@@ -122,6 +122,38 @@ async function main(): Promise<void> {
     await stop(api);
     await stop(bare);
 
+    // BullMQ's add on its own, with the producer's options: the floor of any accept path that
+    // enqueues one BullMQ job per purchase. Its client runs in this process.
+    log('BullMQ add alone');
+    const enqueueOnly = async (count: number): Promise<CpuUse> => {
+      const queueName = `add_${randomSuffix()}`;
+      const config = testConfig({ DATABASE_URL: database.url, REDIS_KEY_PREFIX: prefix, QUEUE_NAME: queueName });
+      const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+      const producer = purchaseProducerFromConfig(config, connection);
+      const job = (n: number): PurchaseJob => ({
+        purchaseId: randomUUID(),
+        userId: bodies[n % bodies.length]!.userId,
+        productId,
+        amount: 999,
+        idempotencyKey: `user:${bodies[n % bodies.length]!.userId}:key:${queueName}-${n}`,
+        acceptedAt: new Date().toISOString(),
+      });
+      const meter = await startCpuMeter(process.pid, redisPid);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: plan.connections }, async () => {
+          while (next < count) await producer.enqueuePurchase(job(next++));
+        }),
+      );
+      const used = await meter.stop(count);
+      await producer.close();
+      connection.disconnect();
+      // The client's CPU is this process's: report it as the process under test.
+      return { ...used, process: used.loadGenerator, loadGenerator: 0 };
+    };
+    await enqueueOnly(plan.workerJobs / 10);
+    const bullmqAddCpu = await enqueueOnly(plan.workerJobs);
+
     // 3. Worker throughput with no payment delay, against a bare BullMQ worker and raw inserts.
     log('worker throughput');
     const fill = async (queueName: string, count: number) => {
@@ -161,18 +193,37 @@ async function main(): Promise<void> {
       connection.disconnect();
       return { queue, jobs };
     };
-    /** Drains a filled queue; returns jobs/s and the CPU per job of every process taking part. */
-    const drain = async (queue: Queue, count: number, workerPid: number): Promise<{ jobsPerSecond: number; cpu: CpuUse }> => {
+    /**
+     * Drains a filled queue; returns jobs/s and the CPU per job of every process taking part.
+     * With `steady`, also the rate between the `from`-th and the `to`-th completion, which
+     * leaves out the ramp-up and the tail.
+     */
+    const drain = async (
+      queue: Queue,
+      count: number,
+      workerPid: number,
+      steady?: { from: number; to: number },
+    ): Promise<{ jobsPerSecond: number; steadyJobsPerSecond?: number; cpu: CpuUse }> => {
       const meter = await startCpuMeter(workerPid, redisPid);
       const t0 = performance.now();
+      let reachedFrom: number | undefined;
+      let reachedTo: number | undefined;
       await queue.resume();
-      await eventually(async () => ((await queue.getCompletedCount()) >= count ? true : undefined), {
-        timeoutMs: 600_000,
-        intervalMs: 20,
-        what: `${count} jobs to complete`,
-      });
+      await eventually(
+        async () => {
+          const completed = await queue.getCompletedCount();
+          if (steady && reachedFrom === undefined && completed >= steady.from) reachedFrom = performance.now();
+          if (steady && reachedTo === undefined && completed >= steady.to) reachedTo = performance.now();
+          return completed >= count ? true : undefined;
+        },
+        { timeoutMs: 600_000, intervalMs: 20, what: `${count} jobs to complete` },
+      );
       const jobsPerSecond = count / ((performance.now() - t0) / 1000);
-      return { jobsPerSecond, cpu: await meter.stop(count) };
+      const steadyJobsPerSecond =
+        steady && reachedFrom !== undefined && reachedTo !== undefined && reachedTo > reachedFrom
+          ? (steady.to - steady.from) / ((reachedTo - reachedFrom) / 1000)
+          : undefined;
+      return { jobsPerSecond, steadyJobsPerSecond, cpu: await meter.stop(count) };
     };
     /** Starts a payonce worker on `queueName` and waits until BullMQ lists one more worker. */
     const startPayonceWorker = async (queueName: string, workerEnvironment: Record<string, string>) => {
@@ -227,11 +278,23 @@ async function main(): Promise<void> {
     // 4. End-to-end latency at a fixed offered load, simulated delay subtracted.
     log(`end-to-end latency at ${plan.e2eRate}/s`);
     const e2eDelay = 50;
+    const allWritten = (ids: string[]) =>
+      eventually(
+        async () => {
+          const [{ n }] = (await database.db('payments').whereIn('id', ids).count({ n: '*' })) as [{ n: string }];
+          return Number(n) >= ids.length ? true : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 100, what: 'the end-to-end purchases to finish' },
+      );
     const e2eQueue = `e2e_${randomSuffix()}`;
     const e2eApi = track(await startApi(env({ QUEUE_NAME: e2eQueue })));
     const e2eWorker = track(
       await startPayonceWorker(e2eQueue, env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' })),
     );
+    // Warm both processes up first (JIT, pools, connections), as the accept phase does, and
+    // let the warm-up's purchases finish before measuring.
+    const warmup = await pacedPurchases({ url: e2eApi.url, rate: plan.e2eRate, seconds: plan.warmup, bodies });
+    await allWritten(warmup.accepted);
     const apiMeter = await startCpuMeter(e2eApi.pid, redisPid);
     const workerMeter = await startCpuMeter(e2eWorker.pid, redisPid);
     const { accepted, sentPerSecond } = await pacedPurchases({
@@ -243,13 +306,7 @@ async function main(): Promise<void> {
     // Per purchase, while sending (the worker keeps up, so this is nearly all of its work).
     const e2eApiCpu = await apiMeter.stop(accepted.length);
     const e2eCpu: CpuUse = { ...e2eApiCpu, process: e2eApiCpu.process + (await workerMeter.stop(accepted.length)).process };
-    await eventually(
-      async () => {
-        const [{ n }] = (await database.db('payments').whereIn('id', accepted).count({ n: '*' })) as [{ n: string }];
-        return Number(n) >= accepted.length ? true : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 100, what: 'the end-to-end purchases to finish' },
-    );
+    await allWritten(accepted);
     const e2eRows = (await database.db('payments').whereIn('id', accepted).select('id', 'accepted_at', 'updated_at')) as Array<{
       id: string;
       accepted_at: Date;
@@ -285,12 +342,30 @@ async function main(): Promise<void> {
         const extra = { PAYMENT_DELAY_MS: String(plan.scaleDelayMs), WORKER_CONCURRENCY: String(concurrency) };
         running.push(track(await startPayonceWorker(queueName, workerEnv(queueName, extra))));
       }
-      const { jobsPerSecond } = await drain(queue, jobs, running[0]!.pid);
+      // Little's law describes a steady state: measure between the first and the last round's
+      // worth of completions, leaving out the ramp-up (every slot fetching its first job) and
+      // the tail (slots emptying), which are reported for context as the whole drain's rate.
+      const inFlight = workers * concurrency;
+      const { jobsPerSecond, steadyJobsPerSecond } = await drain(queue, jobs, running[0]!.pid, {
+        from: inFlight,
+        to: jobs - inFlight,
+      });
       const rss = Math.max(...(await Promise.all(running.map((p) => peakRssMb(p.pid)))));
       for (const p of running) await stop(p);
       // Little's law: throughput = jobs in flight / time each spends in the system.
-      const predicted = (workers * concurrency) / (plan.scaleDelayMs / 1000);
-      scaling.push({ label, workers, concurrency, jobs, jobsPerSecond: Math.round(jobsPerSecond), predicted, ratio: jobsPerSecond / predicted, workerPeakRssMb: rss });
+      const predicted = inFlight / (plan.scaleDelayMs / 1000);
+      const steadyRate = steadyJobsPerSecond ?? jobsPerSecond;
+      scaling.push({
+        label,
+        workers,
+        concurrency,
+        jobs,
+        jobsPerSecond: Math.round(steadyRate),
+        drainJobsPerSecond: Math.round(jobsPerSecond),
+        predicted,
+        ratio: steadyRate / predicted,
+        workerPeakRssMb: rss,
+      });
     };
     const perProcess = quick ? 10 : 25;
     for (const workers of plan.processes) await scale(`${workers} process(es) x ${perProcess}`, workers, perProcess);
@@ -303,6 +378,7 @@ async function main(): Promise<void> {
       plan,
       accept: { ...accept, ratio: accept.subject.requestsPerSecond / accept.baseline.requestsPerSecond },
       duplicate: { ...duplicate, ratio: duplicate.subject.requestsPerSecond / duplicate.baseline.requestsPerSecond },
+      bullmqAddCpu,
       worker: {
         jobs: plan.workerJobs,
         bareJobsPerSecond: Math.round(bareJobsPerSecond),
