@@ -34,8 +34,8 @@ const quick = args.quick;
 const write = !quick && !args['no-write'];
 
 const plan = quick
-  ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 3, concurrencies: [20], processes: [2] }
-  : { seconds: 10, warmup: 3, connections: 50, rounds: 2, workerJobs: 10_000, e2eRate: 500, e2eSeconds: 10, scaleDelayMs: 1000, scaleRounds: 5, concurrencies: [10, 100, 1000], processes: [1, 2, 4] };
+  ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, addJobs: 2_000, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 3, concurrencies: [20], processes: [2] }
+  : { seconds: 10, warmup: 3, connections: 50, rounds: 2, workerJobs: 10_000, addJobs: 10_000, e2eRate: 500, e2eSeconds: 10, scaleDelayMs: 1000, scaleRounds: 5, concurrencies: [10, 100, 1000], processes: [1, 2, 4] };
 
 const log = (line: string) => console.error(`[bench] ${line}`);
 const silent = pino({ level: 'silent' });
@@ -78,6 +78,16 @@ async function main(): Promise<void> {
     const [product] = await database.db('products').insert({ name: 'bench', price: 999 }).returning('id');
     const productId = (product as { id: number }).id;
     const bodies = users.map((row) => ({ userId: (row as { id: number }).id, productId }));
+
+    /** The `n`-th purchase job of a queue, as the API would enqueue it. */
+    const benchJob = (queueName: string, n: number): PurchaseJob => ({
+      purchaseId: randomUUID(),
+      userId: bodies[n % bodies.length]!.userId,
+      productId,
+      amount: 999,
+      idempotencyKey: `user:${bodies[n % bodies.length]!.userId}:key:${queueName}-${n}`,
+      acceptedAt: new Date().toISOString(),
+    });
 
     const env = (extra: Record<string, string> = {}) => ({
       DATABASE_URL: database.url,
@@ -130,19 +140,11 @@ async function main(): Promise<void> {
       const config = testConfig({ DATABASE_URL: database.url, REDIS_KEY_PREFIX: prefix, QUEUE_NAME: queueName });
       const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
       const producer = purchaseProducerFromConfig(config, connection);
-      const job = (n: number): PurchaseJob => ({
-        purchaseId: randomUUID(),
-        userId: bodies[n % bodies.length]!.userId,
-        productId,
-        amount: 999,
-        idempotencyKey: `user:${bodies[n % bodies.length]!.userId}:key:${queueName}-${n}`,
-        acceptedAt: new Date().toISOString(),
-      });
       const meter = await startCpuMeter(process.pid, redisPid);
       let next = 0;
       await Promise.all(
         Array.from({ length: plan.connections }, async () => {
-          while (next < count) await producer.enqueuePurchase(job(next++));
+          while (next < count) await producer.enqueuePurchase(benchJob(queueName, next++));
         }),
       );
       const used = await meter.stop(count);
@@ -151,8 +153,9 @@ async function main(): Promise<void> {
       // The client's CPU is this process's: report it as the process under test.
       return { ...used, process: used.loadGenerator, loadGenerator: 0 };
     };
-    await enqueueOnly(plan.workerJobs / 10);
-    const bullmqAddCpu = await enqueueOnly(plan.workerJobs);
+    // (Enough adds in quick mode too for /proc's 10 ms CPU ticks to see Redis's share.)
+    await enqueueOnly(plan.addJobs / 10);
+    const bullmqAddCpu = await enqueueOnly(plan.addJobs);
 
     // 3. Worker throughput with no payment delay, against a bare BullMQ worker and raw inserts.
     log('worker throughput');
@@ -165,14 +168,7 @@ async function main(): Promise<void> {
       const queue = new Queue(queueName, { connection: inspector, prefix: bullmqPrefix(prefix) });
       queues.push(queue);
       await queue.pause();
-      const jobs: PurchaseJob[] = Array.from({ length: count }, (_, i) => ({
-        purchaseId: randomUUID(),
-        userId: bodies[i % bodies.length]!.userId,
-        productId,
-        amount: 999,
-        idempotencyKey: `user:${bodies[i % bodies.length]!.userId}:key:${queueName}-${i}`,
-        acceptedAt: new Date().toISOString(),
-      }));
+      const jobs = Array.from({ length: count }, (_, i) => benchJob(queueName, i));
       // The API's own steps: claim (with the in-flight record), enqueue, confirm.
       for (let i = 0; i < jobs.length; i += 200) {
         await Promise.all(

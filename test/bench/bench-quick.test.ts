@@ -22,5 +22,21 @@ describe('npm run bench -- --quick', () => {
     expect(ratios.length).toBeGreaterThanOrEqual(5);
     for (const ratio of ratios) expect(ratio).toBeGreaterThan(0);
     expect(stdout).toMatch(/(met |MISS)\s+accept path/);
+    // The end-to-end time is split, and every process's CPU is counted where the work lands.
+    expect(stdout).toMatch(/of which queued \(accepted -> taken\)\s+p50 \d/);
+    expect(stdout).toMatch(/of which in the worker \(taken -> written\)\s+p50 \d/);
+    const cpu = (label: string) => {
+      const match = new RegExp(`^${label}\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)$`, 'm').exec(stdout);
+      expect(match, `CPU row "${label}"`).not.toBeNull();
+      const [own, redis, postgres, loadGenerator, total] = match!.slice(1).map((n) => Number(n.replace(/,/g, '')));
+      expect(total).toBe(own! + redis! + postgres! + loadGenerator!);
+      return { process: own!, redis: redis!, postgres: postgres!, loadGenerator: loadGenerator! };
+    };
+    const accept = cpu('accept path');
+    expect(accept.process).toBeGreaterThan(0);
+    expect(accept.redis).toBeGreaterThan(0);
+    expect(accept.loadGenerator).toBeGreaterThan(0);
+    expect(cpu('BullMQ add alone \\(its client as process\\)').redis).toBeGreaterThan(0);
+    expect(cpu('payonce worker').process).toBeGreaterThan(0);
   }, 180_000);
 });
