@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     const fill = async (queueName: string, count: number) => {
       const config = testConfig({ DATABASE_URL: database.url, REDIS_KEY_PREFIX: prefix, QUEUE_NAME: queueName });
       const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-      const states = createPurchaseStateStore({ redis: connection, prefix, finishedTtlSeconds: 300 });
+      const states = createPurchaseStateStore({ redis: connection, prefix });
       const idempotency = createIdempotencyStore({ redis: connection, prefix, ttlSeconds: 300, stateTtlSeconds: 3600, stateKey: states.stateKey });
       const producer = purchaseProducerFromConfig(config, connection);
       const queue = new Queue(queueName, { connection: inspector, prefix: bullmqPrefix(prefix) });

@@ -42,11 +42,7 @@ export function createApiServices(
   const users = createUsersRepository({ db });
   const products = createProductsRepository({ db });
   const payments = createPaymentsRepository({ db });
-  const states = createPurchaseStateStore({
-    redis,
-    prefix,
-    finishedTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
+  const states = createPurchaseStateStore({ redis, prefix });
   const idempotency = createIdempotencyStore({
     redis,
     prefix,

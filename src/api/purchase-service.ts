@@ -69,10 +69,15 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
   }
 
   async function getPurchase(purchaseId: string): Promise<Purchase | null> {
-    // Postgres is the record of finished purchases; Redis only knows in-flight ones.
+    // Postgres is the record of finished purchases; Redis only knows in-flight ones (and
+    // outcomes Postgres could not take).
     const payment = await dependency('Postgres', payments.findPayment(purchaseId));
     if (payment) return payment;
-    return dependency('Redis', states.getPurchaseState(purchaseId));
+    const inFlight = await dependency('Redis', states.getPurchaseState(purchaseId));
+    if (inFlight) return inFlight;
+    // The worker drops the in-flight record only after Postgres holds the payment, so a
+    // purchase that finished between the two reads above is in Postgres now.
+    return dependency('Postgres', payments.findPayment(purchaseId));
   }
 
   /**

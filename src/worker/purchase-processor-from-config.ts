@@ -12,16 +12,12 @@ import { createPurchaseProcessor, type PurchaseProcessor } from './process-purch
  * payments in Postgres, in-flight records and announcements in Redis, the simulated gateway.
  */
 export function purchaseProcessorFromConfig(
-  config: Pick<Config, 'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS' | 'PAYMENT_DELAY_MS' | 'PAYMENT_DECLINE_RATE'>,
+  config: Pick<Config, 'REDIS_KEY_PREFIX' | 'PAYMENT_DELAY_MS' | 'PAYMENT_DECLINE_RATE'>,
   clients: { db: Db; redis: Redis; logger: Logger },
 ): PurchaseProcessor {
   return createPurchaseProcessor({
     payments: createPaymentsRepository({ db: clients.db }),
-    states: createPurchaseStateStore({
-      redis: clients.redis,
-      prefix: config.REDIS_KEY_PREFIX,
-      finishedTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    }),
+    states: createPurchaseStateStore({ redis: clients.redis, prefix: config.REDIS_KEY_PREFIX }),
     gateway: createSimulatedGateway({
       delayMs: config.PAYMENT_DELAY_MS,
       declineRate: config.PAYMENT_DECLINE_RATE,

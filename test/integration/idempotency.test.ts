@@ -25,7 +25,7 @@ const finishedOf = (purchaseId: string): Purchase => ({
 
 beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL);
-  states = createPurchaseStateStore({ redis, prefix, finishedTtlSeconds: 60 });
+  states = createPurchaseStateStore({ redis, prefix });
   store = createIdempotencyStore({
     redis,
     prefix,
@@ -134,29 +134,21 @@ describe('idempotency claims on a real Redis', () => {
 });
 
 describe('purchase state records', () => {
-  it('moves queued -> processing -> finished, never back', async () => {
+  it('moves queued -> processing, then drops the record once Postgres holds the outcome, never back', async () => {
     const key = `user:9:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(500), fingerprint: 'f' }, state);
     await states.markProcessing(id(500));
     expect((await states.getPurchaseState(id(500)))?.status).toBe('processing');
-    const finished = {
-      purchaseId: id(500),
-      userId: 1,
-      productId: 2,
-      status: 'succeeded' as const,
-      amount: 300,
-      failureReason: null,
-      createdAt: new Date(state.createdAt),
-      updatedAt: new Date(),
-    };
     const subscriber = new Redis(TEST_REDIS_URL);
     await subscriber.subscribe(states.eventsChannel);
     const announced = new Promise<string>((resolve) => subscriber.once('message', (_channel, message) => resolve(message)));
-    await states.markFinished(finished);
+    await states.markFinished(finishedOf(id(500)));
     expect(JSON.parse(await announced)).toEqual({ purchaseId: id(500), status: 'succeeded' });
     subscriber.disconnect();
+    expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
+    // A late "processing" (a slow batch) does not bring the record back.
     await states.markProcessing(id(500));
-    expect(await states.getPurchaseState(id(500))).toEqual(finished);
+    expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
   });
 });
 
@@ -168,9 +160,10 @@ describe('batched state updates', () => {
         store.claimIdempotencyKey(`user:9:key:${randomSuffix()}`, { purchaseId, fingerprint: 'f' }, state),
       ),
     );
-    // Load both scripts first, so each batch below is exactly one EVALSHA.
+    // Load the scripts first, so each batch below is exactly one EVALSHA.
     await states.markProcessing(id(799));
-    await states.markFinished({ ...finishedOf(id(799)), status: 'failed', failureReason: 'card_declined' });
+    await states.markFinished(finishedOf(id(799)));
+    await states.markFinished(finishedOf(id(798)), { inPostgres: false });
     const subscriber = new Redis(TEST_REDIS_URL);
     await subscriber.subscribe(states.eventsChannel);
     const events: unknown[] = [];
@@ -188,9 +181,17 @@ describe('batched state updates', () => {
         status: i % 2 === 0 ? ('succeeded' as const) : ('failed' as const),
         failureReason: i % 2 === 0 ? null : 'card_declined',
       }));
-      await Promise.all(outcomes.map((outcome) => states.markFinished(outcome)));
+      // Recorded in Postgres: announced and dropped from Redis.
+      const recorded = outcomes.slice(0, 30);
+      await Promise.all(recorded.map((outcome) => states.markFinished(outcome)));
       expect(sent).toHaveBeenCalledTimes(1);
-      for (const outcome of outcomes) expect(await states.getPurchaseState(outcome.purchaseId)).toEqual(outcome);
+      expect(await redis.exists(...recorded.map(({ purchaseId }) => states.stateKey(purchaseId)))).toBe(0);
+      // Not recorded: Redis keeps each outcome as its only record.
+      sent.mockClear();
+      const unrecorded = outcomes.slice(30);
+      await Promise.all(unrecorded.map((outcome) => states.markFinished(outcome, { inPostgres: false })));
+      expect(sent).toHaveBeenCalledTimes(1);
+      for (const outcome of unrecorded) expect(await states.getPurchaseState(outcome.purchaseId)).toEqual(outcome);
       await eventually(() => (events.length >= ids.length ? true : undefined));
       expect(events).toEqual(outcomes.map(({ purchaseId, status }) => ({ purchaseId, status })));
     } finally {
@@ -201,7 +202,7 @@ describe('batched state updates', () => {
 });
 
 describe('outcomes Redis alone holds', () => {
-  it('keep a failure that never reached Postgres for the long TTL, and a recorded one for the short', async () => {
+  it('keep a failure that never reached Postgres for the long TTL, and drop a recorded one', async () => {
     const failed = {
       purchaseId: id(600),
       userId: 1,
@@ -214,7 +215,8 @@ describe('outcomes Redis alone holds', () => {
     };
     await states.markFinished(failed, { inPostgres: false });
     expect(await redis.ttl(states.stateKey(id(600)))).toBeGreaterThan(6 * 24 * 3600);
+    await states.markProcessing(id(601));
     await states.markFinished({ ...failed, purchaseId: id(601) });
-    expect(await redis.ttl(states.stateKey(id(601)))).toBeLessThanOrEqual(60);
+    expect(await redis.exists(states.stateKey(id(601)))).toBe(0);
   });
 });

@@ -60,7 +60,7 @@ function startWorker(queue: TestFifoQueue, options: WorkerOptions = {}) {
   const inner: PaymentGateway = options.gateway ?? { charge: async () => ({ approved: true }) };
   const processor = createPurchaseProcessor({
     payments: options.payments ?? createPaymentsRepository({ db: database.db }),
-    states: createPurchaseStateStore({ redis, prefix, finishedTtlSeconds: 60 }),
+    states: createPurchaseStateStore({ redis, prefix }),
     gateway: {
       charge: async (request) => {
         charges.push(request.purchaseId);

@@ -42,7 +42,7 @@ function startWorker(options: { payments?: PaymentsRepository; declineRate?: num
   };
   const processor = createPurchaseProcessor({
     payments: options.payments ?? createPaymentsRepository({ db: stack.database.db }),
-    states: createPurchaseStateStore({ redis: workerRedis, prefix: stack.config.REDIS_KEY_PREFIX, finishedTtlSeconds: 60 }),
+    states: createPurchaseStateStore({ redis: workerRedis, prefix: stack.config.REDIS_KEY_PREFIX }),
     gateway,
     logger,
   });

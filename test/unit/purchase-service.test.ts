@@ -53,6 +53,17 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
 
 const request = { userId: 1, productId: 2, waitSeconds: 0 };
 
+const finishedPurchase = () => ({
+  purchaseId: PURCHASE_ID,
+  userId: 1,
+  productId: 2,
+  status: 'succeeded' as const,
+  amount: 500,
+  failureReason: null,
+  createdAt: new Date(),
+  updatedAt: new Date(),
+});
+
 describe('createPurchaseService.submitPurchase', () => {
   it('accepts a first submission, enqueues once and confirms the claim', async () => {
     const { service, producer, idempotency } = setup();
@@ -120,16 +131,7 @@ describe('createPurchaseService.submitPurchase', () => {
   });
 
   it('returns the finished purchase when it completes within the wait', async () => {
-    const finished = {
-      purchaseId: PURCHASE_ID,
-      userId: 1,
-      productId: 2,
-      status: 'succeeded' as const,
-      amount: 500,
-      failureReason: null,
-      createdAt: new Date(),
-      updatedAt: new Date(),
-    };
+    const finished = finishedPurchase();
     const { service, deps } = setup({
       waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(true), cancel: vi.fn() })) },
       payments: { findPayment: vi.fn(async () => finished) },
@@ -142,16 +144,7 @@ describe('createPurchaseService.submitPurchase', () => {
   });
 
   it('still answers a waiting client when the announcement is missed, by reading the status', async () => {
-    const finished = {
-      purchaseId: PURCHASE_ID,
-      userId: 1,
-      productId: 2,
-      status: 'succeeded' as const,
-      amount: 500,
-      failureReason: null,
-      createdAt: new Date(),
-      updatedAt: new Date(),
-    };
+    const finished = finishedPurchase();
     let reads = 0;
     const cancel = vi.fn();
     const { service } = setup({
@@ -184,5 +177,28 @@ describe('createPurchaseService.submitPurchase', () => {
     const started = Date.now();
     await expect(service.submitPurchase({ ...request, waitSeconds: 20 })).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('createPurchaseService.getPurchase', () => {
+  it('finds a purchase that finished between its Postgres and its Redis read', async () => {
+    const finished = finishedPurchase();
+    // Postgres does not have it yet; meanwhile the worker writes it and drops the Redis record.
+    let written = false;
+    const { service } = setup({
+      payments: { findPayment: vi.fn(async () => (written ? finished : null)) },
+      states: {
+        getPurchaseState: vi.fn(async () => {
+          written = true;
+          return null;
+        }),
+      },
+    });
+    await expect(service.getPurchase(PURCHASE_ID)).resolves.toEqual(finished);
+  });
+
+  it('answers null for a purchase neither store knows', async () => {
+    const { service } = setup();
+    await expect(service.getPurchase(PURCHASE_ID)).resolves.toBeNull();
   });
 });

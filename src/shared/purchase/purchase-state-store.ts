@@ -23,8 +23,20 @@ end
 return #KEYS
 `;
 
-// Records final outcomes and announces each. KEYS: states. ARGV: channel, then for each key:
-// ttl, event, and the values of FINISHED_FIELDS in that order.
+// Announces outcomes Postgres now holds, and drops their in-flight records: status reads ask
+// Postgres first, so the record has nothing left to say. KEYS: states. ARGV: channel, then an
+// event per key.
+const ANNOUNCE_RECORDED_SCRIPT = `
+for i, key in ipairs(KEYS) do
+  redis.call('DEL', key)
+  redis.call('PUBLISH', ARGV[1], ARGV[i + 1])
+end
+return #KEYS
+`;
+
+// Records outcomes that Postgres could not take, where Redis is then their only record, and
+// announces each. KEYS: states. ARGV: channel, then for each key: ttl, event, and the values
+// of FINISHED_FIELDS in that order.
 const FINISHED_FIELDS = ['userId', 'productId', 'amount', 'status', 'failureReason', 'createdAt', 'updatedAt'] as const;
 const MARK_FINISHED_SCRIPT = `${HSET_FROM_ARGV}
 local fields = ${luaFieldList(FINISHED_FIELDS)}
@@ -40,19 +52,13 @@ return #KEYS
 
 interface StateCommands {
   payonceMarkProcessing(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
+  payonceAnnounceRecorded(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
   payonceMarkFinished(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
-}
-
-interface FinishedEntry {
-  purchase: Purchase;
-  ttlSeconds: number;
 }
 
 export interface PurchaseStateStoreOptions {
   redis: Redis;
   prefix: string;
-  /** How long a finished purchase's record stays in Redis; Postgres keeps it for good. */
-  finishedTtlSeconds: number;
   /**
    * How long a final outcome that could not be written to Postgres stays in Redis, where it is
    * then the only record (BullMQ keeps the failed job as long). Default 7 days.
@@ -71,11 +77,12 @@ export const UNRECORDED_OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
  * only answers for purchases Postgres does not have yet.
  */
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
-  const { redis, prefix, finishedTtlSeconds } = options;
+  const { redis, prefix } = options;
   const unrecordedTtlSeconds = options.unrecordedTtlSeconds ?? UNRECORDED_OUTCOME_TTL_SECONDS;
   const maxBatchSize = options.maxBatchSize ?? 100;
   // The key count varies with the batch, so it is passed on each call (numberOfKeys omitted).
   redis.defineCommand('payonceMarkProcessing', { lua: MARK_PROCESSING_SCRIPT });
+  redis.defineCommand('payonceAnnounceRecorded', { lua: ANNOUNCE_RECORDED_SCRIPT });
   redis.defineCommand('payonceMarkFinished', { lua: MARK_FINISHED_SCRIPT });
   const commands = redis as unknown as StateCommands;
   const stateKey = (purchaseId: string) => `${prefix}:purchase:${purchaseId}`;
@@ -90,11 +97,22 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     { maxBatchSize },
   );
 
-  const finishedMarker = createBatcher<FinishedEntry, true>(
-    async (entries) => {
-      const keys = entries.map(({ purchase }) => stateKey(purchase.purchaseId));
-      const args = entries.flatMap(({ purchase, ttlSeconds }) => {
-        const event: PurchaseFinishedEvent = { purchaseId: purchase.purchaseId, status: purchase.status };
+  const event = (purchase: Purchase) =>
+    JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseFinishedEvent);
+
+  const recordedAnnouncer = createBatcher<Purchase, true>(
+    async (purchases) => {
+      const keys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
+      await commands.payonceAnnounceRecorded(keys.length, ...keys, eventsChannel, ...purchases.map(event));
+      return purchases.map(() => true as const);
+    },
+    { maxBatchSize },
+  );
+
+  const unrecordedMarker = createBatcher<Purchase, true>(
+    async (purchases) => {
+      const keys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
+      const args = purchases.flatMap((purchase) => {
         const record: Record<(typeof FINISHED_FIELDS)[number], string | number> = {
           userId: purchase.userId,
           productId: purchase.productId,
@@ -104,10 +122,10 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
           createdAt: purchase.createdAt.toISOString(),
           updatedAt: purchase.updatedAt.toISOString(),
         };
-        return [ttlSeconds, JSON.stringify(event), ...FINISHED_FIELDS.map((field) => record[field])];
+        return [unrecordedTtlSeconds, event(purchase), ...FINISHED_FIELDS.map((field) => record[field])];
       });
       await commands.payonceMarkFinished(keys.length, ...keys, eventsChannel, ...args);
-      return entries.map(() => true as const);
+      return purchases.map(() => true as const);
     },
     { maxBatchSize },
   );
@@ -127,12 +145,12 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     },
 
     /**
-     * Records a final outcome and announces it. Called after Postgres holds the outcome, or with
-     * `inPostgres: false` when it could not be written there, to keep it visible for longer.
+     * Announces a final outcome. Once Postgres holds it, the in-flight record is dropped (status
+     * reads ask Postgres first); with `inPostgres: false`, when it could not be written there,
+     * Redis keeps it as the only record for `unrecordedTtlSeconds`.
      */
     async markFinished(purchase: Purchase, options: { inPostgres?: boolean } = {}): Promise<void> {
-      const ttlSeconds = options.inPostgres === false ? unrecordedTtlSeconds : finishedTtlSeconds;
-      await finishedMarker.load({ purchase, ttlSeconds });
+      await (options.inPostgres === false ? unrecordedMarker : recordedAnnouncer).load(purchase);
     },
   };
 }
