@@ -24,9 +24,11 @@ try {
 
 const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 // Each child gets its own process group, so a Ctrl-C reaches it once, forwarded from here, and
-// not also from the terminal (a second signal would make it exit without draining).
+// not also from the terminal (a second signal would make it exit without draining). The IPC
+// channel closes if this process dies without forwarding anything (SIGKILL), and the child
+// then shuts down gracefully by itself instead of running on unattended.
 const start = (script: string) =>
-  spawn(process.execPath, [entry(script)], { stdio: 'inherit', detached: true });
+  spawn(process.execPath, [entry(script)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true });
 const children = new Map<string, ChildProcess>([
   ['api', start('../src/api/server.js')],
   ['worker', start('../src/worker/main.js')],

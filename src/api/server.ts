@@ -4,6 +4,7 @@ import { loadAppSecretsOrExit } from '../shared/app-secrets.js';
 import { loadConfigOrExit, type Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
+import { closeWhenParentExits } from '../shared/parent-process.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis.js';
 import { createApiServices } from './api-services.js';
@@ -25,7 +26,7 @@ async function main(config: Config): Promise<void> {
     fastify: { loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES },
   });
 
-  closeWithGrace(
+  const { close } = closeWithGrace(
     { delay: config.SHUTDOWN_READINESS_DELAY_MS + config.SHUTDOWN_TIMEOUT_MS, logger },
     async ({ signal, err }) => {
       if (err) logger.error({ err }, 'fatal error; shutting down');
@@ -42,6 +43,7 @@ async function main(config: Config): Promise<void> {
       logger.info('shut down cleanly');
     },
   );
+  closeWhenParentExits(close, logger);
 
   // Subscribing waits for Redis; the API serves (and answers 503 where Redis is needed) meanwhile.
   void services.waiter.start().catch((error: unknown) => logger.warn({ err: error }, 'event subscription failed'));

@@ -3,6 +3,7 @@ import { loadAppSecretsOrExit } from '../shared/app-secrets.js';
 import { loadConfigOrExit, type Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { closeWhenParentExits } from '../shared/parent-process.js';
 import { bullmqPrefix } from '../shared/queue/bullmq-purchase-producer.js';
 import { closeRedis, createPersistentRedis, type Redis } from '../shared/redis.js';
 import { closeWorkerWithin, createBullmqPurchaseWorker } from './bullmq-purchase-worker.js';
@@ -26,7 +27,7 @@ async function main(config: Config): Promise<void> {
       ? await startSqsTransport(config, processor, logger)
       : startBullmqTransport(config, processor, redis, logger);
 
-  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + 5_000, logger }, async ({ signal, err }) => {
+  const { close } = closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + 5_000, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'fatal error; shutting down');
     else logger.info({ signal }, 'shutting down: finishing in-flight jobs');
     await transport.close();
@@ -34,6 +35,7 @@ async function main(config: Config): Promise<void> {
     await db.destroy();
     logger.info('shut down cleanly');
   });
+  closeWhenParentExits(close, logger);
 
   logger.info(
     {

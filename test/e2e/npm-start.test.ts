@@ -16,32 +16,38 @@ afterAll(async () => {
   await deleteKeys(prefix);
 });
 
-describe('npm start (scripts/start.ts)', () => {
-  it('creates, migrates and seeds a new database, serves with a worker, and stops both cleanly on Ctrl-C', async () => {
-    const port = await freePort();
-    const url = new URL(server);
-    url.pathname = `/${database}`;
-    // Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
-    const child = spawn(process.execPath, [`${ROOT}dist/scripts/start.js`], {
-      cwd: ROOT,
-      detached: true,
-      env: {
-        ...process.env,
-        DATABASE_URL: url.toString(),
-        PORT: String(port),
-        REDIS_KEY_PREFIX: prefix,
-        QUEUE_NAME: `start_${randomSuffix()}`,
-        PAYMENT_DELAY_MS: '100',
-        LOG_PRETTY: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      const base = `http://127.0.0.1:${port}`;
+/** `npm start`'s script in a process group of its own, as a terminal's foreground job. */
+function startService(port: number) {
+  const url = new URL(server);
+  url.pathname = `/${database}`;
+  const child = spawn(process.execPath, [`${ROOT}dist/scripts/start.js`], {
+    cwd: ROOT,
+    detached: true,
+    env: {
+      ...process.env,
+      DATABASE_URL: url.toString(),
+      PORT: String(port),
+      REDIS_KEY_PREFIX: prefix,
+      QUEUE_NAME: `start_${randomSuffix()}`,
+      PAYMENT_DELAY_MS: '100',
+      LOG_PRETTY: 'false',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const base = `http://127.0.0.1:${port}`;
+  const service = {
+    child,
+    exited,
+    base,
+    output: () => output,
+    /** The API's and the worker's pids, from their log lines. */
+    childPids: () => [...new Set([...output.matchAll(/"pid":(\d+)/g)].map((match) => Number(match[1])))],
+    /** Waits until the API answers ready and the worker has started. */
+    async ready() {
       await eventually(async () => ((await fetch(`${base}/health/ready`).catch(() => null))?.ok ? true : undefined), {
         timeoutMs: 30_000,
         what: `npm start to serve:\n${output}`,
@@ -51,6 +57,36 @@ describe('npm start (scripts/start.ts)', () => {
         timeoutMs: 30_000,
         what: `the worker to start:\n${output}`,
       });
+    },
+    /** Ends whatever is left of a failed run: the group, and the children in groups of their own. */
+    cleanUp() {
+      for (const pid of [-child.pid!, ...service.childPids()]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+  return service;
+}
+
+const isRunning = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('npm start (scripts/start.ts)', () => {
+  it('creates, migrates and seeds a new database, serves with a worker, and stops both cleanly on Ctrl-C', async () => {
+    const service = startService(await freePort());
+    try {
+      await service.ready();
+      const { base } = service;
       const products = (await (await fetch(`${base}/product`)).json()) as Array<{ id: number }>;
       const users = (await (await fetch(`${base}/user`)).json()) as Array<{ id: number }>;
       expect(products.length).toBeGreaterThan(0);
@@ -62,23 +98,34 @@ describe('npm start (scripts/start.ts)', () => {
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ status: 'succeeded' });
 
-      process.kill(-child.pid!, 'SIGINT');
-      expect(await exited).toBe(0);
-      await eventually(() => ((output.match(/shut down cleanly/g) ?? []).length === 2 ? true : undefined), {
+      process.kill(-service.child.pid!, 'SIGINT');
+      expect(await service.exited).toBe(0);
+      await eventually(() => ((service.output().match(/shut down cleanly/g) ?? []).length === 2 ? true : undefined), {
         timeoutMs: 5_000,
-        what: `both processes to report a clean shutdown:\n${output}`,
+        what: `both processes to report a clean shutdown:\n${service.output()}`,
       });
-      expect(output).not.toMatch(/second SIGINT|exiting abruptly|killed by timeout/);
+      expect(service.output()).not.toMatch(/second SIGINT|exiting abruptly|killed by timeout/);
     } finally {
-      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
-      // The API and worker run in process groups of their own; on a failed run, end them too.
-      for (const match of output.matchAll(/"pid":(\d+)/g)) {
-        try {
-          process.kill(Number(match[1]), 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
+      service.cleanUp();
+    }
+  }, 60_000);
+
+  it('leaves no API or worker running when npm start itself is SIGKILLed', async () => {
+    const service = startService(await freePort());
+    try {
+      await service.ready();
+      const pids = service.childPids();
+      expect(pids).toHaveLength(2);
+      // Only the parent dies, without a chance to forward anything.
+      process.kill(service.child.pid!, 'SIGKILL');
+      await eventually(() => (pids.every((pid) => !isRunning(pid)) ? true : undefined), {
+        timeoutMs: 20_000,
+        what: `the API and the worker to exit:\n${service.output()}`,
+      });
+      expect(service.output()).toMatch(/the process that started this one is gone/);
+      expect((service.output().match(/shut down cleanly/g) ?? []).length).toBe(2);
+    } finally {
+      service.cleanUp();
     }
   }, 60_000);
 });
