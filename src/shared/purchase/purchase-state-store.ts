@@ -9,8 +9,8 @@ export interface PurchaseFinishedEvent {
   status: PurchaseStatus;
 }
 
-// Both scripts take a batch of purchases, one state key each: a worker running many jobs at
-// once updates them in one round trip per batch instead of one per job.
+// Every script here takes a batch of purchases, one state key each: a worker running many jobs
+// at once updates them in one round trip per batch instead of one per job.
 
 // Moves each queued purchase to processing, never backwards from a final status.
 // KEYS: states. ARGV: updatedAt.
@@ -38,7 +38,7 @@ return #KEYS
 // announces each. KEYS: states. ARGV: channel, then for each key: ttl, event, and the values
 // of FINISHED_FIELDS in that order.
 const FINISHED_FIELDS = ['userId', 'productId', 'amount', 'status', 'failureReason', 'createdAt', 'updatedAt'] as const;
-const MARK_FINISHED_SCRIPT = `${HSET_FROM_ARGV}
+const KEEP_UNRECORDED_SCRIPT = `${HSET_FROM_ARGV}
 local fields = ${luaFieldList(FINISHED_FIELDS)}
 local stride = 2 + #fields
 for i, key in ipairs(KEYS) do
@@ -53,7 +53,7 @@ return #KEYS
 interface StateCommands {
   payonceMarkProcessing(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
   payonceAnnounceRecorded(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
-  payonceMarkFinished(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+  payonceKeepUnrecorded(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
 }
 
 export interface PurchaseStateStoreOptions {
@@ -72,9 +72,9 @@ export interface PurchaseStateStoreOptions {
 export const UNRECORDED_OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
- * The in-flight view of purchases (`queued`, `processing`) in Redis, and the channel on which
- * the worker announces finished ones. Postgres is the record of finished purchases; this store
- * only answers for purchases Postgres does not have yet.
+ * The in-flight view of purchases (`queued`, `processing`) in Redis, the outcomes Postgres
+ * could not take, and the channel on which the worker announces finished purchases. Postgres is
+ * the record of finished purchases; this store only answers for purchases it does not have.
  */
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, prefix } = options;
@@ -83,7 +83,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   // The key count varies with the batch, so it is passed on each call (numberOfKeys omitted).
   redis.defineCommand('payonceMarkProcessing', { lua: MARK_PROCESSING_SCRIPT });
   redis.defineCommand('payonceAnnounceRecorded', { lua: ANNOUNCE_RECORDED_SCRIPT });
-  redis.defineCommand('payonceMarkFinished', { lua: MARK_FINISHED_SCRIPT });
+  redis.defineCommand('payonceKeepUnrecorded', { lua: KEEP_UNRECORDED_SCRIPT });
   const commands = redis as unknown as StateCommands;
   const stateKey = (purchaseId: string) => `${prefix}:purchase:${purchaseId}`;
   const eventsChannel = `${prefix}:purchase-events`;
@@ -109,7 +109,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     { maxBatchSize },
   );
 
-  const unrecordedMarker = createBatcher<Purchase, true>(
+  const unrecordedKeeper = createBatcher<Purchase, true>(
     async (purchases) => {
       const keys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
       const args = purchases.flatMap((purchase) => {
@@ -124,7 +124,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
         };
         return [unrecordedTtlSeconds, event(purchase), ...FINISHED_FIELDS.map((field) => record[field])];
       });
-      await commands.payonceMarkFinished(keys.length, ...keys, eventsChannel, ...args);
+      await commands.payonceKeepUnrecorded(keys.length, ...keys, eventsChannel, ...args);
       return purchases.map(() => true as const);
     },
     { maxBatchSize },
@@ -150,7 +150,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
      * Redis keeps it as the only record for `unrecordedTtlSeconds`.
      */
     async markFinished(purchase: Purchase, options: { inPostgres?: boolean } = {}): Promise<void> {
-      await (options.inPostgres === false ? unrecordedMarker : recordedAnnouncer).load(purchase);
+      await (options.inPostgres === false ? unrecordedKeeper : recordedAnnouncer).load(purchase);
     },
   };
 }
