@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../../shared/errors.js';
 import { errorResponses, PurchaseBody, PurchaseHeaders, PurchaseView, toPurchaseView } from '../http-schemas.js';
@@ -24,6 +25,12 @@ export function preferredWaitSeconds(prefer: string | undefined): number {
 }
 
 const purchaseLocation = (purchaseId: string) => `/payment/purchase/${purchaseId}`;
+
+/** Tags the rest of a request's log lines, "request completed" included, with its purchase. */
+function logAbout(request: FastifyRequest, reply: FastifyReply, purchaseId: string): void {
+  request.log = request.log.child({ purchaseId });
+  reply.log = request.log;
+}
 
 const Accepted = z.object({
   purchaseId: z.uuid(),
@@ -55,6 +62,7 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
         idempotencyKey: request.headers['idempotency-key'],
         waitSeconds,
       });
+      logAbout(request, reply, result.kind === 'finished' ? result.purchase.purchaseId : result.purchaseId);
       switch (result.kind) {
         case 'duplicate':
           return reply.code(204).header('location', purchaseLocation(result.purchaseId)).send(undefined);
@@ -81,7 +89,8 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
       params: z.strictObject({ purchaseId: z.uuid().transform((id) => id.toLowerCase()) }),
       response: { 200: PurchaseView, ...errorResponses(400, 404, 503) },
     },
-    handler: async (request) => {
+    handler: async (request, reply) => {
+      logAbout(request, reply, request.params.purchaseId);
       const purchase = await purchases.getPurchase(request.params.purchaseId);
       if (!purchase) {
         throw new AppError('PURCHASE_NOT_FOUND', `Purchase ${request.params.purchaseId} not found`);
