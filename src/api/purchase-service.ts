@@ -130,7 +130,6 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     // A duplicate ends here, having cost one Redis round trip.
     if (!claim.claimed) return duplicateOf(claim.existing, fingerprint);
 
-    const log = logger.child({ purchaseId });
     const job: PurchaseJob = {
       purchaseId,
       userId,
@@ -150,7 +149,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       wait?.cancel();
       const released = await idempotency.releaseClaim(key, purchaseId).catch(() => false);
       // If even the release failed, the claim is still pending and expires within seconds.
-      log.warn({ err: error, released }, 'enqueue failed; claim released');
+      logger.warn({ purchaseId, err: error, released }, 'enqueue failed; claim released');
       throw serviceUnavailable('The purchase queue', error, 'QUEUE_UNAVAILABLE');
     }
 
@@ -163,16 +162,16 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
         'Redis',
         idempotency.redirectClaim(key, purchaseId, { purchaseId: queuedPurchaseId, fingerprint }),
       );
-      log.info({ queuedPurchaseId }, 'collapsed into a pending purchase by the queue');
+      logger.info({ purchaseId, queuedPurchaseId }, 'collapsed into a pending purchase by the queue');
       return { kind: 'duplicate', purchaseId: queuedPurchaseId };
     }
 
     // The job is queued; a failure to confirm only shortens the claim's life, so it is logged
     // rather than turned into an error for a purchase that will be charged.
     await idempotency.confirmClaim(key, purchaseId).catch((error: unknown) => {
-      log.warn({ err: error }, 'could not extend the idempotency claim');
+      logger.warn({ purchaseId, err: error }, 'could not extend the idempotency claim');
     });
-    log.info({ userId, productId, amount: price }, 'purchase accepted');
+    logger.info({ purchaseId, userId, productId, amount: price }, 'purchase accepted');
 
     if (wait) {
       const purchase = await awaitOutcome(purchaseId, wait, Date.now() + request.waitSeconds * 1000);

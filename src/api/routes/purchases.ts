@@ -26,8 +26,23 @@ export function preferredWaitSeconds(prefer: string | undefined): number {
 
 const purchaseLocation = (purchaseId: string) => `/payment/purchase/${purchaseId}`;
 
-/** Tags the rest of a request's log lines, "request completed" included, with its purchase. */
-function logAbout(request: FastifyRequest, reply: FastifyReply, purchaseId: string): void {
+// pino's numeric levels; 'silent' and unknown names log nothing.
+const LOG_LEVELS: Partial<Record<string, number>> & Record<'info' | 'warn', number> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+};
+
+/**
+ * Tags the rest of a request's log lines, "request completed" included, with its purchase.
+ * A child logger costs a few microseconds, so none is made when no such line would be written:
+ * `level` is the lowest level of the lines it is for.
+ */
+function logAbout(request: FastifyRequest, reply: FastifyReply, purchaseId: string, level: 'info' | 'warn'): void {
+  if ((LOG_LEVELS[request.log.level] ?? Infinity) > LOG_LEVELS[level]) return;
   request.log = request.log.child({ purchaseId });
   reply.log = request.log;
 }
@@ -62,7 +77,8 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
         idempotencyKey: request.headers['idempotency-key'],
         waitSeconds,
       });
-      logAbout(request, reply, result.kind === 'finished' ? result.purchase.purchaseId : result.purchaseId);
+      // Only "request completed" (info) follows: the purchase's own failures were logged inside.
+      logAbout(request, reply, result.kind === 'finished' ? result.purchase.purchaseId : result.purchaseId, 'info');
       switch (result.kind) {
         case 'duplicate':
           return reply.code(204).header('location', purchaseLocation(result.purchaseId)).send(undefined);
@@ -90,7 +106,8 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
       response: { 200: PurchaseView, ...errorResponses(400, 404, 503) },
     },
     handler: async (request, reply) => {
-      logAbout(request, reply, request.params.purchaseId);
+      // A dependency failure (warn) follows too.
+      logAbout(request, reply, request.params.purchaseId, 'warn');
       const purchase = await purchases.getPurchase(request.params.purchaseId);
       if (!purchase) {
         throw new AppError('PURCHASE_NOT_FOUND', `Purchase ${request.params.purchaseId} not found`);
