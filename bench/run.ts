@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
@@ -22,16 +23,24 @@ import { renderMarkdown, renderTable, type BenchReport } from './report.js';
  * `npm run bench [-- --quick]`: measures payonce against baselines measured in the same run on
  * the same machine, Redis and Postgres, and writes BENCHMARKS.md / BENCHMARKS.json (full runs
  * only). Everything it starts (database, key prefix, queues, processes) is its own and is
- * removed at the end.
+ * removed at the end. `--profile DIR` also writes a CPU profile of each process under test and
+ * each baseline into DIR (open them as flame graphs in Chrome DevTools or speedscope, or
+ * summarise them with `npm run bench:profile -- DIR/*.cpuprofile`); such a run records nothing.
  */
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const quick = args.quick;
-const write = !quick && !args['no-write'];
+// Profiles slow the processes down: a profiling run records no figures.
+const profileDir = args.profile ? resolve(args.profile) : undefined;
+const write = !quick && !args['no-write'] && !profileDir;
+/** node's arguments for a process under test: a CPU profile named after it with --profile. */
+const profiled = (name: string) =>
+  profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 
 const plan = quick
   ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, addJobs: 2_000, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 3, concurrencies: [20], processes: [2] }
@@ -108,13 +117,13 @@ async function main(): Promise<void> {
     // 1 + 2. Accept and duplicate paths against the bare Fastify baseline.
     log('accept and duplicate paths');
     const basePort = await freePort();
-    const bare = track(startNodeProcess('bench/bare-fastify.ts', { PORT: String(basePort), LOG_LEVEL: 'warn' }));
+    const bare = track(startNodeProcess('bench/bare-fastify.ts', { PORT: String(basePort), LOG_LEVEL: 'warn' }, profiled('bare-fastify')));
     const bareUrl = `http://127.0.0.1:${basePort}`;
     await eventually(async () => ((await fetch(`${bareUrl}/health/live`).catch(() => null))?.ok ? true : undefined), {
       timeoutMs: 20_000,
       what: 'the baseline server',
     });
-    const api = track(await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` })));
+    const api = track(await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` }), { nodeArgs: profiled('api-accept') }));
     const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
       purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys });
     /** A load run with the CPU per request of every process taking part. */
@@ -222,10 +231,10 @@ async function main(): Promise<void> {
       return { jobsPerSecond, steadyJobsPerSecond, cpu: await meter.stop(count) };
     };
     /** Starts a payonce worker on `queueName` and waits until BullMQ lists one more worker. */
-    const startPayonceWorker = async (queueName: string, workerEnvironment: Record<string, string>) => {
+    const startPayonceWorker = async (queueName: string, workerEnvironment: Record<string, string>, nodeArgs: string[] = []) => {
       const queue = new Queue(queueName, { connection: inspector, prefix: bullmqPrefix(prefix) });
       const before = await queue.getWorkersCount();
-      const running = await startWorker(workerEnvironment, { ready: async () => (await queue.getWorkersCount()) > before });
+      const running = await startWorker(workerEnvironment, { ready: async () => (await queue.getWorkersCount()) > before, nodeArgs });
       await queue.close();
       return running;
     };
@@ -234,7 +243,7 @@ async function main(): Promise<void> {
 
     const bareQueueName = `bare_${randomSuffix()}`;
     const bareFill = await fill(bareQueueName, plan.workerJobs);
-    const bareWorker = track(startNodeProcess('bench/bare-worker.ts', workerEnv(bareQueueName)));
+    const bareWorker = track(startNodeProcess('bench/bare-worker.ts', workerEnv(bareQueueName), profiled('bare-worker')));
     await eventually(() => (bareWorker.output().includes('worker started') ? true : undefined), { timeoutMs: 20_000, what: 'the bare worker' });
     const { jobsPerSecond: bareJobsPerSecond, cpu: bareWorkerCpu } = await drain(bareFill.queue, plan.workerJobs, bareWorker.pid);
     const bareWorkerRss = await peakRssMb(bareWorker.pid);
@@ -242,7 +251,7 @@ async function main(): Promise<void> {
 
     const realQueueName = `real_${randomSuffix()}`;
     const realFill = await fill(realQueueName, plan.workerJobs);
-    const worker = track(await startPayonceWorker(realQueueName, workerEnv(realQueueName)));
+    const worker = track(await startPayonceWorker(realQueueName, workerEnv(realQueueName), profiled('worker-throughput')));
     const { jobsPerSecond: workerJobsPerSecond, cpu: workerCpu } = await drain(realFill.queue, plan.workerJobs, worker.pid);
     const workerRssThroughput = await peakRssMb(worker.pid);
     await stop(worker);
@@ -283,9 +292,13 @@ async function main(): Promise<void> {
         { timeoutMs: 120_000, intervalMs: 100, what: 'the end-to-end purchases to finish' },
       );
     const e2eQueue = `e2e_${randomSuffix()}`;
-    const e2eApi = track(await startApi(env({ QUEUE_NAME: e2eQueue })));
+    const e2eApi = track(await startApi(env({ QUEUE_NAME: e2eQueue }), { nodeArgs: profiled('api-end-to-end') }));
     const e2eWorker = track(
-      await startPayonceWorker(e2eQueue, env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' })),
+      await startPayonceWorker(
+        e2eQueue,
+        env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' }),
+        profiled('worker-end-to-end'),
+      ),
     );
     // Warm both processes up first (JIT, pools, connections), as the accept phase does, and
     // let the warm-up's purchases finish before measuring.

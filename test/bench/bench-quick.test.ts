@@ -1,18 +1,25 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Keeps `npm run bench` working: its quick mode runs every phase on tiny loads. No speed is asserted. */
+/**
+ * Keeps `npm run bench` and `npm run bench:profile` working: the quick mode runs every phase on
+ * tiny loads, with profiling on. No speed is asserted.
+ */
 describe('npm run bench -- --quick', () => {
-  it('runs every phase against its baselines and prints the comparison', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick'], {
-      cwd: ROOT,
-      timeout: 150_000,
-      maxBuffer: 10 * 1024 * 1024,
-    });
+  it('runs every phase against its baselines, prints the comparison, and profiles with --profile', async () => {
+    const profiles = await mkdtemp(join(tmpdir(), 'payonce-profiles-'));
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'bench/run.ts', '--quick', '--profile', profiles],
+      { cwd: ROOT, timeout: 150_000, maxBuffer: 10 * 1024 * 1024 },
+    );
     expect(stdout).toContain('payonce benchmark (quick)');
     for (const row of ['accept path (req/s)', 'duplicate path (req/s)', 'worker, no delay (jobs/s)', 'raw single-row inserts', 'end-to-end overhead', 'scaling: 2 process(es)', 'scaling: 1 process x 20', 'peak RSS: apiPeakRssMbAccept']) {
       expect(stdout).toContain(row);
@@ -38,5 +45,24 @@ describe('npm run bench -- --quick', () => {
     expect(accept.loadGenerator).toBeGreaterThan(0);
     expect(cpu('BullMQ add alone \\(its client as process\\)').redis).toBeGreaterThan(0);
     expect(cpu('payonce worker').process).toBeGreaterThan(0);
+
+    // A CPU profile of every process under test and every baseline, and their summary.
+    try {
+      expect((await readdir(profiles)).sort()).toEqual(
+        ['api-accept', 'api-end-to-end', 'bare-fastify', 'bare-worker', 'worker-end-to-end', 'worker-throughput'].map(
+          (name) => `${name}.cpuprofile`,
+        ),
+      );
+      const summary = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'bench/profile-summary.ts', join(profiles, 'worker-throughput.cpuprofile')],
+        { cwd: ROOT },
+      );
+      expect(summary.stdout).toMatch(/^busy \d+ ms/m);
+      expect(summary.stdout).toMatch(/by package \(self time\):\n\s+\d+\.\d%\s+\d+ ms\s+\S/);
+      expect(summary.stdout).toMatch(/%\s+\d+ ms\s+bullmq$/m);
+    } finally {
+      await rm(profiles, { recursive: true, force: true });
+    }
   }, 180_000);
 });

@@ -31,9 +31,10 @@ export interface RunningProcess {
 /**
  * Starts `node <script>` from the build output (dist/) with `env` over the current environment.
  * A `.ts` path is run from the source tree through tsx instead (benchmark baselines).
+ * `nodeArgs` go to node itself (the benchmark's `--cpu-prof`).
  */
-export function startNodeProcess(script: string, env: Record<string, string>): RunningProcess {
-  const args = script.endsWith('.ts') ? ['--import', 'tsx', `${ROOT}${script}`] : [`${ROOT}dist/${script}`];
+export function startNodeProcess(script: string, env: Record<string, string>, nodeArgs: string[] = []): RunningProcess {
+  const args = [...nodeArgs, ...(script.endsWith('.ts') ? ['--import', 'tsx', `${ROOT}${script}`] : [`${ROOT}dist/${script}`])];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, LOG_PRETTY: 'false', ...env },
@@ -69,9 +70,9 @@ export interface RunningApi extends RunningProcess {
 }
 
 /** Starts the API process on a free port and waits until it answers /health/live. */
-export async function startApi(env: Record<string, string>): Promise<RunningApi> {
+export async function startApi(env: Record<string, string>, options: { nodeArgs?: string[] } = {}): Promise<RunningApi> {
   const port = await freePort();
-  const api = startNodeProcess('src/api/server.js', { ...env, HOST: '127.0.0.1', PORT: String(port) });
+  const api = startNodeProcess('src/api/server.js', { ...env, HOST: '127.0.0.1', PORT: String(port) }, options.nodeArgs);
   const url = `http://127.0.0.1:${port}`;
   try {
     await eventually(
@@ -95,9 +96,9 @@ export async function startApi(env: Record<string, string>): Promise<RunningApi>
  */
 export async function startWorker(
   env: Record<string, string>,
-  options: { ready?: () => Promise<boolean> } = {},
+  options: { ready?: () => Promise<boolean>; nodeArgs?: string[] } = {},
 ): Promise<RunningProcess> {
-  const worker = startNodeProcess('src/worker/main.js', env);
+  const worker = startNodeProcess('src/worker/main.js', env, options.nodeArgs);
   try {
     await eventually(
       async () => {
