@@ -1,8 +1,8 @@
-import { loadConfigOrExit } from '../src/shared/config.js';
+import { loadProcessConfigOrExit } from '../src/shared/app-secrets.js';
 import { createDb, ensureDatabaseExists, migrateLatest, rollbackAll } from '../src/shared/db.js';
 
 /** `npm run db:migrate`: creates the database if needed, then applies pending migrations. */
-const config = loadConfigOrExit();
+const config = await loadProcessConfigOrExit();
 const rollback = process.argv.includes('--rollback');
 const created = await ensureDatabaseExists(config.DATABASE_URL);
 if (created) console.log(`created database ${new URL(config.DATABASE_URL).pathname.slice(1)}`);

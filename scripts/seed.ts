@@ -1,9 +1,9 @@
-import { loadConfigOrExit } from '../src/shared/config.js';
+import { loadProcessConfigOrExit } from '../src/shared/app-secrets.js';
 import { createDb } from '../src/shared/db.js';
 import { seed } from '../seeds/demo.js';
 
 /** `npm run db:seed`: loads demo users and products; safe to repeat. */
-const db = createDb(loadConfigOrExit());
+const db = createDb(await loadProcessConfigOrExit());
 try {
   await seed(db);
   const [{ users }] = (await db('users').count({ users: '*' })) as [{ users: string }];

@@ -1,14 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { seed } from '../seeds/demo.js';
-import { loadConfigOrExit } from '../src/shared/config.js';
+import { loadProcessConfigOrExit } from '../src/shared/app-secrets.js';
 import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
 
 /**
  * `npm start`: creates and migrates the database, seeds demo data into an empty one, then runs
  * the API and one worker as two processes until Ctrl-C, which stops both gracefully.
  */
-const config = loadConfigOrExit();
+const config = await loadProcessConfigOrExit();
 await ensureDatabaseExists(config.DATABASE_URL);
 const db = createDb(config);
 try {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import closeWithGrace from 'close-with-grace';
-import { loadAppSecretsOrExit } from '../shared/app-secrets.js';
-import { loadConfigOrExit, type Config } from '../shared/config.js';
+import { loadProcessConfigOrExit } from '../shared/app-secrets.js';
+import type { Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
 import { closeWhenParentExits } from '../shared/parent-process.js';
@@ -50,4 +50,4 @@ async function main(config: Config): Promise<void> {
   await app.listen({ host: config.HOST, port: config.PORT });
 }
 
-await main(loadConfigOrExit(await loadAppSecretsOrExit()));
+await main(await loadProcessConfigOrExit());

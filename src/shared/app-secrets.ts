@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { loadConfigOrExit, type Config } from './config.js';
 
 /** A secret's value: a JSON object of environment variables (strings; numbers and booleans are stringified). */
 const SecretEnvironment = z.record(
@@ -56,8 +57,16 @@ export async function loadAppSecrets(
   return { ...env, ...parsed.data };
 }
 
+/**
+ * Every process entry's configuration (API, worker, npm start, migrate, seed): the environment
+ * with APP_SECRET_ARN's secret merged over it, validated; or a clear message and exit code 1.
+ */
+export async function loadProcessConfigOrExit(): Promise<Config> {
+  return loadConfigOrExit(await loadAppSecretsOrExit());
+}
+
 /** For process entries: the merged environment, or a clear message and exit code 1. */
-export async function loadAppSecretsOrExit(env: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
+async function loadAppSecretsOrExit(env: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
   try {
     return await loadAppSecrets(env);
   } catch (error) {

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace';
-import { loadAppSecretsOrExit } from '../shared/app-secrets.js';
-import { loadConfigOrExit, type Config } from '../shared/config.js';
+import { loadProcessConfigOrExit } from '../shared/app-secrets.js';
+import type { Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { closeWhenParentExits } from '../shared/parent-process.js';
@@ -90,4 +90,4 @@ async function startSqsTransport(config: Config, processor: PurchaseProcessor, l
   };
 }
 
-await main(loadConfigOrExit(await loadAppSecretsOrExit()));
+await main(await loadProcessConfigOrExit());
