@@ -14,7 +14,6 @@ const int = () => z.coerce.number().int();
 const SQS_MAX_VISIBILITY_SECONDS = 43_200;
 
 const ConfigSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int().min(0).max(65535).default(3000),
   DATABASE_URL: z
