@@ -1,5 +1,5 @@
 import type { Logger } from '../shared/logger.js';
-import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { ReferenceGoneError, type PaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { FAILURE_REASONS, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
 import type { PaymentGateway } from './payment-gateway.js';
@@ -16,7 +16,6 @@ export interface PurchaseProcessorDeps {
   logger: Logger;
 }
 
-const FOREIGN_KEY_VIOLATION = '23503';
 
 /**
  * The business step of a purchase job, the same for every transport (BullMQ, SQS, Lambda).
@@ -56,7 +55,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
     try {
       payment = await payments.recordPayment(job, outcome);
     } catch (error) {
-      if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
+      if (error instanceof ReferenceGoneError) {
         await markFailedWithoutPayment(job, FAILURE_REASONS.REFERENCE_GONE);
         throw new PermanentPurchaseError('user or product was deleted before payment', { cause: error });
       }

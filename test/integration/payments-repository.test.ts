@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
+import { createPaymentsRepository, ReferenceGoneError } from '../../src/shared/purchase/payments-repository.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { createTestDatabase, seedUserAndProduct, type TestDatabase } from '../support/services.js';
 
@@ -79,7 +79,9 @@ describe('payments repository on a real Postgres', () => {
       repo.recordPayment(job(202), { status: 'failed', failureReason: 'card_declined' }),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23503' });
+    const reason = (results[1] as PromiseRejectedResult).reason as Error;
+    expect(reason).toBeInstanceOf(ReferenceGoneError);
+    expect(reason.cause).toMatchObject({ code: '23503' });
     expect(await database.db('payments').whereIn('id', [job(201).purchaseId, job(202).purchaseId])).toHaveLength(2);
   });
 });

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import type { PaymentOutcome } from '../../src/shared/purchase/payments-repository.js';
+import { ReferenceGoneError, type PaymentOutcome } from '../../src/shared/purchase/payments-repository.js';
 import type { Purchase, PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { createSimulatedGateway } from '../../src/worker/payment-gateway.js';
 import { createPurchaseProcessor, PermanentPurchaseError } from '../../src/worker/process-purchase.js';
@@ -85,7 +85,7 @@ describe('processPurchase', () => {
 
   it('makes a deleted user or product a permanent failure, visible as failed', async () => {
     const { processor, payments, states } = setup();
-    payments.recordPayment.mockRejectedValueOnce(Object.assign(new Error('fk'), { code: '23503' }));
+    payments.recordPayment.mockRejectedValueOnce(new ReferenceGoneError(Object.assign(new Error('fk'), { code: '23503' })));
     await expect(processor.processPurchase(job)).rejects.toBeInstanceOf(PermanentPurchaseError);
     expect(states.markFinished).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'failed', failureReason: 'user_or_product_gone' }),

@@ -32,25 +32,27 @@ const toPurchase = (row: PaymentRow): Purchase => ({
   updatedAt: row.updated_at,
 });
 
+/** Postgres's error code for a row whose user or product does not exist. */
 const FOREIGN_KEY_VIOLATION = '23503';
+const isForeignKeyViolation = (error: unknown) => (error as { code?: string }).code === FOREIGN_KEY_VIOLATION;
 
-
-export interface PaymentsRepositoryOptions {
-  db: Db;
-  /**
-   * Most rows one statement reads or writes. Calls made while a statement is under way are
-   * gathered into the next one, so a worker running many jobs at once writes them in a few
-   * multi-row statements instead of one round trip each. Default 100.
-   */
-  maxBatchSize?: number;
+/** A payment that cannot be written because its user or product was deleted after acceptance. */
+export class ReferenceGoneError extends Error {
+  override readonly name = 'ReferenceGoneError';
+  constructor(cause: unknown) {
+    super('the purchase\'s user or product no longer exists', { cause });
+  }
 }
+const referenceGoneIfForeignKey = (error: unknown) => (isForeignKeyViolation(error) ? new ReferenceGoneError(error) : error);
+
 
 /**
  * The `payments` table: one row per finished purchase, keyed by the purchase id. Concurrent
- * reads and writes are coalesced into multi-row statements (DataLoader); each call still gets
- * exactly its own answer or error.
+ * reads and writes are coalesced into multi-row statements (`createBatcher`), so a worker
+ * running many jobs at once writes them in a few statements instead of one round trip each;
+ * each call still gets exactly its own answer or error.
  */
-export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRepositoryOptions) {
+export function createPaymentsRepository({ db }: { db: Db }) {
   const selectByIds = async (ids: readonly string[]) => {
     const rows = (await db('payments').whereIn('id', [...new Set(ids)])) as PaymentRow[];
     return new Map(rows.map((row) => [row.id, row]));
@@ -63,8 +65,7 @@ export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRep
         const row = rows.get(id);
         return row ? toPurchase(row) : null;
       });
-    },
-    { maxBatchSize },
+    }
   );
 
   /**
@@ -106,13 +107,14 @@ export function createPaymentsRepository({ db, maxBatchSize = 100 }: PaymentsRep
       } catch (error) {
         // One row with a vanished user or product fails the whole statement: write the batch
         // row by row so only that purchase gets the error.
-        if ((error as { code?: string }).code !== FOREIGN_KEY_VIOLATION || entries.length === 1) throw error;
+        if (!isForeignKeyViolation(error) || entries.length === 1) throw referenceGoneIfForeignKey(error);
         return Promise.all(
-          entries.map((entry) => insertOutcomes([entry]).then(([result]) => result!, (single: Error) => single)),
+          entries.map((entry) =>
+            insertOutcomes([entry]).then(([result]) => result!, (single: unknown) => referenceGoneIfForeignKey(single) as Error),
+          ),
         );
       }
-    },
-    { maxBatchSize },
+    }
   );
 
   return {
