@@ -7,6 +7,7 @@ import { createPurchaseReferences } from '../shared/catalog/purchase-references.
 import { createUsersRepository } from '../shared/catalog/users-repository.js';
 import { createIdempotencyStore } from '../shared/purchase/idempotency.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
 import { createPurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { AppDeps } from './app.js';
@@ -22,9 +23,6 @@ export interface ApiClients {
   producer: PurchaseProducer;
   logger: Logger;
 }
-
-/** How long an in-flight purchase record may live in Redis before its job must have run. */
-const IN_FLIGHT_STATE_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
  * Wires the API's services from clients its caller created (and will close): the server entry,
@@ -47,7 +45,7 @@ export function createApiServices(
     redis,
     prefix,
     ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    stateTtlSeconds: Math.max(IN_FLIGHT_STATE_TTL_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
+    stateTtlSeconds: Math.max(RETENTION_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
     pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
     stateKey: states.stateKey,
   });

@@ -9,13 +9,13 @@ import DataLoader from 'dataloader';
  * (Holding batches back while an earlier one is in flight, to make them larger, was measured
  * and gave no gain: with a worker's concurrency of jobs, a loop turn already gathers them.)
  */
-export function createBatcher<K, V>(
-  batch: (keys: readonly K[]) => Promise<ReadonlyArray<V | Error>>,
-  options: { maxBatchSize: number },
-): DataLoader<K, V> {
+/** Most calls one statement or script carries; more wait for the next batch. */
+const MAX_BATCH_SIZE = 100;
+
+export function createBatcher<K, V>(batch: (keys: readonly K[]) => Promise<ReadonlyArray<V | Error>>): DataLoader<K, V> {
   return new DataLoader<K, V>(batch, {
     cache: false,
-    maxBatchSize: options.maxBatchSize,
+    maxBatchSize: MAX_BATCH_SIZE,
     batchScheduleFn: (dispatch) => setImmediate(dispatch),
   });
 }

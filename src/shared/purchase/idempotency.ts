@@ -129,14 +129,14 @@ export interface IdempotencyStoreOptions {
   stateTtlSeconds: number;
   /**
    * How long a claim lives before it is confirmed. A process that dies between claim and
-   * enqueue leaves a claim that expires after this long, not after the full TTL. It must
-   * exceed the enqueue timeout (2 s). Default 15 s.
+   * enqueue leaves a claim that expires after this long, not after the full TTL. Keep it above
+   * the enqueue timeout (2 s): a claim that expires during a slow enqueue lets a duplicate claim
+   * the key again, which the queue's deduplication then folds (a 204, at the cost of a second
+   * enqueue). Default 15 s.
    */
   pendingTtlSeconds?: number;
   /** Maps a purchase id to its state record key (owned by the purchase state store). */
   stateKey: (purchaseId: string) => string;
-  /** Most claims (or confirmations) one script call carries. Default 100. */
-  maxBatchSize?: number;
 }
 
 interface PendingClaim {
@@ -152,7 +152,6 @@ interface PendingClaim {
 export function createIdempotencyStore(options: IdempotencyStoreOptions) {
   const { redis, prefix, ttlSeconds, stateTtlSeconds, stateKey } = options;
   const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, ttlSeconds);
-  const maxBatchSize = options.maxBatchSize ?? 100;
   // Batched scripts: the key count is passed on each call.
   redis.defineCommand('payonceClaim', { lua: CLAIM_SCRIPT });
   redis.defineCommand('payonceConfirm', { lua: CONFIRM_SCRIPT });
@@ -172,8 +171,7 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions) {
       return holders.map((holder) =>
         holder === '' ? { claimed: true as const } : { claimed: false as const, existing: decodeClaim(holder) },
       );
-    },
-    { maxBatchSize },
+    }
   );
 
   const confirmer = createBatcher<{ key: string; purchaseId: string }, boolean>(
@@ -187,8 +185,7 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions) {
         ...pending.map(({ purchaseId }) => purchaseId),
       );
       return done.map((result) => result === 1);
-    },
-    { maxBatchSize },
+    }
   );
 
   return {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { createBatcher } from '../batching.js';
 import { HSET_FROM_ARGV, luaFieldList } from './lua.js';
-import { PURCHASE_STATUSES, type Purchase, type PurchaseStatus } from './purchase.js';
+import { PURCHASE_STATUSES, RETENTION_SECONDS, type Purchase, type PurchaseStatus } from './purchase.js';
 
 /** Published on the events channel when a purchase reaches a final status. */
 export interface PurchaseFinishedEvent {
@@ -59,17 +59,7 @@ interface StateCommands {
 export interface PurchaseStateStoreOptions {
   redis: Redis;
   prefix: string;
-  /**
-   * How long a final outcome that could not be written to Postgres stays in Redis, where it is
-   * then the only record (BullMQ keeps the failed job as long). Default 7 days.
-   */
-  unrecordedTtlSeconds?: number;
-  /** Most purchases one script call updates. Default 100. */
-  maxBatchSize?: number;
 }
-
-/** Default life of an outcome Redis alone holds. */
-export const UNRECORDED_OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
  * The in-flight view of purchases (`queued`, `processing`) in Redis, the outcomes Postgres
@@ -78,8 +68,6 @@ export const UNRECORDED_OUTCOME_TTL_SECONDS = 7 * 24 * 3600;
  */
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, prefix } = options;
-  const unrecordedTtlSeconds = options.unrecordedTtlSeconds ?? UNRECORDED_OUTCOME_TTL_SECONDS;
-  const maxBatchSize = options.maxBatchSize ?? 100;
   // The key count varies with the batch, so it is passed on each call (numberOfKeys omitted).
   redis.defineCommand('payonceMarkProcessing', { lua: MARK_PROCESSING_SCRIPT });
   redis.defineCommand('payonceAnnounceRecorded', { lua: ANNOUNCE_RECORDED_SCRIPT });
@@ -93,8 +81,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
       const keys = purchaseIds.map(stateKey);
       await commands.payonceMarkProcessing(keys.length, ...keys, new Date().toISOString());
       return purchaseIds.map(() => true as const);
-    },
-    { maxBatchSize },
+    }
   );
 
   const event = (purchase: Purchase) =>
@@ -105,8 +92,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
       const keys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
       await commands.payonceAnnounceRecorded(keys.length, ...keys, eventsChannel, ...purchases.map(event));
       return purchases.map(() => true as const);
-    },
-    { maxBatchSize },
+    }
   );
 
   const unrecordedKeeper = createBatcher<Purchase, true>(
@@ -122,12 +108,11 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
           createdAt: purchase.createdAt.toISOString(),
           updatedAt: purchase.updatedAt.toISOString(),
         };
-        return [unrecordedTtlSeconds, event(purchase), ...FINISHED_FIELDS.map((field) => record[field])];
+        return [RETENTION_SECONDS, event(purchase), ...FINISHED_FIELDS.map((field) => record[field])];
       });
       await commands.payonceKeepUnrecorded(keys.length, ...keys, eventsChannel, ...args);
       return purchases.map(() => true as const);
-    },
-    { maxBatchSize },
+    }
   );
 
   return {
@@ -147,7 +132,7 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     /**
      * Announces a final outcome. Once Postgres holds it, the in-flight record is dropped (status
      * reads ask Postgres first); with `inPostgres: false`, when it could not be written there,
-     * Redis keeps it as the only record for `unrecordedTtlSeconds`.
+     * Redis keeps it as the only record for `RETENTION_SECONDS`.
      */
     async markFinished(purchase: Purchase, options: { inPostgres?: boolean } = {}): Promise<void> {
       await (options.inPostgres === false ? unrecordedKeeper : recordedAnnouncer).load(purchase);

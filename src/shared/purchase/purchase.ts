@@ -7,6 +7,13 @@ export type PurchaseStatus = (typeof PURCHASE_STATUSES)[number];
 /** The final statuses; only these are ever written to the `payments` table. */
 export type PaymentStatus = Extract<PurchaseStatus, 'succeeded' | 'failed'>;
 
+/**
+ * How long Redis and BullMQ keep what they alone know of a purchase: an in-flight record whose
+ * job has not run yet, an outcome Postgres could not take, a failed job. One value, so that a
+ * purchase's traces there vanish together.
+ */
+export const RETENTION_SECONDS = 7 * 24 * 3600;
+
 /** Machine-readable reasons a purchase ended `failed`. */
 export const FAILURE_REASONS = {
   CARD_DECLINED: 'card_declined',

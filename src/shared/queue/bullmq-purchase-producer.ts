@@ -1,20 +1,17 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import type { PurchaseJob } from '../purchase/purchase.js';
+import { RETENTION_SECONDS, type PurchaseJob } from '../purchase/purchase.js';
 import { withTimeout } from '../timeout.js';
 import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
 
 export const PURCHASE_JOB_NAME = 'purchase';
 
-export interface BullmqQueueOptions {
+export interface BullmqProducerOptions {
   connection: Redis;
   queueName: string;
   /** BullMQ key prefix (kept under the payonce prefix so tests and tenants never collide). */
   prefix: string;
-}
-
-export interface BullmqProducerOptions extends BullmqQueueOptions {
   /** Attempts per job before it fails for good (transient failures only). */
   attempts: number;
   /** First retry delay; doubles on each attempt. */
@@ -46,7 +43,7 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
       attempts,
       backoff: { type: 'exponential', delay: backoffMs },
       removeOnComplete: { age: 3600, count: 10_000 },
-      removeOnFail: { age: 7 * 24 * 3600 },
+      removeOnFail: { age: RETENTION_SECONDS },
     },
   });
   queue.on('error', () => {
