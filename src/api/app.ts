@@ -18,9 +18,10 @@ export interface AppDeps {
   isShuttingDown?: () => boolean;
   /** Fastify's own options: the logger, body limit and so on. */
   fastify?: FastifyServerOptions;
-  /** Per-check deadline for /health/ready. Default 1000 ms. */
-  readinessTimeoutMs?: number;
 }
+
+/** Per-check deadline of /health/ready: a dependency slower than this counts as down. */
+const READINESS_CHECK_TIMEOUT_MS = 1_000;
 
 /**
  * Builds the HTTP API without listening: the server entry, tests (`app.inject`) and the Lambda
@@ -42,7 +43,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, {
     checks: deps.readinessChecks,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
-    timeoutMs: deps.readinessTimeoutMs ?? 1000,
+    timeoutMs: READINESS_CHECK_TIMEOUT_MS,
   });
   await app.register(usersRoutes, { users: deps.users });
   await app.register(productsRoutes, { products: deps.products });

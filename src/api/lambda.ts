@@ -55,14 +55,5 @@ export async function handler(event: APIGatewayProxyEventV2, context: Context) {
   return proxy(event, context);
 }
 
-/**
- * Closes this container's clients (Lambda itself never needs to: it freezes and discards
- * containers). For tests and local runs that load the handler in a longer-lived process; the
- * next invocation sets the container up again.
- */
-export async function closeContainer(): Promise<void> {
-  const taken = container.take();
-  if (!taken) return;
-  const { close } = await taken.catch(() => ({ close: async () => {} }));
-  await close();
-}
+/** Closes this container's clients; see `ContainerSetUp.close`. */
+export const closeContainer = (): Promise<void> => container.close();

@@ -86,12 +86,13 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
    * by reading the status every `outcomePollMs`. Returns the finished purchase, or null.
    */
   async function awaitOutcome(purchaseId: string, wait: OutcomeWait, deadline: number): Promise<Purchase | null> {
+    const settled = wait.finished.then(() => 'settled' as const);
     try {
       for (;;) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) return null;
         const woke = await Promise.race([
-          wait.finished.then(() => 'settled' as const),
+          settled,
           sleep(Math.min(outcomePollMs, remaining)).then(() => 'poll' as const),
         ]);
         const purchase = await getPurchase(purchaseId).catch(() => null);

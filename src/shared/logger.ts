@@ -3,13 +3,10 @@ import type { Config } from './config.js';
 
 export type { Logger };
 
-/** Options shared by the API (handed to Fastify) and the worker. */
-export function loggerOptions(
-  config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>,
-  name: string,
-): LoggerOptions {
+/** The process's logger (the API hands it to Fastify as its `loggerInstance`). */
+export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>, name: string): Logger {
   const pretty = config.LOG_PRETTY ?? Boolean(process.stdout.isTTY);
-  return {
+  const options: LoggerOptions = {
     name,
     level: config.LOG_LEVEL,
     // Never log credentials that may ride along on a request or an error.
@@ -18,11 +15,5 @@ export function loggerOptions(
       ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } }
       : {}),
   };
-}
-
-export function createLogger(
-  config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>,
-  name: string,
-): Logger {
-  return pino(loggerOptions(config, name));
+  return pino(options);
 }

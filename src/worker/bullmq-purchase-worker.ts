@@ -19,6 +19,9 @@ export interface BullmqPurchaseWorkerOptions {
   lockDurationMs: number;
 }
 
+/** BullMQ's reason for a job it failed because it stalled more than `maxStalledCount` times. */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
+
 /** Raised inside a job when the worker's shutdown deadline passes and the job goes back. */
 class HandedBack extends Error {
   override readonly name = 'HandedBack';
@@ -84,7 +87,7 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
   worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
   worker.on('failed', (job, error) => {
     // A job that stalled too often is failed by BullMQ without running our step again.
-    if (job && error.message.includes('stalled')) {
+    if (job && error.message === STALLED_TOO_OFTEN) {
       const parsed = PurchaseJobSchema.safeParse(job.data);
       if (parsed.success) void processor.recordRetriesExhausted(parsed.data, error);
     }

@@ -23,8 +23,8 @@ export interface SqsBatchHandlerOptions {
  * The Lambda side of the SQS queue: handles one event's records in order with the same
  * per-message classification as the worker process, and reports partial batch failures
  * (`ReportBatchItemFailures`). Settled records (processed, failed for good, failure recorded on
- * the last receive, malformed) are not reported, so Lambda deletes them. On a FIFO queue the
- * first transient failure ends the batch: it and every record after it are reported, so no
+ * the last receive, malformed) are not reported, so Lambda deletes them. The first transient
+ * failure ends the batch: it and every record after it are reported, so on the FIFO queue no
  * message overtakes an earlier one of its group.
  */
 export function createSqsBatchHandler(options: SqsBatchHandlerOptions) {

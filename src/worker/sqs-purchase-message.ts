@@ -27,7 +27,11 @@ export interface SqsMessageSettlerOptions {
    * queue's maxReceiveCount, or SQS dead-letters a message before its failure is recorded.
    */
   attempts: number;
-  /** First retry delay; doubles with every receive. */
+  /**
+   * First retry delay, doubling with every receive, returned as `retryDelaySeconds` for the
+   * consumer to apply. The SQS worker process applies it; on Lambda a failed record comes back
+   * after the queue's visibility timeout instead.
+   */
   backoffMs: number;
   /** Cap on the retry delay, in seconds. */
   maxBackoffSeconds: number;
@@ -83,12 +87,11 @@ export function createSqsMessageSettler(options: SqsMessageSettlerOptions) {
         await processor.recordRetriesExhausted(job, error);
         return { settled: true, result: 'retries_exhausted' };
       }
-      const delay = retryDelaySeconds(message.receiveCount);
       logger.warn(
-        { err: error, purchaseId: job.purchaseId, attempt: message.receiveCount, attempts, retryInSeconds: delay },
+        { err: error, purchaseId: job.purchaseId, attempt: message.receiveCount, attempts },
         'purchase attempt failed; will retry',
       );
-      return { settled: false, error, retryDelaySeconds: delay };
+      return { settled: false, error, retryDelaySeconds: retryDelaySeconds(message.receiveCount) };
     }
   };
 }

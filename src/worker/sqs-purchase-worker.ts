@@ -187,11 +187,6 @@ export function createSqsPurchaseWorker(options: SqsPurchaseWorkerOptions) {
       return polling;
     },
 
-    /** Messages being handled right now. */
-    get inFlight(): number {
-      return deliveries.size;
-    },
-
     /**
      * Stops receiving and waits, within `timeoutMs` in all, for the current long poll to return
      * and the messages in flight to finish. Past the deadline it cuts the poll short and hands

@@ -1,3 +1,4 @@
+import { levels } from 'pino';
 import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
@@ -26,23 +27,15 @@ export function preferredWaitSeconds(prefer: string | undefined): number {
 
 const purchaseLocation = (purchaseId: string) => `/payment/purchase/${purchaseId}`;
 
-// pino's numeric levels; 'silent' and unknown names log nothing.
-const LOG_LEVELS: Partial<Record<string, number>> & Record<'info' | 'warn', number> = {
-  trace: 10,
-  debug: 20,
-  info: 30,
-  warn: 40,
-  error: 50,
-  fatal: 60,
-};
-
 /**
  * Tags the rest of a request's log lines, "request completed" included, with its purchase.
  * A child logger costs a few microseconds, so none is made when no such line would be written:
  * `level` is the lowest level of the lines it is for.
  */
 function logAbout(request: FastifyRequest, reply: FastifyReply, purchaseId: string, level: 'info' | 'warn'): void {
-  if ((LOG_LEVELS[request.log.level] ?? Infinity) > LOG_LEVELS[level]) return;
+  // pino's level numbers; a logger without a known level (Fastify's `logger: false`) logs nothing.
+  const current = levels.values[request.log.level];
+  if (current === undefined || current > levels.values[level]!) return;
   request.log = request.log.child({ purchaseId });
   reply.log = request.log;
 }

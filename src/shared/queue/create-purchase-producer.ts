@@ -36,14 +36,8 @@ export async function createPurchaseProducer(
       prefix: config.REDIS_KEY_PREFIX,
       rememberSeconds: sqsRememberSeconds(config.IDEMPOTENCY_TTL_SECONDS),
     });
-    let closing: Promise<void> | undefined;
-    return {
-      ...producer,
-      close() {
-        closing ??= producer.close().finally(() => sqs.destroy());
-        return closing;
-      },
-    };
+    // The producer owns nothing; the client made here is this producer's to close.
+    return { ...producer, close: async () => sqs.destroy() };
   }
   const { purchaseProducerFromConfig } = await import('./bullmq-purchase-producer.js');
   return purchaseProducerFromConfig(config, deps.redis);
