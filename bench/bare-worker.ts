@@ -10,7 +10,6 @@ const worker = new Worker(process.env.QUEUE_NAME ?? 'purchases', async () => ({ 
   connection,
   prefix: `${process.env.REDIS_KEY_PREFIX ?? 'payonce'}:bull`,
   concurrency: Number(process.env.WORKER_CONCURRENCY ?? 50),
-  autorun: true,
 });
 worker.on('error', () => {});
 await worker.waitUntilReady();

@@ -51,7 +51,7 @@ export interface BenchReport {
   seconds: number;
 }
 
-/** The targets of issue 3, checked against a report. */
+/** The speed targets payonce is held to (BENCHMARKS.md), checked against a report. */
 export function targets(report: BenchReport): Array<{ name: string; target: string; measured: string; met: boolean }> {
   const scalingOk = report.scaling.every((row) => row.ratio >= 0.8);
   const maxRss = Math.max(
@@ -158,8 +158,9 @@ export function renderTable(report: BenchReport): string {
   ].join('\n');
 }
 
-const BEGIN = '<!-- bench:begin (written by npm run bench; edit outside these markers) -->';
-const END = '<!-- bench:end -->';
+/** The markers in BENCHMARKS.md between which a run's figures are written. */
+export const BEGIN = '<!-- bench:begin (written by npm run bench; edit outside these markers) -->';
+export const END = '<!-- bench:end -->';
 
 /** BENCHMARKS.md with the figures replaced and everything outside the markers kept. */
 export function renderMarkdown(report: BenchReport, previous: string): string {
