@@ -122,8 +122,12 @@ describe('npm start (scripts/start.ts)', () => {
         timeoutMs: 20_000,
         what: `the API and the worker to exit:\n${service.output()}`,
       });
-      expect(service.output()).toMatch(/the process that started this one is gone/);
-      expect((service.output().match(/shut down cleanly/g) ?? []).length).toBe(2);
+      // Their last lines may still be on the way through the pipe.
+      await eventually(() => ((service.output().match(/shut down cleanly/g) ?? []).length === 2 ? true : undefined), {
+        timeoutMs: 5_000,
+        what: `both processes to report a clean shutdown:\n${service.output()}`,
+      });
+      expect((service.output().match(/the process that started this one is gone/g) ?? []).length).toBe(2);
     } finally {
       service.cleanUp();
     }

@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningApi, RunningProcess } from '../support/processes.js';
+import { jsonLogLines, type RunningApi, type RunningProcess } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
 import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from './purchase-client.js';
 import { createProcessStack, type ProcessStack } from './process-stack.js';
 
-type LogLine = Record<string, unknown> & { msg?: string; purchaseId?: string; reqId?: string };
-
 /** The JSON log lines a process wrote so far. */
-const logLines = (process: RunningProcess): LogLine[] =>
-  process
-    .output()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LogLine);
+const logLines = (process: RunningProcess) => jsonLogLines(process.output());
 
 /** The worker's lines about itself rather than about a purchase. */
 const WORKER_LIFECYCLE = new Set(['worker started', 'shutting down: finishing in-flight jobs', 'shut down cleanly']);

@@ -84,7 +84,9 @@ describe('idempotency claims on a real Redis', () => {
       expect(sent).toHaveBeenCalledTimes(1);
       expect(confirmed).toEqual(keys.map((_, n) => n % 2 === 0));
       expect(await redis.ttl(`${prefix}:idem:${keys[0]}`)).toBeGreaterThan(15);
+      // Not confirmed by its owner: still pending, not extended, and not deleted either.
       expect(await redis.ttl(`${prefix}:idem:${keys[1]}`)).toBeLessThanOrEqual(15);
+      expect(await store.findClaim(keys[1]!)).toEqual({ purchaseId: id(801), fingerprint: 'f1' });
     } finally {
       sent.mockRestore();
     }
@@ -140,11 +142,14 @@ describe('purchase state records', () => {
     await states.markProcessing(id(500));
     expect((await states.getPurchaseState(id(500)))?.status).toBe('processing');
     const subscriber = new Redis(TEST_REDIS_URL);
-    await subscriber.subscribe(states.eventsChannel);
-    const announced = new Promise<string>((resolve) => subscriber.once('message', (_channel, message) => resolve(message)));
-    await states.markFinished(finishedOf(id(500)));
-    expect(JSON.parse(await announced)).toEqual({ purchaseId: id(500), status: 'succeeded' });
-    subscriber.disconnect();
+    try {
+      await subscriber.subscribe(states.eventsChannel);
+      const announced = new Promise<string>((resolve) => subscriber.once('message', (_channel, message) => resolve(message)));
+      await states.markFinished(finishedOf(id(500)));
+      expect(JSON.parse(await announced)).toEqual({ purchaseId: id(500), status: 'succeeded' });
+    } finally {
+      subscriber.disconnect();
+    }
     expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
     // A late "processing" (a slow batch) does not bring the record back.
     await states.markProcessing(id(500));

@@ -11,13 +11,13 @@ afterAll(() => database?.drop());
 describe('purchase references on a real Postgres', () => {
   it('answers both questions in one query and reuses found answers for the TTL', async () => {
     const { userId, productId } = await seedUserAndProduct(database.db, { price: 700 });
-    const references = createPurchaseReferences({ db: database.db, ttlMs: 300 });
+    const references = createPurchaseReferences({ db: database.db, ttlMs: 2_000 });
     expect(await references.lookupPurchaseReferences(userId, productId)).toEqual({ userExists: true, price: 700 });
 
     await database.db('products').where({ id: productId }).update({ price: 900 });
     // Within the TTL the cached price stands; after it the new one applies.
     expect((await references.lookupPurchaseReferences(userId, productId)).price).toBe(700);
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
     expect((await references.lookupPurchaseReferences(userId, productId)).price).toBe(900);
   });
 

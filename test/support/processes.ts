@@ -65,6 +65,15 @@ export function startNodeProcess(script: string, env: Record<string, string>, no
   return running;
 }
 
+/** A process's complete JSON log lines (pino), parsed; other output and a partial last line are left out. */
+export function jsonLogLines(output: string): Array<Record<string, unknown> & { msg?: string }> {
+  return output
+    .split('\n')
+    .slice(0, -1)
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown> & { msg?: string });
+}
+
 export interface RunningApi extends RunningProcess {
   url: string;
 }
