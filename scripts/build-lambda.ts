@@ -18,7 +18,7 @@ const OUT = `${ROOT}dist/lambda/`;
 export const LAMBDA_ENTRIES = {
   api: 'src/api/lambda.ts',
   worker: 'src/worker/lambda.ts',
-  migrate: 'scripts/migrate-lambda.ts',
+  migrate: 'src/migrate/lambda.ts',
 } as const;
 
 /**

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { ProductsRepository } from '../shared/catalog/products-repository.js';
-import type { UsersRepository } from '../shared/catalog/users-repository.js';
+import type { ProductsRepository } from './catalog/products-repository.js';
+import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
 import type { PurchaseService } from './purchase-service.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError, isAppError, serviceUnavailable } from '../shared/errors.js';
+import { AppError, isAppError, serviceUnavailable } from './errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { PurchaseReferencesLookup } from '../shared/catalog/purchase-references.js';
+import type { PurchaseReferencesLookup } from './catalog/purchase-references.js';
 import {
   idempotencyKeyFor,
   purchaseFingerprint,

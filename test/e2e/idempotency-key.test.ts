@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSuffix, seedProducts, seedUsers } from '../support/services.js';
-import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from './purchase-client.js';
-import { createProcessStack, type JobCounts, type ProcessStack } from './process-stack.js';
+import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type JobCounts, type ProcessStack } from '../support/process-stack.js';
 
 const jobsEver = (counts: JobCounts) =>
   counts.waiting + counts.prioritized + counts.delayed + counts.active + counts.completed + counts.failed;

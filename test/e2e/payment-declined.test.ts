@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedUserAndProduct } from '../support/services.js';
-import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from './purchase-client.js';
-import { createProcessStack, type ProcessStack } from './process-stack.js';
+import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 describe('declined payment', () => {
   let stack: ProcessStack;

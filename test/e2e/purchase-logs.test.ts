@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogLines, type RunningApi, type RunningProcess } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
-import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from './purchase-client.js';
-import { createProcessStack, type ProcessStack } from './process-stack.js';
+import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 /** The JSON log lines a process wrote so far. */
 const logLines = (process: RunningProcess) => jsonLogLines(process.output());

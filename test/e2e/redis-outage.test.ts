@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { startRedisServer, type RunningRedisServer } from '../support/processes.js';
-import { createPurchaseClient, purchaseIdIn, type HttpResult, type PurchaseClient } from './purchase-client.js';
-import { createProcessStack, type ProcessStack } from './process-stack.js';
+import { createPurchaseClient, purchaseIdIn, type HttpResult, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 describe('Redis outage', () => {
   let redis: RunningRedisServer;

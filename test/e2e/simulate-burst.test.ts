@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi, RunningProcess } from '../support/processes.js';
-import { createProcessStack, type ProcessStack } from './process-stack.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -12,7 +12,7 @@ import {
   type TestDatabase,
 } from '../support/services.js';
 import { startTestSqs, type TestFifoQueue, type TestSqs } from '../support/sqs.js';
-import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from './purchase-client.js';
+import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from '../support/purchase-client.js';
 
 /** The real API and worker processes with QUEUE_DRIVER=sqs, on an SQS FIFO queue served by fauxqs. */
 describe('QUEUE_DRIVER=sqs end to end', () => {

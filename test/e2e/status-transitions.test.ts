@@ -7,8 +7,8 @@ import {
   type PurchaseClient,
   type PurchaseStatus,
   type PurchaseView,
-} from './purchase-client.js';
-import { createProcessStack, type ProcessStack } from './process-stack.js';
+} from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 describe('purchase status', () => {
   let stack: ProcessStack;

@@ -3,12 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { purchaseIdIn } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { purchaseIdIn } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
 import { startRedisServer, type RunningApi, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
-import { expectOnePaymentEach, PATIENT_API } from './fault-kit.js';
+import { expectOnePaymentEach, PATIENT_API } from '../support/fault-kit.js';
 
 /** What one request on a connection of its own came to. */
 type Outcome =

@@ -2,12 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTimeout } from '../../src/shared/timeout.js';
 import { verifyBurst, type BurstPair, type BurstResponse, type PaymentRecord } from '../../scripts/burst/verify.js';
-import { createPurchaseClient, type PurchaseClient } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import type { RunningProcess } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { FAST_STALL_RECOVERY, mapBounded, PATIENT_API, submitPurchase } from './fault-kit.js';
+import { FAST_STALL_RECOVERY, mapBounded, PATIENT_API, submitPurchase } from '../support/fault-kit.js';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const PAIRS = 100;

@@ -1,15 +1,15 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseClient, purchaseIdIn, type HttpResult } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { createPurchaseClient, purchaseIdIn, type HttpResult } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
 import type { EnqueueResult, PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
 import { startWorker, type RunningApi, type RunningProcess } from '../support/processes.js';
 import { eventually, seedUserAndProduct, TEST_REDIS_URL } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
-import { PATIENT_API } from './fault-kit.js';
+import { PATIENT_API } from '../support/fault-kit.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 /** The claim key of an Idempotency-Key header (see src/shared/purchase/idempotency.ts). */

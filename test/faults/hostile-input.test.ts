@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, startWorker, type RunningProcess, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
-import { PATIENT_API } from './fault-kit.js';
+import { PATIENT_API } from '../support/fault-kit.js';
 
 /**
  * Issue 4, item 7: random bodies, headers, ids, content types and sizes against every route.

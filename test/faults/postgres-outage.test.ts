@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { jsonLogLines, type RunningProcess } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { acceptPurchases, allReach, logged, PATIENT_API, processingCount } from './fault-kit.js';
+import { acceptPurchases, allReach, logged, PATIENT_API, processingCount } from '../support/fault-kit.js';
 
 /** Lines of a process's JSON log with message `msg`. */
 const logLines = (output: string, msg: string) => jsonLogLines(output).filter((line) => line.msg === msg);

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseClient, purchaseIdIn, type HttpResult, type PurchaseClient } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { createPurchaseClient, purchaseIdIn, type HttpResult, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { startRedisServer, type RunningRedisServer } from '../support/processes.js';
 import { seedProducts, seedUsers } from '../support/services.js';
 import {
@@ -14,7 +14,7 @@ import {
   PATIENT_API,
   processingCount,
   submitPurchase,
-} from './fault-kit.js';
+} from '../support/fault-kit.js';
 
 type RedisOptions = Parameters<typeof startRedisServer>[0] & {};
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseClient, type PurchaseClient } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { seedProducts, seedUsers } from '../support/services.js';
 import {
   acceptPurchases,
@@ -10,7 +10,7 @@ import {
   finishedIn,
   logged,
   PATIENT_API,
-} from './fault-kit.js';
+} from '../support/fault-kit.js';
 
 /** Issue 4, item 1: a worker SIGKILLed in the middle of payments. */
 describe('worker killed with SIGKILL mid-payment', () => {

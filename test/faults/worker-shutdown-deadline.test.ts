@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseClient, type PurchaseClient } from '../e2e/purchase-client.js';
-import { createProcessStack, type ProcessStack } from '../e2e/process-stack.js';
+import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
+import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { seedProducts, seedUsers } from '../support/services.js';
 import {
   acceptPurchases,
@@ -10,7 +10,7 @@ import {
   logged,
   PATIENT_API,
   processingCount,
-} from './fault-kit.js';
+} from '../support/fault-kit.js';
 
 /**
  * Issue 4, item 2: SIGTERM under load when the payments outlast the shutdown deadline. (The

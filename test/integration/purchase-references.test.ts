@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseReferences } from '../../src/shared/catalog/purchase-references.js';
+import { createPurchaseReferences } from '../../src/api/catalog/purchase-references.js';
 import { createTestDatabase, seedUserAndProduct, type TestDatabase } from '../support/services.js';
 
 let database: TestDatabase;

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { createPurchaseService, type PurchaseServiceDeps } from '../../src/api/purchase-service.js';
-import { AppError } from '../../src/shared/errors.js';
+import { AppError } from '../../src/api/errors.js';
 import type { Claim, ClaimResult } from '../../src/shared/purchase/idempotency.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
 

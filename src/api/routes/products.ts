@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Product, ProductsRepository } from '../../shared/catalog/products-repository.js';
+import type { Product, ProductsRepository } from '../catalog/products-repository.js';
 import { errorResponses, Id, ListQuery } from '../http-schemas.js';
 
 /** Postgres text cannot hold U+0000; refuse it as bad input rather than fail the insert. */

@@ -2,7 +2,7 @@ import { levels } from 'pino';
 import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { AppError } from '../../shared/errors.js';
+import { AppError } from '../errors.js';
 import { errorResponses, PurchaseBody, PurchaseHeaders, PurchaseView, toPurchaseView } from '../http-schemas.js';
 import type { PurchaseService } from '../purchase-service.js';
 

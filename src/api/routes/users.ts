@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { AppError } from '../../shared/errors.js';
-import type { User, UsersRepository } from '../../shared/catalog/users-repository.js';
+import { AppError } from '../errors.js';
+import type { User, UsersRepository } from '../catalog/users-repository.js';
 import { errorResponses, Id, ListQuery } from '../http-schemas.js';
 
 const UserView = z.object({ id: Id, username: z.string(), createdAt: z.iso.datetime() });

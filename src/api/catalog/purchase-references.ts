@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Db } from '../db.js';
+import type { Db } from '../../shared/db.js';
 
 export interface PurchaseReferences {
   userExists: boolean;

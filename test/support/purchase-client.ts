@@ -1,4 +1,4 @@
-import { eventually } from '../support/services.js';
+import { eventually } from './services.js';
 
 /** An HTTP answer as a client sees it. `body` is null when there was none (204). */
 export interface HttpResult {

@@ -1,7 +1,7 @@
-import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
-import { loadLambdaConfig } from '../src/shared/lambda-environment.js';
-import { createLogger } from '../src/shared/logger.js';
-import { seed } from '../seeds/demo.js';
+import { createDb, ensureDatabaseExists, migrateLatest } from '../shared/db.js';
+import { loadLambdaConfig } from '../shared/lambda-environment.js';
+import { createLogger } from '../shared/logger.js';
+import { seed } from '../../seeds/demo.js';
 
 /** What the migration function may be asked (`aws lambda invoke --payload`); `{}` just migrates. */
 export interface MigrateEvent {

@@ -1,4 +1,4 @@
-import type { Db } from '../db.js';
+import type { Db } from '../../shared/db.js';
 
 export interface Product {
   id: number;

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
-import type { PurchaseClient, PurchaseHeaders, PurchaseStatus, PurchaseView } from '../e2e/purchase-client.js';
-import { purchaseIdIn } from '../e2e/purchase-client.js';
-import type { PaymentRow, ProcessStack } from '../e2e/process-stack.js';
-import type { RunningProcess } from '../support/processes.js';
-import { eventually } from '../support/services.js';
+import type { PurchaseClient, PurchaseHeaders, PurchaseStatus, PurchaseView } from './purchase-client.js';
+import { purchaseIdIn } from './purchase-client.js';
+import type { PaymentRow, ProcessStack } from './process-stack.js';
+import type { RunningProcess } from './processes.js';
+import { eventually } from './services.js';
 
 /**
  * For the API in these tests: they are about faults, not about the API's bound on a Redis

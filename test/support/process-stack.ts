@@ -2,8 +2,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
 import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
-import { startApi, startWorker, type RunningApi, type RunningProcess } from '../support/processes.js';
-import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from '../support/services.js';
+import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
+import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 
 /** A `payments` row as the worker wrote it. */
 export interface PaymentRow {
