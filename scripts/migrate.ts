@@ -1,4 +1,4 @@
-import { loadProcessConfigOrExit } from '../src/shared/app-secrets.js';
+import { loadProcessConfigOrExit } from '../src/shared/config.js';
 import { createDb, ensureDatabaseExists, migrateLatest, rollbackAll } from '../src/shared/db.js';
 
 /** `npm run db:migrate`: creates the database if needed, then applies pending migrations. */

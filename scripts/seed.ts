@@ -1,4 +1,4 @@
-import { loadProcessConfigOrExit } from '../src/shared/app-secrets.js';
+import { loadProcessConfigOrExit } from '../src/shared/config.js';
 import { createDb } from '../src/shared/db.js';
 import { seed } from '../seeds/demo.js';
 

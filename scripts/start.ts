@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { seed } from '../seeds/demo.js';
-import { loadProcessConfigOrExit } from '../src/shared/app-secrets.js';
+import { loadProcessConfigOrExit } from '../src/shared/config.js';
 import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
 
 /**

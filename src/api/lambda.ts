@@ -1,10 +1,11 @@
 import awsLambdaFastify from '@fastify/aws-lambda';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { createDb } from '../shared/db.js';
-import { oncePerContainer, loadLambdaConfig, untilRedisReady } from '../shared/lambda-environment.js';
+import { loadLambdaConfig } from '../shared/config.js';
+import { oncePerContainer } from '../shared/lambda-container.js';
 import { createLogger } from '../shared/logger.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
-import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis.js';
+import { closeRedis, createFailFastRedis, createPersistentRedis, untilRedisReady } from '../shared/redis.js';
 import { withTimeout } from '../shared/timeout.js';
 import { createApiServices } from './api-services.js';
 import { buildApp } from './app.js';

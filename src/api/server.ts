@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import closeWithGrace from 'close-with-grace';
-import { loadProcessConfigOrExit } from '../shared/app-secrets.js';
-import type { Config } from '../shared/config.js';
+import { loadProcessConfigOrExit, type Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
 import { closeWhenParentExits } from '../shared/parent-process.js';

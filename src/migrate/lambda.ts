@@ -1,5 +1,5 @@
 import { createDb, ensureDatabaseExists, migrateLatest } from '../shared/db.js';
-import { loadLambdaConfig } from '../shared/lambda-environment.js';
+import { loadLambdaConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { seed } from '../../seeds/demo.js';
 

@@ -72,3 +72,21 @@ export async function closeRedis(redis: Redis): Promise<void> {
   }
   redis.disconnect();
 }
+
+/**
+ * Resolves once `redis` is connected, or after `timeoutMs` (whichever comes first), so a new
+ * container's first invocation does not meet a fail-fast connection that is still connecting.
+ * Never rejects: if Redis stays away, requests get the usual 503.
+ */
+export async function untilRedisReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    redis.once('ready', done);
+  });
+}

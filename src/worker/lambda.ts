@@ -1,7 +1,8 @@
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createDb } from '../shared/db.js';
-import { loadLambdaConfig, oncePerContainer } from '../shared/lambda-environment.js';
+import { loadLambdaConfig } from '../shared/config.js';
+import { oncePerContainer } from '../shared/lambda-container.js';
 import { createLogger } from '../shared/logger.js';
 import { createSqsClient } from '../shared/queue/sqs-client.js';
 import { closeRedis, createPersistentRedis } from '../shared/redis.js';

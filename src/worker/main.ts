@@ -1,6 +1,5 @@
 import closeWithGrace from 'close-with-grace';
-import { loadProcessConfigOrExit } from '../shared/app-secrets.js';
-import type { Config } from '../shared/config.js';
+import { loadProcessConfigOrExit, type Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { closeWhenParentExits } from '../shared/parent-process.js';

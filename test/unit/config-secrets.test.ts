@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadAppSecrets } from '../../src/shared/app-secrets.js';
+import { loadAppSecrets } from '../../src/shared/config.js';
 
 const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:payonce-prod/app-AbCdEf';
 
