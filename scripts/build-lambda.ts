@@ -1,8 +1,8 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import yazl from 'yazl';
 
 /**
@@ -42,6 +42,32 @@ const EXTERNAL = [
   'pino-pretty',
 ];
 
+/**
+ * The Redis scripts are files read at run time (src/shared/redis/script-source.ts); a zip holds
+ * only index.js, so the bundle gets a version of that module with every file's text inlined.
+ */
+const inlineRedisScripts: Plugin = {
+  name: 'inline-redis-scripts',
+  setup(pluginBuild) {
+    pluginBuild.onLoad({ filter: /[\\/]src[\\/]shared[\\/]redis[\\/]script-source\.ts$/ }, async () => {
+      const dir = `${ROOT}src/shared/redis/commands/`;
+      const files = (await readdir(dir, { recursive: true })).filter((file) => file.endsWith('.lua'));
+      const sources = Object.fromEntries(
+        await Promise.all(files.map(async (file) => [file.split('\\').join('/'), await readFile(`${dir}${file}`, 'utf8')])),
+      );
+      return {
+        loader: 'ts',
+        contents: `const SOURCES: Record<string, string> = ${JSON.stringify(sources)};
+export function readScriptSource(path: string): string {
+  const source = SOURCES[path];
+  if (source === undefined) throw new Error(\`no Redis script \${path} in this bundle\`);
+  return source;
+}`,
+      };
+    });
+  },
+};
+
 /** A fixed timestamp for zip entries: the same code gives the same zip (and source_code_hash). */
 const ZIP_MTIME = new Date('2026-01-01T00:00:00Z');
 
@@ -78,6 +104,7 @@ export async function buildLambdas(): Promise<{ name: string; zip: string; bytes
       external: EXTERNAL,
       legalComments: 'none',
       logLevel: 'warning',
+      plugins: [inlineRedisScripts],
     });
     const zip = `${OUT}${name}.zip`;
     await zipFiles(zip, [

@@ -5,10 +5,10 @@ import type { Logger } from '../shared/logger.js';
 import { createProductsRepository } from './catalog/products-repository.js';
 import { createPurchaseReferences } from './catalog/purchase-references.js';
 import { createUsersRepository } from './catalog/users-repository.js';
-import { createIdempotencyStore } from '../shared/purchase/idempotency.js';
+import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
-import { createPurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
+import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { AppDeps } from './app.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
@@ -47,7 +47,6 @@ export function createApiServices(
     ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
     stateTtlSeconds: Math.max(RETENTION_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
     pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
-    stateKey: states.stateKey,
   });
   const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });
   const purchases = createPurchaseService({

@@ -5,7 +5,7 @@ import { loadLambdaConfig } from '../shared/config.js';
 import { oncePerContainer } from '../shared/lambda-container.js';
 import { createLogger } from '../shared/logger.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
-import { closeRedis, createFailFastRedis, createPersistentRedis, untilRedisReady } from '../shared/redis.js';
+import { closeRedis, createFailFastRedis, createPersistentRedis, untilRedisReady } from '../shared/redis/connection.js';
 import { withTimeout } from '../shared/timeout.js';
 import { createApiServices } from './api-services.js';
 import { buildApp } from './app.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../shared/logger.js';
-import type { PurchaseFinishedEvent } from '../shared/purchase/purchase-state-store.js';
+import type { PurchaseFinishedEvent } from '../shared/redis/purchase-state-store.js';
 
 export interface OutcomeWait {
   /** Resolves true when the purchase finished, false when the time ran out or was cancelled. */

@@ -11,7 +11,7 @@ import {
 } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { isFinal, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
-import type { PurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
+import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { OutcomeWait, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 

@@ -5,7 +5,7 @@ import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
 import { closeWhenParentExits } from '../shared/parent-process.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
-import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis.js';
+import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis/connection.js';
 import { createApiServices } from './api-services.js';
 import { buildApp } from './app.js';
 

@@ -5,7 +5,7 @@ import { loadLambdaConfig } from '../shared/config.js';
 import { oncePerContainer } from '../shared/lambda-container.js';
 import { createLogger } from '../shared/logger.js';
 import { createSqsClient } from '../shared/queue/sqs-client.js';
-import { closeRedis, createPersistentRedis } from '../shared/redis.js';
+import { closeRedis, createPersistentRedis } from '../shared/redis/connection.js';
 import { purchaseProcessorFromConfig } from './purchase-processor-from-config.js';
 import { createSqsBatchHandler } from './sqs-batch-handler.js';
 import { sqsMessageSettlerFromConfig } from './sqs-purchase-message.js';

@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import { ReferenceGoneError, type PaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { FAILURE_REASONS, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
-import type { PurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
+import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 import type { PaymentGateway } from './payment-gateway.js';
 
 /** A failure that retrying cannot fix; the transport must not retry the job. */

@@ -2,8 +2,8 @@ import type { Config } from '../shared/config.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { createPurchaseStateStore } from '../shared/purchase/purchase-state-store.js';
-import type { Redis } from '../shared/redis.js';
+import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import type { Redis } from '../shared/redis/connection.js';
 import { createSimulatedGateway } from './payment-gateway.js';
 import { createPurchaseProcessor, type PurchaseProcessor } from './process-purchase.js';
 

@@ -5,7 +5,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { purchaseIdIn } from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
-import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import { startRedisServer, type RunningApi, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
 import { expectOnePaymentEach, PATIENT_API } from '../support/fault-kit.js';

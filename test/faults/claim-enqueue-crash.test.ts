@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPurchaseClient, purchaseIdIn, type HttpResult } from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
-import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import type { EnqueueResult, PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
 import { startWorker, type RunningApi, type RunningProcess } from '../support/processes.js';
 import { eventually, seedUserAndProduct, TEST_REDIS_URL } from '../support/services.js';

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createIdempotencyStore } from '../../src/shared/purchase/idempotency.js';
-import { createPurchaseStateStore } from '../../src/shared/purchase/purchase-state-store.js';
+import { createIdempotencyStore } from '../../src/shared/redis/idempotency-store.js';
+import { createPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { deleteKeys, eventually, randomSuffix, TEST_REDIS_URL } from '../support/services.js';
 
@@ -32,7 +32,6 @@ beforeAll(async () => {
     ttlSeconds: 300,
     stateTtlSeconds: 3600,
     pendingTtlSeconds: 15,
-    stateKey: states.stateKey,
   });
 });
 

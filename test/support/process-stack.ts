@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
-import { bullmqPrefix } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 

@@ -5,9 +5,10 @@ import { pino } from 'pino';
 import { createApiServices } from '../../src/api/api-services.js';
 import { buildApp } from '../../src/api/app.js';
 import type { Config } from '../../src/shared/config.js';
-import { bullmqPrefix, purchaseProducerFromConfig } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { purchaseProducerFromConfig } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
-import { createFailFastRedis, createPersistentRedis } from '../../src/shared/redis.js';
+import { createFailFastRedis, createPersistentRedis } from '../../src/shared/redis/connection.js';
 import { createTestDatabase, deleteKeys, testConfig, type TestDatabase } from './services.js';
 
 export interface TestStack {

@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { RETENTION_SECONDS, type PurchaseJob } from '../purchase/purchase.js';
+import { bullmqPrefix } from '../redis/keys.js';
 import { withTimeout } from '../timeout.js';
 import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
 
@@ -24,9 +25,6 @@ export interface BullmqProducerOptions {
   /** Upper bound on one enqueue; past it the enqueue counts as failed. Default 2 s. */
   timeoutMs?: number;
 }
-
-/** The BullMQ key prefix for a payonce key prefix. */
-export const bullmqPrefix = (keyPrefix: string) => `${keyPrefix}:bull`;
 
 /**
  * Enqueues purchase jobs on BullMQ. The job id is the purchase id and the deduplication id is

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import { PurchaseJobSchema, type PurchaseJob } from '../purchase/purchase.js';
+import { redisKeys } from '../redis/keys.js';
+import { payonceScripts } from '../redis/scripts.js';
 import { TimeoutError, withTimeout } from '../timeout.js';
 import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
 
@@ -21,22 +23,6 @@ const REMEMBER_MARGIN_SECONDS = 60;
  */
 export function sqsDeduplicationId(idempotencyKey: string): string {
   return createHash('sha256').update(idempotencyKey).digest('hex');
-}
-
-// Returns the job already remembered for a deduplication id (refreshing its life), or remembers
-// this one and returns nil. KEYS: record. ARGV: job JSON, ttl seconds.
-const REMEMBER_SCRIPT = `
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return existing
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return false
-`;
-
-interface RememberCommands {
-  payonceSqsRemember(recordKey: string, job: string, ttlSeconds: number): Promise<string | null>;
 }
 
 export interface SqsProducerOptions {
@@ -76,10 +62,9 @@ export function sqsRememberSeconds(idempotencyTtlSeconds: number): number {
  * enqueues the same purchase a second time, which the worker's idempotent step absorbs.
  */
 export function createSqsPurchaseProducer(options: SqsProducerOptions): PurchaseProducer {
-  const { sqs, queueUrl, redis, prefix, rememberSeconds, timeoutMs = 2_000 } = options;
-  redis.defineCommand('payonceSqsRemember', { numberOfKeys: 1, lua: REMEMBER_SCRIPT });
-  const commands = redis as unknown as RememberCommands;
-  const recordKey = (deduplicationId: string) => `${prefix}:sqs-dedup:${deduplicationId}`;
+  const { sqs, queueUrl, rememberSeconds, timeoutMs = 2_000 } = options;
+  const keys = redisKeys(options.prefix);
+  const scripts = payonceScripts(options.redis);
 
   /** Runs one SQS call within `timeoutMs`, aborting the request when the time is up. */
   async function bounded<T>(call: (abortSignal: AbortSignal) => Promise<T>, what: string): Promise<T> {
@@ -95,8 +80,9 @@ export function createSqsPurchaseProducer(options: SqsProducerOptions): Purchase
   return {
     async enqueuePurchase(job: PurchaseJob): Promise<EnqueueResult> {
       const deduplicationId = sqsDeduplicationId(job.idempotencyKey);
-      const remembered = await commands.payonceSqsRemember(
-        recordKey(deduplicationId),
+      const remembered = await scripts.payonceRememberSqsJob(
+        1,
+        keys.sqsSentJob(deduplicationId),
         JSON.stringify(job),
         rememberSeconds,
       );

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Config } from './config.js';
-import type { Logger } from './logger.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
 
 export type { Redis };
 

@@ -1,0 +1,118 @@
+import type { Redis } from 'ioredis';
+import { createBatcher } from '../batching.js';
+import type { Claim, ClaimedPurchaseState, ClaimResult, IdempotencyStore } from '../purchase/idempotency.js';
+import { redisKeys } from './keys.js';
+import { payonceScripts } from './scripts.js';
+
+// A claim is stored as "<purchaseId> <fingerprint>"; the purchase id comes first so the scripts
+// can check ownership without parsing the rest.
+const encodeClaim = (claim: Claim) => `${claim.purchaseId} ${claim.fingerprint}`;
+function decodeClaim(value: string): Claim {
+  const space = value.indexOf(' ');
+  return { purchaseId: value.slice(0, space), fingerprint: value.slice(space + 1) };
+}
+
+/** A purchase record's fields as the claim script writes them: every value a string. */
+function stateFields(state: ClaimedPurchaseState): Record<keyof ClaimedPurchaseState, string> {
+  return {
+    userId: String(state.userId),
+    productId: String(state.productId),
+    amount: String(state.amount),
+    status: state.status,
+    createdAt: state.createdAt,
+  };
+}
+
+export interface IdempotencyStoreOptions {
+  redis: Redis;
+  /** Redis key prefix shared by every payonce key. */
+  prefix: string;
+  /** How long an accepted purchase's key blocks duplicates. */
+  ttlSeconds: number;
+  /** How long the in-flight purchase record lives (it outlives the claim). */
+  stateTtlSeconds: number;
+  /**
+   * How long a claim lives before it is confirmed. A process that dies between claim and
+   * enqueue leaves a claim that expires after this long, not after the full TTL. Keep it above
+   * the enqueue timeout (2 s): a claim that expires during a slow enqueue lets a duplicate claim
+   * the key again, which the queue's deduplication then folds (a 204, at the cost of a second
+   * enqueue). Default 15 s.
+   */
+  pendingTtlSeconds?: number;
+}
+
+interface PendingClaim {
+  key: string;
+  claim: Claim;
+  state: ClaimedPurchaseState;
+}
+
+/**
+ * Atomic idempotency claims in Redis. The claim and confirm scripts take a batch, so concurrent
+ * requests share one round trip.
+ */
+export function createIdempotencyStore(options: IdempotencyStoreOptions): IdempotencyStore {
+  const { redis, ttlSeconds, stateTtlSeconds } = options;
+  const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, ttlSeconds);
+  const keys = redisKeys(options.prefix);
+  const scripts = payonceScripts(redis);
+
+  const claimer = createBatcher<PendingClaim, ClaimResult>(async (pending) => {
+    const claimKeys = pending.flatMap(({ key, claim }) => [keys.claim(key), keys.purchaseState(claim.purchaseId)]);
+    const requests = pending.map(({ claim, state }) =>
+      JSON.stringify({ claim: encodeClaim(claim), state: stateFields(state) }),
+    );
+    const holders = await scripts.payonceClaimIdempotencyKeys(
+      claimKeys.length,
+      ...claimKeys,
+      pendingTtlSeconds,
+      ...requests,
+    );
+    return holders.map((holder) =>
+      holder === '' ? { claimed: true as const } : { claimed: false as const, existing: decodeClaim(holder) },
+    );
+  });
+
+  const confirmer = createBatcher<{ key: string; purchaseId: string }, boolean>(async (pending) => {
+    const claimKeys = pending.flatMap(({ key, purchaseId }) => [keys.claim(key), keys.purchaseState(purchaseId)]);
+    const done = await scripts.payonceConfirmClaims(
+      claimKeys.length,
+      ...claimKeys,
+      ttlSeconds,
+      stateTtlSeconds,
+      ...pending.map(({ purchaseId }) => purchaseId),
+    );
+    return done.map((result) => result === 1);
+  });
+
+  return {
+    async findClaim(key: string): Promise<Claim | null> {
+      const value = await redis.get(keys.claim(key));
+      return value === null ? null : decodeClaim(value);
+    },
+
+    claimIdempotencyKey(key: string, claim: Claim, state: ClaimedPurchaseState): Promise<ClaimResult> {
+      return claimer.load({ key, claim, state });
+    },
+
+    confirmClaim(key: string, purchaseId: string): Promise<boolean> {
+      return confirmer.load({ key, purchaseId });
+    },
+
+    async releaseClaim(key: string, purchaseId: string): Promise<boolean> {
+      return (await scripts.payonceReleaseClaim(2, keys.claim(key), keys.purchaseState(purchaseId), purchaseId)) === 1;
+    },
+
+    async redirectClaim(key: string, from: string, to: Claim): Promise<boolean> {
+      const moved = await scripts.payonceRedirectClaim(
+        2,
+        keys.claim(key),
+        keys.purchaseState(from),
+        from,
+        encodeClaim(to),
+        ttlSeconds,
+      );
+      return moved === 1;
+    },
+  };
+}
