@@ -1,60 +1,18 @@
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import knex from 'knex';
 import { loadConfig, type Config } from '../../src/shared/config.js';
-import { createDb, ensureDatabaseExists, migrateLatest, type Db } from '../../src/shared/db.js';
+import type { Db } from '../../src/shared/db.js';
+import { createScratchDatabase, randomSuffix, SCRATCH_REDIS_URL, type ScratchDatabase } from '../../scripts/lib/scratch.js';
 
-/** The Postgres server tests use: DATABASE_URL's server (default the local one). */
-const SERVER_URL = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/payonce');
+export { eventually } from '../../scripts/lib/eventually.js';
+export { deleteKeys, randomSuffix } from '../../scripts/lib/scratch.js';
+
 /** The Redis tests use. */
-export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const TEST_REDIS_URL = SCRATCH_REDIS_URL;
 
-/** A short random suffix for database names, key prefixes and queue names. */
-export const randomSuffix = () => randomBytes(5).toString('hex');
-
-export interface TestDatabase {
-  url: string;
-  db: Db;
-  /** Closes the pool and drops the database. */
-  drop(): Promise<void>;
-}
+export type TestDatabase = ScratchDatabase;
 
 /** A fresh, migrated database of this test file's own. */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/payonce_test_${randomSuffix()}`;
-  await ensureDatabaseExists(url.toString());
-  const db = createDb({ DATABASE_URL: url.toString(), DATABASE_POOL_MAX: 10 });
-  await migrateLatest(db);
-  return {
-    url: url.toString(),
-    db,
-    async drop() {
-      await db.destroy();
-      const admin = knex({ client: 'pg', connection: { connectionString: new URL('/postgres', SERVER_URL).toString() } });
-      try {
-        await admin.raw('drop database if exists ?? with (force)', [url.pathname.slice(1)]);
-      } finally {
-        await admin.destroy();
-      }
-    },
-  };
-}
-
-/** Deletes every key under `prefix` (a test's own key prefix). */
-export async function deleteKeys(prefix: string, redisUrl = TEST_REDIS_URL): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
+export function createTestDatabase(): Promise<TestDatabase> {
+  return createScratchDatabase('payonce_test');
 }
 
 /** A configuration isolated to one test: own database URL, key prefix and queue name. */
@@ -99,25 +57,4 @@ export async function seedProducts(db: Db, count: number, price = 1999): Promise
   const rows = Array.from({ length: count }, (_, index) => ({ name: `product ${suffix} ${index}`, price }));
   const inserted = (await db('products').insert(rows).returning('id')) as { id: number }[];
   return inserted.map((row) => row.id);
-}
-
-/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  { timeoutMs = 10_000, intervalMs = 50, what = 'condition' } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
