@@ -1,68 +1,102 @@
-import type { Redis } from 'ioredis';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../shared/config.js';
-import type { Db } from '../shared/db.js';
-import type { Logger } from '../shared/logger.js';
+import { createDb } from '../shared/db.js';
+import { createResources } from '../shared/lifecycle.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
+import { createPurchaseProducer, type PurchaseProducer } from '../shared/queue/purchase-producer.js';
+import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis/connection.js';
+import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
+import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import { buildApp, type AppDeps } from './app.js';
 import { createProductsRepository } from './catalog/products-repository.js';
 import { createPurchaseReferences } from './catalog/purchase-references.js';
 import { createUsersRepository } from './catalog/users-repository.js';
-import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
-import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
-import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
-import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
-import type { AppDeps } from './app.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 import { createPurchaseService } from './purchase-service.js';
 
-export interface ApiClients {
-  db: Db;
-  /** Fail-fast connection for request paths. */
-  redis: Redis;
-  /** Dedicated connection for the purchase-events subscription. */
-  subscriber: Redis;
-  producer: PurchaseProducer;
-  logger: Logger;
+export interface ApiRootOptions {
+  /** The process's logger. Default: one made from the config, named `payonce-api`. */
+  logger?: Logger;
+  /** Puts a step in front of the real queue producer (fault tests); the real one is still closed. */
+  wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
 }
 
 /**
- * Wires the API's services from clients its caller created (and will close): the server entry,
- * the Lambda handler and tests share this wiring.
+ * The API's composition root, called by the server entry, the Lambda entry and the in-process
+ * test stack: creates every client once, wires the services and the Fastify app (not listening),
+ * and returns a `close()` that undoes it all in reverse order (HTTP drains first, then the
+ * producer, Redis, Postgres), each step guarded.
  */
-export function createApiServices(
-  config: Pick<
-    Config,
-    'REDIS_KEY_PREFIX' | 'IDEMPOTENCY_TTL_SECONDS' | 'IDEMPOTENCY_PENDING_TTL_SECONDS' | 'QUEUE_DRIVER'
-  >,
-  clients: ApiClients,
-) {
-  const { db, redis, subscriber, producer, logger } = clients;
-  const prefix = config.REDIS_KEY_PREFIX;
-  const users = createUsersRepository({ db });
-  const products = createProductsRepository({ db });
-  const payments = createPaymentsRepository({ db });
-  const states = createPurchaseStateStore({ redis, prefix });
-  const idempotency = createIdempotencyStore({
-    redis,
-    prefix,
-    ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    stateTtlSeconds: Math.max(RETENTION_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
-    pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
-  });
-  const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });
-  const purchases = createPurchaseService({
-    idempotency,
-    states,
-    payments,
-    references: createPurchaseReferences({ db }),
-    producer,
-    waiter,
-    logger,
-  });
-  const readinessChecks: AppDeps['readinessChecks'] = [
-    { name: 'postgres', check: () => db.raw('select 1') },
-    { name: 'redis', check: () => redis.ping() },
-    // BullMQ's queue is the Redis above; SQS is a dependency of its own.
-    ...(config.QUEUE_DRIVER === 'sqs' ? [{ name: 'queue', check: () => producer.ping() }] : []),
-  ];
-  return { users, products, purchases, readinessChecks, waiter };
+export async function composeApi(config: Config, options: ApiRootOptions = {}) {
+  const logger = options.logger ?? createLogger(config, 'payonce-api');
+  const resources = createResources(logger, { stepTimeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+  try {
+    const db = resources.own('postgres', createDb(config), (db) => db.destroy());
+    const redis = resources.own('redis', createFailFastRedis(config, logger, 'api'), closeRedis);
+    const subscriber = resources.own('redis events', createPersistentRedis(config, logger, 'api-events'), closeRedis);
+    const producer = resources.own('queue producer', await createPurchaseProducer(config, { redis }), (p) => p.close());
+
+    const prefix = config.REDIS_KEY_PREFIX;
+    const states = createPurchaseStateStore({ redis, prefix });
+    const idempotency = createIdempotencyStore({
+      redis,
+      prefix,
+      ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+      stateTtlSeconds: Math.max(RETENTION_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
+      pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
+    });
+    const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });
+    const purchases = createPurchaseService({
+      idempotency,
+      states,
+      payments: createPaymentsRepository({ db }),
+      references: createPurchaseReferences({ db }),
+      producer: options.wrapProducer ? options.wrapProducer(producer) : producer,
+      waiter,
+      logger,
+    });
+    const readinessChecks: AppDeps['readinessChecks'] = [
+      { name: 'postgres', check: () => db.raw('select 1') },
+      { name: 'redis', check: () => redis.ping() },
+      // BullMQ's queue is the Redis above; SQS is a dependency of its own.
+      ...(config.QUEUE_DRIVER === 'sqs' ? [{ name: 'queue', check: () => producer.ping() }] : []),
+    ];
+
+    let shuttingDown = false;
+    const app: FastifyInstance = resources.own(
+      'http',
+      await buildApp({
+        users: createUsersRepository({ db }),
+        products: createProductsRepository({ db }),
+        purchases,
+        readinessChecks,
+        isShuttingDown: () => shuttingDown,
+        fastify: { loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES },
+      }),
+      (app) => app.close(), // stops accepting, then drains in-flight requests
+    );
+    // Closed before HTTP: waking the waiting requests (they answer 202) lets HTTP drain.
+    resources.own('outcome waiter', waiter, (waiter) => waiter.close());
+
+    return {
+      app,
+      logger,
+      /** The clients, for entries that must wait on them and for tests that inspect them. */
+      clients: { db, redis, subscriber, producer },
+      /** Subscribes to purchase announcements (`Prefer: wait`); resolves once subscribed. */
+      subscribe: (): Promise<unknown> => waiter.start(),
+      /** Readiness answers 503 from now on, so load balancers stop sending before HTTP closes. */
+      beginShutdown(): void {
+        shuttingDown = true;
+      },
+      close: resources.close,
+    };
+  } catch (error) {
+    await resources.close();
+    throw error;
+  }
 }
+
+export type ApiRoot = Awaited<ReturnType<typeof composeApi>>;

@@ -1,14 +1,10 @@
 import awsLambdaFastify from '@fastify/aws-lambda';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { createDb } from '../shared/db.js';
 import { loadLambdaConfig } from '../shared/config.js';
 import { oncePerContainer } from '../shared/lambda-container.js';
-import { createLogger } from '../shared/logger.js';
-import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
-import { closeRedis, createFailFastRedis, createPersistentRedis, untilRedisReady } from '../shared/redis/connection.js';
+import { untilRedisReady } from '../shared/redis/connection.js';
 import { withTimeout } from '../shared/timeout.js';
-import { createApiServices } from './api-services.js';
-import { buildApp } from './app.js';
+import { composeApi } from './composition-root.js';
 
 /** How long a new container waits for Redis before serving anyway (requests then get 503). */
 const CONNECT_WAIT_MS = 5_000;
@@ -20,34 +16,16 @@ const CONNECT_WAIT_MS = 5_000;
  */
 const container = oncePerContainer(async () => {
   const config = await loadLambdaConfig();
-  const logger = createLogger(config, 'payonce-api');
-  const db = createDb(config);
-  const redis = createFailFastRedis(config, logger, 'api');
-  const subscriber = createPersistentRedis(config, logger, 'api-events');
-  const producer = await createPurchaseProducer(config, { redis });
-  const services = createApiServices(config, { db, redis, subscriber, producer, logger });
-  const app = await buildApp({
-    ...services,
-    fastify: { loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES },
-  });
-  const proxy = awsLambdaFastify<APIGatewayProxyEventV2>(app, { decorateRequest: false });
-  await app.ready();
-  await untilRedisReady(redis, CONNECT_WAIT_MS);
+  const api = await composeApi(config);
+  const proxy = awsLambdaFastify<APIGatewayProxyEventV2>(api.app, { decorateRequest: false });
+  await api.app.ready();
+  await untilRedisReady(api.clients.redis, CONNECT_WAIT_MS);
   // Subscribed before the first request, so `Prefer: wait` works from the start.
-  await withTimeout(services.waiter.start(), CONNECT_WAIT_MS, 'event subscription').catch((error: unknown) =>
-    logger.warn({ err: error }, 'event subscription not ready; Prefer: wait falls back to 202'),
+  await withTimeout(api.subscribe(), CONNECT_WAIT_MS, 'event subscription').catch((error: unknown) =>
+    api.logger.warn({ err: error }, 'event subscription not ready; Prefer: wait falls back to 202'),
   );
-  logger.info({ driver: config.QUEUE_DRIVER }, 'api container ready');
-
-  async function close(): Promise<void> {
-    services.waiter.close();
-    await app.close();
-    await producer.close();
-    await closeRedis(subscriber);
-    await closeRedis(redis);
-    await db.destroy();
-  }
-  return { proxy, close };
+  api.logger.info({ driver: config.QUEUE_DRIVER }, 'api container ready');
+  return { proxy, close: api.close };
 });
 
 /** Lambda entry (`index.handler` in api.zip). */

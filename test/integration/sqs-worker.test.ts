@@ -9,8 +9,8 @@ import { createSqsPurchaseProducer, sqsRememberSeconds } from '../../src/shared/
 import { createPersistentRedis, type Redis } from '../../src/shared/redis/connection.js';
 import type { PaymentGateway } from '../../src/worker/payment-gateway.js';
 import { createPurchaseProcessor } from '../../src/worker/process-purchase.js';
-import { createSqsMessageSettler } from '../../src/worker/sqs-purchase-message.js';
-import { createSqsPurchaseWorker, type SqsPurchaseWorker } from '../../src/worker/sqs-purchase-worker.js';
+import { createSqsMessageSettler } from '../../src/worker/sqs/message-settler.js';
+import { createSqsPurchaseWorker, type SqsPurchaseWorker } from '../../src/worker/sqs/poller.js';
 import {
   createTestDatabase,
   deleteKeys,

@@ -5,7 +5,7 @@ import { createPaymentsRepository, type PaymentsRepository } from '../../src/sha
 import { createPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
 import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import { createPersistentRedis, type Redis } from '../../src/shared/redis/connection.js';
-import { closeWorkerWithin, createBullmqPurchaseWorker } from '../../src/worker/bullmq-purchase-worker.js';
+import { closeWorkerWithin, createBullmqPurchaseWorker } from '../../src/worker/bullmq/purchase-worker.js';
 import { createSimulatedGateway, type PaymentGateway } from '../../src/worker/payment-gateway.js';
 import { createPurchaseProcessor } from '../../src/worker/process-purchase.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';

@@ -2,13 +2,10 @@ import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { createApiServices } from '../../src/api/api-services.js';
-import { buildApp } from '../../src/api/app.js';
+import { composeApi, type ApiRoot } from '../../src/api/composition-root.js';
 import type { Config } from '../../src/shared/config.js';
-import { purchaseProducerFromConfig } from '../../src/shared/queue/bullmq-purchase-producer.js';
 import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
-import { createFailFastRedis, createPersistentRedis } from '../../src/shared/redis/connection.js';
 import { createTestDatabase, deleteKeys, testConfig, type TestDatabase } from './services.js';
 
 export interface TestStack {
@@ -22,7 +19,8 @@ export interface TestStack {
   /** The real BullMQ queue the API enqueues to, for inspecting jobs. */
   queue: Queue;
   producer: PurchaseProducer;
-  services: ReturnType<typeof createApiServices>;
+  /** The API's composition root, as the server entry makes it. */
+  root: ApiRoot;
   /** Keys claimed under this stack's prefix. */
   claimedKeys(): Promise<string[]>;
   close(): Promise<void>;
@@ -41,14 +39,11 @@ export async function createTestStack(
   const database = await createTestDatabase();
   const config = testConfig({ DATABASE_URL: database.url, ...options.env });
   const logger = pino({ level: 'silent' });
-  const redis = createFailFastRedis(config, logger, 'test-api');
-  const subscriber = createPersistentRedis(config, logger, 'test-events');
+  const root = await composeApi(config, { logger, wrapProducer: options.wrapProducer });
+  await root.subscribe();
+  const { app } = root;
+  const { redis, producer } = root.clients;
   const inspector = new Redis(config.REDIS_URL);
-  const realProducer = purchaseProducerFromConfig(config, redis);
-  const producer = options.wrapProducer ? options.wrapProducer(realProducer) : realProducer;
-  const services = createApiServices(config, { db: database.db, redis, subscriber, producer, logger });
-  await services.waiter.start();
-  const app = await buildApp({ ...services, fastify: { logger: false, bodyLimit: config.BODY_LIMIT_BYTES } });
   const queue = new Queue(config.QUEUE_NAME, { connection: inspector, prefix: bullmqPrefix(config.REDIS_KEY_PREFIX) });
   return {
     config,
@@ -57,16 +52,12 @@ export async function createTestStack(
     redis,
     inspector,
     queue,
-    producer: realProducer,
-    services,
+    producer,
+    root,
     claimedKeys: () => inspector.keys(`${config.REDIS_KEY_PREFIX}:idem:*`),
     async close() {
-      services.waiter.close();
-      await app.close();
+      await root.close();
       await queue.close();
-      await realProducer.close();
-      subscriber.disconnect();
-      redis.disconnect();
       await deleteKeys(config.REDIS_KEY_PREFIX, config.REDIS_URL);
       inspector.disconnect();
       await database.drop();

@@ -4,8 +4,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Purchase, PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { PermanentPurchaseError } from '../../src/worker/process-purchase.js';
-import { createSqsBatchHandler } from '../../src/worker/sqs-batch-handler.js';
-import { createSqsMessageSettler, receiveCountOf } from '../../src/worker/sqs-purchase-message.js';
+import { createSqsBatchHandler } from '../../src/worker/sqs/batch-handler.js';
+import { createSqsMessageSettler, receiveCountOf } from '../../src/worker/sqs/message-settler.js';
 
 const logger = pino({ level: 'silent' });
 

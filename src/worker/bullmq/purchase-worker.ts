@@ -1,9 +1,10 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../shared/logger.js';
-import { PurchaseJobSchema, type PaymentStatus, type PurchaseJob } from '../shared/purchase/purchase.js';
-import { TimeoutError, withTimeout } from '../shared/timeout.js';
-import { PermanentPurchaseError, type PurchaseProcessor } from './process-purchase.js';
+import type { Logger } from '../../shared/logger.js';
+import { PurchaseJobSchema, type PaymentStatus, type PurchaseJob } from '../../shared/purchase/purchase.js';
+import { TimeoutError, withTimeout } from '../../shared/timeout.js';
+import type { PurchaseProcessor } from '../process-purchase.js';
+import { createPurchaseAttempts } from '../purchase-attempt.js';
 
 export interface BullmqPurchaseWorkerOptions {
   connection: Redis;
@@ -28,47 +29,40 @@ class HandedBack extends Error {
 }
 
 /**
- * Feeds BullMQ jobs to the purchase step. Classification: a PermanentPurchaseError or a
- * malformed job becomes UnrecoverableError (no retry); anything else is thrown as is and BullMQ
- * retries it with the queue's exponential backoff. On the last attempt the purchase is recorded
- * as failed before the error is thrown, so it never vanishes.
+ * Feeds BullMQ jobs to the purchase step, with the retry classification every transport shares:
+ * a malformed job or a permanent failure becomes UnrecoverableError (no retry); anything else is
+ * thrown as is and BullMQ retries it with the queue's exponential backoff (on the last attempt
+ * the purchase has been recorded as failed first, so it never vanishes).
  */
 export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions) {
   const { processor, logger } = options;
+  const attempts = createPurchaseAttempts({ processor, logger });
 
   const worker = new Worker<PurchaseJob, { status: PaymentStatus }>(
     options.queueName,
     async (job: Job<PurchaseJob>, token?: string, signal?: AbortSignal) => {
-      const parsed = PurchaseJobSchema.safeParse(job.data);
-      if (!parsed.success) {
-        logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed purchase job');
-        throw new UnrecoverableError('malformed purchase job');
-      }
+      const data = attempts.parseJob(job.data, { jobId: job.id });
+      if (!data) throw new UnrecoverableError('malformed purchase job');
       try {
         // The API's job for a purchase has the purchase id as its id, which BullMQ keeps unique,
         // and BullMQ counts a start in the same script that hands the job out: together they
         // mean no earlier run of this purchase. Any other job (re-added by hand) looks first.
-        const firstRun = job.id === parsed.data.purchaseId && job.attemptsStarted === 1;
-        const purchase = await untilAborted(processor.processPurchase(parsed.data, { firstRun }), signal);
+        const firstRun = job.id === data.purchaseId && job.attemptsStarted === 1;
+        const purchase = await untilAborted(processor.processPurchase(data, { firstRun }), signal);
         return { status: purchase.status as PaymentStatus };
       } catch (error) {
         if (error instanceof HandedBack) {
           // Back to the queue at once, without spending an attempt. The step may still finish
           // here in the background; the next run then finds the payment and charges nothing.
           await job.moveToWait(token);
-          logger.warn({ purchaseId: parsed.data.purchaseId }, 'handed back to the queue at shutdown');
+          logger.warn({ purchaseId: data.purchaseId }, 'handed back to the queue at shutdown');
           throw new WaitingError();
         }
-        if (error instanceof PermanentPurchaseError) throw new UnrecoverableError(error.message);
-        const attempts = job.opts.attempts ?? 1;
-        if (job.attemptsMade + 1 >= attempts) {
-          await processor.recordRetriesExhausted(parsed.data, error);
-        } else {
-          logger.warn(
-            { err: error, purchaseId: parsed.data.purchaseId, attempt: job.attemptsMade + 1, attempts },
-            'purchase attempt failed; will retry',
-          );
-        }
+        const failed = await attempts.classifyFailure(data, error, {
+          attempt: job.attemptsMade + 1,
+          attempts: job.opts.attempts ?? 1,
+        });
+        if (failed === 'permanent') throw new UnrecoverableError((error as Error).message);
         throw error;
       }
     },

@@ -1,7 +1,7 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { Logger } from '../shared/logger.js';
-import { TimeoutError, withTimeout } from '../shared/timeout.js';
-import { receiveCountOf, type SqsMessageOutcome, type SqsMessageSettler } from './sqs-purchase-message.js';
+import type { Logger } from '../../shared/logger.js';
+import { TimeoutError, withTimeout } from '../../shared/timeout.js';
+import { receiveCountOf, type SqsMessageOutcome, type SqsMessageSettler } from './message-settler.js';
 
 export interface SqsBatchHandlerOptions {
   settle: SqsMessageSettler;

@@ -1,14 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  type Message,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
-import type { Logger } from '../shared/logger.js';
-import { TimeoutError, withTimeout } from '../shared/timeout.js';
-import { receiveCountOf, type SqsMessageOutcome, type SqsMessageSettler } from './sqs-purchase-message.js';
+import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from '../../shared/logger.js';
+import { TimeoutError, withTimeout } from '../../shared/timeout.js';
+import { deliver, type Delivery } from './delivery.js';
+import type { SqsMessageSettler } from './message-settler.js';
+import { changeVisibility } from './visibility.js';
 
 export interface SqsPurchaseWorkerOptions {
   sqs: SQSClient;
@@ -30,21 +26,10 @@ export interface SqsPurchaseWorkerOptions {
 /** SQS hands out at most this many messages per ReceiveMessage. */
 const MAX_MESSAGES_PER_RECEIVE = 10;
 
-interface Delivery {
-  message: Message;
-  /** Set at the shutdown deadline: the message was made visible again for another worker. */
-  handedBack: boolean;
-  stopHeartbeat(): Promise<void>;
-  /** Settles when the message has been handled and deleted or delayed. */
-  done: Promise<void>;
-}
-
 /**
- * Long-polls an SQS queue and feeds each message to the purchase step, `concurrency` at a time.
- * A message is deleted once it is settled (processed, failed for good, or its failure recorded
- * on the last receive); a transient failure leaves it in the queue, hidden for a backoff that
- * doubles with its receive count, after which SQS delivers it again (and dead-letters it past
- * the queue's maxReceiveCount).
+ * Long-polls an SQS queue and hands each message to a delivery (delivery.ts: the purchase step,
+ * then delete or retry), `concurrency` at a time; on close, stops polling and drains within a
+ * deadline, handing back what is still running.
  */
 export function createSqsPurchaseWorker(options: SqsPurchaseWorkerOptions) {
   const { sqs, queueUrl, settle, logger, concurrency, waitTimeSeconds, visibilityTimeoutSeconds } = options;
@@ -65,78 +50,16 @@ export function createSqsPurchaseWorker(options: SqsPurchaseWorkerOptions) {
     resolve?.();
   };
 
-  async function changeVisibility(message: Message, seconds: number): Promise<void> {
-    await sqs.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: queueUrl,
-        ReceiptHandle: message.ReceiptHandle,
-        VisibilityTimeout: seconds,
-      }),
-    );
-  }
-
-  function startHeartbeat(message: Message): () => Promise<void> {
-    let beat: Promise<void> = Promise.resolve();
-    const timer = setInterval(
-      () => {
-        beat = changeVisibility(message, visibilityTimeoutSeconds).catch((error: unknown) => {
-          logger.warn({ err: error, messageId: message.MessageId }, 'could not extend the message visibility');
-        });
-      },
-      Math.max(1_000, (visibilityTimeoutSeconds * 1_000) / 3),
-    );
-    // A final visibility change must not race with a heartbeat still in flight.
-    return async () => {
-      clearInterval(timer);
-      await beat;
-    };
-  }
-
-  async function finish(delivery: Delivery, outcome: SqsMessageOutcome): Promise<void> {
-    const { message } = delivery;
-    if (outcome.settled) {
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle })).catch(
-        (error: unknown) => {
-          // It comes back after its visibility timeout; the step then finds the payment.
-          logger.warn({ err: error, messageId: message.MessageId }, 'could not delete a settled message');
-        },
-      );
-    } else if (!delivery.handedBack) {
-      await changeVisibility(message, outcome.retryDelaySeconds).catch((error: unknown) => {
-        logger.warn({ err: error, messageId: message.MessageId }, 'could not delay the retry');
-      });
-    }
-  }
-
-  async function handle(delivery: Delivery): Promise<void> {
-    const { message } = delivery;
-    let outcome: SqsMessageOutcome;
-    try {
-      outcome = await settle({
-        messageId: message.MessageId ?? '',
-        body: message.Body ?? '',
-        receiveCount: receiveCountOf(message.Attributes),
-      });
-    } finally {
-      await delivery.stopHeartbeat();
-    }
-    await finish(delivery, outcome);
-  }
+  const setVisibility = (message: Message, seconds: number) =>
+    changeVisibility(sqs, queueUrl, message.ReceiptHandle, seconds);
 
   function start(message: Message): void {
-    const delivery: Delivery = {
-      message,
-      handedBack: false,
-      stopHeartbeat: startHeartbeat(message),
-      done: Promise.resolve(),
-    };
+    const delivery = deliver({ sqs, queueUrl, settle, logger, visibilityTimeoutSeconds }, message);
     deliveries.add(delivery);
-    delivery.done = handle(delivery)
-      .catch((error: unknown) => logger.error({ err: error, messageId: message.MessageId }, 'message handling failed'))
-      .finally(() => {
-        deliveries.delete(delivery);
-        freeSlot();
-      });
+    void delivery.done.finally(() => {
+      deliveries.delete(delivery);
+      freeSlot();
+    });
   }
 
   async function poll(): Promise<void> {
@@ -173,7 +96,7 @@ export function createSqsPurchaseWorker(options: SqsPurchaseWorkerOptions) {
       }
       if (stopping) {
         // A poll that returned after close() began: give its messages straight back.
-        await Promise.all(messages.map((message) => changeVisibility(message, 0).catch(() => {})));
+        await Promise.all(messages.map((message) => setVisibility(message, 0).catch(() => {})));
         break;
       }
       for (const message of messages) start(message);
@@ -217,13 +140,7 @@ export function createSqsPurchaseWorker(options: SqsPurchaseWorkerOptions) {
             { timeoutMs, inFlight: deliveries.size },
             'purchases still running at the shutdown deadline; handing them back',
           );
-          await Promise.all(
-            [...deliveries].map(async (delivery) => {
-              delivery.handedBack = true;
-              await delivery.stopHeartbeat();
-              await changeVisibility(delivery.message, 0).catch(() => {});
-            }),
-          );
+          await Promise.all([...deliveries].map((delivery) => delivery.handBack()));
         }
       })();
       return closing;

@@ -1,0 +1,57 @@
+import type { Logger } from '../shared/logger.js';
+import { PurchaseJobSchema, type PurchaseJob } from '../shared/purchase/purchase.js';
+import { PermanentPurchaseError, type PurchaseProcessor } from './process-purchase.js';
+
+/**
+ * How a failed attempt ends, the same for every transport (BullMQ, the SQS poller, the Lambda
+ * batch handler): `permanent` must not be retried; `exhausted` was the last attempt, and the
+ * purchase has been recorded as failed so it never vanishes; `retry` is transient (Postgres or
+ * Redis unreachable, a timeout) and goes back to the queue with backoff.
+ */
+export type FailedAttempt = 'permanent' | 'exhausted' | 'retry';
+
+/** Where an attempt stands in its job's retry budget. */
+export interface AttemptNumber {
+  /** This attempt, 1 for the first. */
+  attempt: number;
+  /** The job's attempts in all (JOB_ATTEMPTS). */
+  attempts: number;
+}
+
+/**
+ * The retry classification every transport uses: whether a job's data is a purchase job at
+ * all, and what a failure of the purchase step means for the job.
+ */
+export function createPurchaseAttempts(deps: {
+  processor: Pick<PurchaseProcessor, 'recordRetriesExhausted'>;
+  logger: Logger;
+}) {
+  const { processor, logger } = deps;
+
+  return {
+    /**
+     * The purchase job in `data`, or null when it is malformed: retrying cannot repair it, so
+     * the transport drops it. The log line keeps what arrived (jobs never carry secrets) with
+     * `context` (the job or message id).
+     */
+    parseJob(data: unknown, context: Record<string, unknown>): PurchaseJob | null {
+      const parsed = PurchaseJobSchema.safeParse(data);
+      if (parsed.success) return parsed.data;
+      logger.error({ ...context, issues: parsed.error.issues }, 'malformed purchase job; dropping it');
+      return null;
+    },
+
+    /** Classifies a failure of the purchase step, recording the purchase as failed on the last attempt. */
+    async classifyFailure(job: PurchaseJob, error: unknown, { attempt, attempts }: AttemptNumber): Promise<FailedAttempt> {
+      if (error instanceof PermanentPurchaseError) return 'permanent';
+      if (attempt >= attempts) {
+        await processor.recordRetriesExhausted(job, error);
+        return 'exhausted';
+      }
+      logger.warn({ err: error, purchaseId: job.purchaseId, attempt, attempts }, 'purchase attempt failed; will retry');
+      return 'retry';
+    },
+  };
+}
+
+export type PurchaseAttempts = ReturnType<typeof createPurchaseAttempts>;
