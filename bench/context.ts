@@ -33,7 +33,7 @@ export async function compare(
   baseline: () => Promise<LoadResult>,
   subject: () => Promise<LoadResult>,
 ): Promise<{ baseline: LoadResult; subject: LoadResult }> {
-  let best: { baseline?: LoadResult; subject?: LoadResult } = {};
+  const best: { baseline?: LoadResult; subject?: LoadResult } = {};
   for (let round = 0; round < rounds; round++) {
     const b = await baseline();
     const s = await subject();
@@ -71,8 +71,8 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
     const users = await database.db('users')
       .insert(Array.from({ length: 1000 }, (_, i) => ({ username: `bench_${i}` })))
       .returning('id');
-    const [product] = await database.db('products').insert({ name: 'bench', price: 999 }).returning('id');
-    const productId = (product as { id: number }).id;
+    const [product] = await database.db('products').insert({ name: 'bench', price: 999 }).returning<{ id: number }[]>('id');
+    const productId = product!.id;
     const bodies = users.map((row) => ({ userId: (row as { id: number }).id, productId }));
     return {
       quick,

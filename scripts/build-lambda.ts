@@ -52,9 +52,8 @@ const inlineRedisScripts: Plugin = {
     pluginBuild.onLoad({ filter: /[\\/]src[\\/]shared[\\/]redis[\\/]script-source\.ts$/ }, async () => {
       const dir = `${ROOT}src/shared/redis/commands/`;
       const files = (await readdir(dir, { recursive: true })).filter((file) => file.endsWith('.lua'));
-      const sources = Object.fromEntries(
-        await Promise.all(files.map(async (file) => [file.split('\\').join('/'), await readFile(`${dir}${file}`, 'utf8')])),
-      );
+      const sources: Record<string, string> = {};
+      for (const file of files) sources[file.split('\\').join('/')] = await readFile(`${dir}${file}`, 'utf8');
       return {
         loader: 'ts',
         contents: `const SOURCES: Record<string, string> = ${JSON.stringify(sources)};

@@ -141,7 +141,7 @@ async function fire(run: string, pairs: BurstPair[]) {
           const headers: Record<string, string> = { 'content-type': 'application/json' };
           if (options.keys) headers['idempotency-key'] = `burst-${run}-${pair}`;
           const sentAt = performance.now();
-          let status = 0;
+          let status: number;
           let purchaseId: string | null = null;
           try {
             const response = await fetch(`${options.url}/payment/purchase`, {
@@ -204,9 +204,9 @@ async function main(): Promise<void> {
     }
 
     const userIds = pairs.map((pair) => pair.userId);
-    const rows = (await db('payments')
+    const rows: Array<{ id: string; user_id: number; product_id: number; status: string }> = await db('payments')
       .whereIn('user_id', userIds)
-      .select('id', 'user_id', 'product_id', 'status')) as Array<{ id: string; user_id: number; product_id: number; status: string }>;
+      .select('id', 'user_id', 'product_id', 'status');
     const payments: PaymentRecord[] = rows.map((row) => ({
       purchaseId: row.id,
       userId: row.user_id,

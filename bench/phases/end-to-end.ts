@@ -50,11 +50,10 @@ export async function measureEndToEnd(ctx: BenchContext) {
   const e2eApiCpu = await apiMeter.stop(accepted.length);
   const e2eCpu: CpuUse = { ...e2eApiCpu, process: e2eApiCpu.process + (await workerMeter.stop(accepted.length)).process };
   await allWritten(accepted);
-  const e2eRows = (await database.db('payments').whereIn('id', accepted).select('id', 'accepted_at', 'updated_at')) as Array<{
-    id: string;
-    accepted_at: Date;
-    updated_at: Date;
-  }>;
+  const e2eRows: Array<{ id: string; accepted_at: Date; updated_at: Date }> = await database
+    .db('payments')
+    .whereIn('id', accepted)
+    .select('id', 'accepted_at', 'updated_at');
   const overhead = summarize(e2eRows.map((row) => row.updated_at.getTime() - row.accepted_at.getTime() - e2eDelay));
   // Where that time went: waiting in the queue (accepted -> a worker took the job, BullMQ's
   // processedOn) and in the worker (taken -> payment row written, delay subtracted).

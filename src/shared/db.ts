@@ -31,7 +31,7 @@ export async function ensureDatabaseExists(databaseUrl: string): Promise<boolean
   maintenanceUrl.pathname = '/postgres';
   const admin = knex({ client: 'pg', connection: maintenanceUrl.toString(), pool: { min: 0, max: 1 } });
   try {
-    const found = await admin.raw('select 1 from pg_database where datname = ?', [name]);
+    const found = await admin.raw<{ rows: unknown[] }>('select 1 from pg_database where datname = ?', [name]);
     if (found.rows.length > 0) return false;
     try {
       await admin.raw('create database ??', [name]);

@@ -114,7 +114,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
       });
     },
 
-    close: resources.close,
+    close: () => resources.close(),
   };
 }
 

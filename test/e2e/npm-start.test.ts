@@ -12,7 +12,11 @@ const prefix = `test_${randomSuffix()}`;
 
 afterAll(async () => {
   const admin = knex({ client: 'pg', connection: new URL('/postgres', server).toString() });
-  await admin.raw('drop database if exists ?? with (force)', [database]).finally(() => admin.destroy());
+  try {
+    await admin.raw('drop database if exists ?? with (force)', [database]);
+  } finally {
+    await admin.destroy();
+  }
   await deleteKeys(prefix);
 });
 
@@ -35,8 +39,8 @@ function startService(port: number) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const base = `http://127.0.0.1:${port}`;
   const service = {

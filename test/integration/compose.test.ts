@@ -171,8 +171,8 @@ describe('docker-compose.yml: what payonce relies on', () => {
     expect(first!.build).toBeDefined();
     expect(first!.image).toBeDefined();
     for (const other of others) {
-      expect(other!.build).toEqual(first!.build);
-      expect(other!.image).toBe(first!.image);
+      expect(other.build).toEqual(first!.build);
+      expect(other.image).toBe(first!.image);
     }
   });
 

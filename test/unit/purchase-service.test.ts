@@ -99,7 +99,7 @@ describe('createPurchaseService.submitPurchase', () => {
     ['USER_NOT_FOUND', { references: { lookupPurchaseReferences: async () => ({ userExists: false, price: 500 }) } }],
     ['PRODUCT_NOT_FOUND', { references: { lookupPurchaseReferences: async () => ({ userExists: true, price: null }) } }],
   ] as const)('rejects with %s before claiming anything', async (code, override) => {
-    const { service, idempotency, producer } = setup(override as Partial<PurchaseServiceDeps>);
+    const { service, idempotency, producer } = setup(override);
     await expect(service.submitPurchase(request)).rejects.toMatchObject({ code, statusCode: 422 });
     expect(idempotency.claimIdempotencyKey).not.toHaveBeenCalled();
     expect(producer.enqueuePurchase).not.toHaveBeenCalled();

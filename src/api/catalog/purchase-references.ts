@@ -34,11 +34,11 @@ export function createPurchaseReferences(options: PurchaseReferencesOptions) {
       const cachedPrice = prices.get(productId);
       if (cachedUser && cachedPrice !== undefined) return { userExists: true, price: cachedPrice };
 
-      const { rows } = (await db.raw(
+      const { rows } = await db.raw<{ rows: Array<{ user_exists: boolean; price: number | null }> }>(
         `select exists (select 1 from users where id = ?) as user_exists,
                 (select price from products where id = ?) as price`,
         [userId, productId],
-      )) as { rows: Array<{ user_exists: boolean; price: number | null }> };
+      );
       const row = rows[0]!;
       if (row.user_exists) users.set(userId, true);
       if (row.price !== null) prices.set(productId, row.price);

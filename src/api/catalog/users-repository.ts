@@ -23,7 +23,7 @@ export function createUsersRepository({ db }: { db: Db }) {
         .onConflict('username')
         .ignore()
         .returning('*');
-      return rows[0] ? toUser(rows[0] as UserRow) : null;
+      return rows[0] ? toUser(rows[0]) : null;
     },
 
     async listUsers(limit: number): Promise<User[]> {

@@ -4,6 +4,7 @@ import type { Product, ProductsRepository } from '../catalog/products-repository
 import { errorResponses, Id, ListQuery } from '../http-schemas.js';
 
 /** Postgres text cannot hold U+0000; refuse it as bad input rather than fail the insert. */
+// eslint-disable-next-line no-control-regex -- matching U+0000 is the point
 const NO_NUL = /^[^\u0000]*$/;
 
 const ProductView = z.object({
