@@ -14,4 +14,11 @@ const worker = new Worker(process.env.QUEUE_NAME ?? 'purchases', async () => ({ 
 worker.on('error', () => {});
 await worker.waitUntilReady();
 console.log('worker started');
-process.on('SIGTERM', () => void worker.close().then(() => connection.quit()).then(() => process.exit(0)));
+process.on(
+  'SIGTERM',
+  () =>
+    void worker
+      .close()
+      .then(() => connection.quit())
+      .then(() => process.exit(0)),
+);

@@ -13,8 +13,34 @@ import type { LoadResult } from './load.js';
 /** How much each phase does; `quick` keeps every phase, on loads too small to mean anything. */
 export function benchPlan(quick: boolean) {
   return quick
-    ? { seconds: 1, warmup: 1, connections: 20, rounds: 1, workerJobs: 200, addJobs: 2_000, e2eRate: 100, e2eSeconds: 1, scaleDelayMs: 100, scaleRounds: 3, concurrencies: [20], processes: [2] }
-    : { seconds: 10, warmup: 3, connections: 50, rounds: 2, workerJobs: 10_000, addJobs: 10_000, e2eRate: 500, e2eSeconds: 10, scaleDelayMs: 1000, scaleRounds: 5, concurrencies: [10, 100, 1000], processes: [1, 2, 4] };
+    ? {
+        seconds: 1,
+        warmup: 1,
+        connections: 20,
+        rounds: 1,
+        workerJobs: 200,
+        addJobs: 2_000,
+        e2eRate: 100,
+        e2eSeconds: 1,
+        scaleDelayMs: 100,
+        scaleRounds: 3,
+        concurrencies: [20],
+        processes: [2],
+      }
+    : {
+        seconds: 10,
+        warmup: 3,
+        connections: 50,
+        rounds: 2,
+        workerJobs: 10_000,
+        addJobs: 10_000,
+        e2eRate: 500,
+        e2eSeconds: 10,
+        scaleDelayMs: 1000,
+        scaleRounds: 5,
+        concurrencies: [10, 100, 1000],
+        processes: [1, 2, 4],
+      };
 }
 
 /** A progress line on stderr, which leaves stdout to the report. */
@@ -68,10 +94,14 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
 
   try {
     const redisPid = await redisServerPid(() => inspector.info('server'));
-    const users = await database.db('users')
+    const users = await database
+      .db('users')
       .insert(Array.from({ length: 1000 }, (_, i) => ({ username: `bench_${i}` })))
       .returning('id');
-    const [product] = await database.db('products').insert({ name: 'bench', price: 999 }).returning<{ id: number }[]>('id');
+    const [product] = await database
+      .db('products')
+      .insert({ name: 'bench', price: 999 })
+      .returning<{ id: number }[]>('id');
     const productId = product!.id;
     const bodies = users.map((row) => ({ userId: (row as { id: number }).id, productId }));
     return {

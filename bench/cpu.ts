@@ -33,7 +33,9 @@ async function pidsNamed(name: string): Promise<number[]> {
   const pids = await Promise.all(
     entries
       .filter((entry) => /^\d+$/.test(entry))
-      .map(async (entry) => ((await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')).trim() === name ? Number(entry) : 0)),
+      .map(async (entry) =>
+        (await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')).trim() === name ? Number(entry) : 0,
+      ),
   );
   return pids.filter((pid) => pid > 0);
 }
@@ -55,7 +57,8 @@ export async function startCpuMeter(pid: number, redisPid: number) {
     async stop(units: number): Promise<CpuUse> {
       const postgresPids = await pidsNamed('postgres');
       let postgres = 0;
-      for (const postgresPid of postgresPids) postgres += (await cpuMs(postgresPid)) - (postgresAtStart.get(postgresPid) ?? 0);
+      for (const postgresPid of postgresPids)
+        postgres += (await cpuMs(postgresPid)) - (postgresAtStart.get(postgresPid) ?? 0);
       const perUnit = (ms: number) => Math.round((ms * 1000) / Math.max(units, 1));
       return {
         process: perUnit((await cpuMs(pid)) - start.process),

@@ -66,15 +66,24 @@ export async function purchaseLoad(options: PurchaseLoadOptions): Promise<LoadRe
 }
 
 /** One POST over a kept-alive connection; resolves with the status code and body. */
-function post(agent: Agent, url: URL, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+function post(
+  agent: Agent,
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) }, timeout: 30_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) }, timeout: 30_000 },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
     req.end(body);
@@ -107,10 +116,12 @@ export async function pacedPurchases(options: {
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     const headers = { 'content-type': 'application/json', 'idempotency-key': `paced-${run}-${n}` };
     inFlight.push(
-      post(agent, target, headers, JSON.stringify(options.bodies[n % options.bodies.length])).then(({ status, text }) => {
-        if (status !== 202) throw new Error(`a paced purchase got HTTP ${status}: ${text}`);
-        accepted.push((JSON.parse(text) as { purchaseId: string }).purchaseId);
-      }),
+      post(agent, target, headers, JSON.stringify(options.bodies[n % options.bodies.length])).then(
+        ({ status, text }) => {
+          if (status !== 202) throw new Error(`a paced purchase got HTTP ${status}: ${text}`);
+          accepted.push((JSON.parse(text) as { purchaseId: string }).purchaseId);
+        },
+      ),
     );
   }
   const sentPerSecond = total / ((performance.now() - started) / 1000);

@@ -44,7 +44,10 @@ function summarise(profile: CpuProfile, top: number): string[] {
     [...entries]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
-      .map(([name, micros]) => `  ${((micros / busy) * 100).toFixed(1).padStart(5)}%  ${(micros / 1000).toFixed(0).padStart(6)} ms  ${name}`);
+      .map(
+        ([name, micros]) =>
+          `  ${((micros / busy) * 100).toFixed(1).padStart(5)}%  ${(micros / 1000).toFixed(0).padStart(6)} ms  ${name}`,
+      );
   return [
     `busy ${(busy / 1000).toFixed(0)} ms (idle and unattributed time left out)`,
     'by package (self time):',

@@ -62,10 +62,25 @@ export function targets(report: BenchReport): Array<{ name: string; target: stri
   );
   const p99Ratio = report.accept.subject.latencyP99Ms / Math.max(report.accept.baseline.latencyP99Ms, 1);
   return [
-    { name: 'accept path', target: '>= 0.6 of bare Fastify', measured: report.accept.ratio.toFixed(2), met: report.accept.ratio >= 0.6 },
+    {
+      name: 'accept path',
+      target: '>= 0.6 of bare Fastify',
+      measured: report.accept.ratio.toFixed(2),
+      met: report.accept.ratio >= 0.6,
+    },
     { name: 'accept p99', target: '<= 3x baseline p99', measured: `${p99Ratio.toFixed(1)}x`, met: p99Ratio <= 3 },
-    { name: 'duplicate path', target: '>= 0.9 of bare Fastify', measured: report.duplicate.ratio.toFixed(2), met: report.duplicate.ratio >= 0.9 },
-    { name: 'worker', target: '>= 0.7 of bare BullMQ worker', measured: report.worker.ratioToBare.toFixed(2), met: report.worker.ratioToBare >= 0.7 },
+    {
+      name: 'duplicate path',
+      target: '>= 0.9 of bare Fastify',
+      measured: report.duplicate.ratio.toFixed(2),
+      met: report.duplicate.ratio >= 0.9,
+    },
+    {
+      name: 'worker',
+      target: '>= 0.7 of bare BullMQ worker',
+      measured: report.worker.ratioToBare.toFixed(2),
+      met: report.worker.ratioToBare >= 0.7,
+    },
     {
       name: 'end-to-end overhead p99',
       target: `< 25 ms at ${report.endToEnd.offeredRate}/s`,
@@ -74,7 +89,7 @@ export function targets(report: BenchReport): Array<{ name: string; target: stri
     },
     {
       name: 'scaling',
-      target: '>= 0.8 of Little\'s law in every row',
+      target: ">= 0.8 of Little's law in every row",
       measured: report.scaling.map((row) => row.ratio.toFixed(2)).join(' / '),
       met: scalingOk,
     },
@@ -89,11 +104,36 @@ function rows(report: BenchReport): string[][] {
   const { accept, duplicate, worker, endToEnd, scaling } = report;
   return [
     ['measurement', 'payonce', 'baseline', 'ratio'],
-    ['accept path (req/s)', n(accept.subject.requestsPerSecond), `${n(accept.baseline.requestsPerSecond)} bare Fastify`, accept.ratio.toFixed(2)],
-    ['accept p50 / p99', `${ms(accept.subject.latencyP50Ms)} / ${ms(accept.subject.latencyP99Ms)}`, `${ms(accept.baseline.latencyP50Ms)} / ${ms(accept.baseline.latencyP99Ms)}`, ''],
-    ['duplicate path (req/s)', n(duplicate.subject.requestsPerSecond), `${n(duplicate.baseline.requestsPerSecond)} bare Fastify`, duplicate.ratio.toFixed(2)],
-    ['duplicate p50 / p99', `${ms(duplicate.subject.latencyP50Ms)} / ${ms(duplicate.subject.latencyP99Ms)}`, `${ms(duplicate.baseline.latencyP50Ms)} / ${ms(duplicate.baseline.latencyP99Ms)}`, ''],
-    ['worker, no delay (jobs/s)', n(worker.workerJobsPerSecond), `${n(worker.bareJobsPerSecond)} bare BullMQ worker`, worker.ratioToBare.toFixed(2)],
+    [
+      'accept path (req/s)',
+      n(accept.subject.requestsPerSecond),
+      `${n(accept.baseline.requestsPerSecond)} bare Fastify`,
+      accept.ratio.toFixed(2),
+    ],
+    [
+      'accept p50 / p99',
+      `${ms(accept.subject.latencyP50Ms)} / ${ms(accept.subject.latencyP99Ms)}`,
+      `${ms(accept.baseline.latencyP50Ms)} / ${ms(accept.baseline.latencyP99Ms)}`,
+      '',
+    ],
+    [
+      'duplicate path (req/s)',
+      n(duplicate.subject.requestsPerSecond),
+      `${n(duplicate.baseline.requestsPerSecond)} bare Fastify`,
+      duplicate.ratio.toFixed(2),
+    ],
+    [
+      'duplicate p50 / p99',
+      `${ms(duplicate.subject.latencyP50Ms)} / ${ms(duplicate.subject.latencyP99Ms)}`,
+      `${ms(duplicate.baseline.latencyP50Ms)} / ${ms(duplicate.baseline.latencyP99Ms)}`,
+      '',
+    ],
+    [
+      'worker, no delay (jobs/s)',
+      n(worker.workerJobsPerSecond),
+      `${n(worker.bareJobsPerSecond)} bare BullMQ worker`,
+      worker.ratioToBare.toFixed(2),
+    ],
     ['', '', `${n(worker.rawInsertsPerSecond)} raw single-row inserts`, worker.ratioToRawInserts.toFixed(2)],
     [
       `end-to-end overhead at ${endToEnd.offeredRate}/s`,
@@ -101,8 +141,18 @@ function rows(report: BenchReport): string[][] {
       `${endToEnd.purchases} purchases, ${endToEnd.delayMs} ms delay subtracted`,
       '',
     ],
-    ['  of which queued (accepted -> taken)', `p50 ${ms(endToEnd.queueWaitMs.p50)}, p99 ${ms(endToEnd.queueWaitMs.p99)}`, '', ''],
-    ['  of which in the worker (taken -> written)', `p50 ${ms(endToEnd.inWorkerMs.p50)}, p99 ${ms(endToEnd.inWorkerMs.p99)}`, '', ''],
+    [
+      '  of which queued (accepted -> taken)',
+      `p50 ${ms(endToEnd.queueWaitMs.p50)}, p99 ${ms(endToEnd.queueWaitMs.p99)}`,
+      '',
+      '',
+    ],
+    [
+      '  of which in the worker (taken -> written)',
+      `p50 ${ms(endToEnd.inWorkerMs.p50)}, p99 ${ms(endToEnd.inWorkerMs.p99)}`,
+      '',
+      '',
+    ],
     ...scaling.map((row) => [
       `scaling: ${row.label}`,
       `${n(row.jobsPerSecond)} jobs/s steady (${n(row.drainJobsPerSecond)} over the whole drain)`,
@@ -117,7 +167,14 @@ function rows(report: BenchReport): string[][] {
 function cpuRows(report: BenchReport): string[][] {
   const row = (label: string, cpu: CpuUse | undefined) =>
     cpu
-      ? [label, n(cpu.process), n(cpu.redis), n(cpu.postgres), n(cpu.loadGenerator), n(cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator)]
+      ? [
+          label,
+          n(cpu.process),
+          n(cpu.redis),
+          n(cpu.postgres),
+          n(cpu.loadGenerator),
+          n(cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator),
+        ]
       : [label, '', '', '', '', ''];
   return [
     ['CPU per request or job (µs)', 'process', 'Redis', 'Postgres', 'load generator', 'total'],
@@ -134,7 +191,12 @@ function cpuRows(report: BenchReport): string[][] {
 
 function renderPlain(table: string[][]): string[] {
   const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-  const lines = table.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+  const lines = table.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd(),
+  );
   lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join('  '));
   return lines;
 }
@@ -147,7 +209,9 @@ const renderMarkdownTable = (table: string[][]) => [
 
 /** A plain-text table for the terminal. */
 export function renderTable(report: BenchReport): string {
-  const verdicts = targets(report).map((t) => `${t.met ? 'met ' : 'MISS'}  ${t.name}: ${t.measured} (target ${t.target})`);
+  const verdicts = targets(report).map(
+    (t) => `${t.met ? 'met ' : 'MISS'}  ${t.name}: ${t.measured} (target ${t.target})`,
+  );
   return [
     `payonce benchmark${report.quick ? ' (quick)' : ''}, ${report.seconds} s`,
     ...renderPlain(rows(report)),

@@ -24,13 +24,17 @@ export async function fillQueue(ctx: BenchContext, queueName: string, count: num
   for (let i = 0; i < jobs.length; i += 200) {
     await Promise.all(
       jobs.slice(i, i + 200).map(async (job) => {
-        await idempotency.claimIdempotencyKey(job.idempotencyKey, { purchaseId: job.purchaseId, fingerprint: 'bench' }, {
-          userId: job.userId,
-          productId: job.productId,
-          amount: job.amount,
-          status: 'queued',
-          createdAt: job.acceptedAt,
-        });
+        await idempotency.claimIdempotencyKey(
+          job.idempotencyKey,
+          { purchaseId: job.purchaseId, fingerprint: 'bench' },
+          {
+            userId: job.userId,
+            productId: job.productId,
+            amount: job.amount,
+            status: 'queued',
+            createdAt: job.acceptedAt,
+          },
+        );
         await producer.enqueuePurchase(job);
         await idempotency.confirmClaim(job.idempotencyKey, job.purchaseId);
       }),
@@ -87,7 +91,10 @@ export async function startPayonceWorker(
 ) {
   const queue = ctx.openQueue(queueName);
   const before = await queue.getWorkersCount();
-  const running = await startWorker(workerEnvironment, { ready: async () => (await queue.getWorkersCount()) > before, nodeArgs });
+  const running = await startWorker(workerEnvironment, {
+    ready: async () => (await queue.getWorkersCount()) > before,
+    nodeArgs,
+  });
   await queue.close();
   return running;
 }

@@ -71,7 +71,11 @@ const say = (line: string) => {
   if (!quiet) console.error(line);
 };
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T | null; location: string | null }> {
+async function api<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T | null; location: string | null }> {
   const response = await fetch(`${options.url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -79,14 +83,21 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<{ s
     signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as T) : null, location: response.headers.get('location') };
+  return {
+    status: response.status,
+    body: text ? (JSON.parse(text) as T) : null,
+    location: response.headers.get('location'),
+  };
 }
 
 /** Creates the run's own users (one per pair) and a few products through the API. */
 async function createFixtures(run: string): Promise<BurstPair[]> {
   const products: number[] = [];
   for (let index = 0; index < Math.min(5, options.pairs); index++) {
-    const created = await api<{ id: number }>('POST', '/product', { name: `burst ${run} #${index}`, price: 100 + index });
+    const created = await api<{ id: number }>('POST', '/product', {
+      name: `burst ${run} #${index}`,
+      price: 100 + index,
+    });
     if (created.status !== 201 || !created.body) throw new Error(`creating a product answered ${created.status}`);
     products.push(created.body.id);
   }
@@ -111,7 +122,9 @@ function progress(done: number, total: number, startedAt: number): void {
   if (process.stderr.isTTY) {
     const width = 30;
     const filled = Math.round((done / total) * width);
-    process.stderr.write(`\r  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} requests, ${rate}/s`);
+    process.stderr.write(
+      `\r  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} requests, ${rate}/s`,
+    );
     if (done === total) process.stderr.write('\n');
   } else if (done === total || done % Math.max(1, Math.floor(total / 10)) === 0) {
     console.error(`  ${done}/${total} requests (${Math.round((done / total) * 100)}%), ${rate}/s`);
@@ -183,13 +196,20 @@ interface Report {
 
 async function main(): Promise<void> {
   const run = randomBytes(4).toString('hex');
-  const db = createDb({ DATABASE_URL: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/payonce', DATABASE_POOL_MAX: 2 });
+  const db = createDb({
+    DATABASE_URL: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/payonce',
+    DATABASE_POOL_MAX: 2,
+  });
   try {
-    say(`burst ${run}: ${options.pairs} purchases x ${options.duplicates} copies x ${options.waves} wave(s) -> ${options.url}`);
+    say(
+      `burst ${run}: ${options.pairs} purchases x ${options.duplicates} copies x ${options.waves} wave(s) -> ${options.url}`,
+    );
     const pairs = await createFixtures(run);
     const fired = await fire(run, pairs);
 
-    const accepted = [...new Set(fired.responses.filter((r) => r.status === 202 || r.status === 200).map((r) => r.purchaseId!))];
+    const accepted = [
+      ...new Set(fired.responses.filter((r) => r.status === 202 || r.status === 200).map((r) => r.purchaseId!)),
+    ];
     say(`  waiting for ${accepted.length} accepted purchases to be written`);
     const drainStart = performance.now();
     let drainSeconds: number | null = null;
@@ -246,7 +266,9 @@ function printReport(report: Report): void {
   const lines = [
     '',
     `requests      ${report.requests} in ${report.options.waves} wave(s), ${report.requestsPerSecond} req/s`,
-    `responses     ${Object.entries(report.statusCounts).map(([status, n]) => `${status}: ${n}`).join(', ')}`,
+    `responses     ${Object.entries(report.statusCounts)
+      .map(([status, n]) => `${status}: ${n}`)
+      .join(', ')}`,
     `latency (ms)  p50 ${l.p50}  p95 ${l.p95}  p99 ${l.p99}  max ${l.max}`,
     `accepted      ${report.acceptedPurchases} purchases for ${report.options.pairs} pairs`,
     `queue drain   ${report.drainSeconds === null ? 'did not finish in time' : `${report.drainSeconds} s after the last response`}`,

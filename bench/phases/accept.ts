@@ -14,13 +14,17 @@ export async function measureAcceptPaths(ctx: BenchContext) {
   const { plan, bodies, redisPid, track, stop, env, profiled } = ctx;
   log('accept and duplicate paths');
   const basePort = await freePort();
-  const bare = track(startNodeProcess('bench/bare-fastify.ts', { PORT: String(basePort), LOG_LEVEL: 'warn' }, profiled('bare-fastify')));
+  const bare = track(
+    startNodeProcess('bench/bare-fastify.ts', { PORT: String(basePort), LOG_LEVEL: 'warn' }, profiled('bare-fastify')),
+  );
   const bareUrl = `http://127.0.0.1:${basePort}`;
   await eventually(async () => ((await fetch(`${bareUrl}/health/live`).catch(() => null))?.ok ? true : undefined), {
     timeoutMs: 20_000,
     what: 'the baseline server',
   });
-  const api = track(await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` }), { nodeArgs: profiled('api-accept') }));
+  const api = track(
+    await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` }), { nodeArgs: profiled('api-accept') }),
+  );
   const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
     purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys });
   /** A load run with the CPU per request of every process taking part. */
@@ -31,7 +35,11 @@ export async function measureAcceptPaths(ctx: BenchContext) {
     // With one key, payonce accepts the first request (202) and answers the rest 204.
     const expected = keys === 'duplicate' && server !== bareServer ? [202, 204] : [202];
     const unexpected = Object.keys(result.statusCounts).filter((status) => !expected.includes(Number(status)));
-    if (result.errors > 0 || unexpected.length > 0 || (expected.length === 2 && (result.statusCounts['202'] ?? 0) > 1)) {
+    if (
+      result.errors > 0 ||
+      unexpected.length > 0 ||
+      (expected.length === 2 && (result.statusCounts['202'] ?? 0) > 1)
+    ) {
       throw new Error(`${server.url} answered ${JSON.stringify(result.statusCounts)} with ${result.errors} errors`);
     }
     return { ...result, cpu: await meter.stop(result.requests) };
@@ -39,8 +47,16 @@ export async function measureAcceptPaths(ctx: BenchContext) {
   const bareServer = { ...bare, url: bareUrl };
   await load(bareUrl, 'distinct', plan.warmup);
   await load(api.url, 'distinct', plan.warmup);
-  const accept = await compare(plan.rounds, () => measuredLoad(bareServer, 'distinct'), () => measuredLoad(api, 'distinct'));
-  const duplicate = await compare(plan.rounds, () => measuredLoad(bareServer, 'duplicate'), () => measuredLoad(api, 'duplicate'));
+  const accept = await compare(
+    plan.rounds,
+    () => measuredLoad(bareServer, 'distinct'),
+    () => measuredLoad(api, 'distinct'),
+  );
+  const duplicate = await compare(
+    plan.rounds,
+    () => measuredLoad(bareServer, 'duplicate'),
+    () => measuredLoad(api, 'duplicate'),
+  );
   const apiPeakRssMb = await peakRssMb(api.pid);
   await stop(api);
   await stop(bare);

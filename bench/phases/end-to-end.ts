@@ -48,7 +48,10 @@ export async function measureEndToEnd(ctx: BenchContext) {
   });
   // Per purchase, while sending (the worker keeps up, so this is nearly all of its work).
   const e2eApiCpu = await apiMeter.stop(accepted.length);
-  const e2eCpu: CpuUse = { ...e2eApiCpu, process: e2eApiCpu.process + (await workerMeter.stop(accepted.length)).process };
+  const e2eCpu: CpuUse = {
+    ...e2eApiCpu,
+    process: e2eApiCpu.process + (await workerMeter.stop(accepted.length)).process,
+  };
   await allWritten(accepted);
   const e2eRows: Array<{ id: string; accepted_at: Date; updated_at: Date }> = await database
     .db('payments')

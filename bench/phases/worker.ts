@@ -16,20 +16,45 @@ export async function measureWorker(ctx: BenchContext) {
   log('worker throughput');
   const bareQueueName = `bare_${randomSuffix()}`;
   const bareFill = await fillQueue(ctx, bareQueueName, plan.workerJobs);
-  const bareWorker = track(startNodeProcess('bench/bare-worker.ts', workerEnv(ctx, bareQueueName), profiled('bare-worker')));
-  await eventually(() => (bareWorker.output().includes('worker started') ? true : undefined), { timeoutMs: 20_000, what: 'the bare worker' });
-  const { jobsPerSecond: bareJobsPerSecond, cpu: bareWorkerCpu } = await drainQueue(ctx, bareFill.queue, plan.workerJobs, bareWorker.pid);
+  const bareWorker = track(
+    startNodeProcess('bench/bare-worker.ts', workerEnv(ctx, bareQueueName), profiled('bare-worker')),
+  );
+  await eventually(() => (bareWorker.output().includes('worker started') ? true : undefined), {
+    timeoutMs: 20_000,
+    what: 'the bare worker',
+  });
+  const { jobsPerSecond: bareJobsPerSecond, cpu: bareWorkerCpu } = await drainQueue(
+    ctx,
+    bareFill.queue,
+    plan.workerJobs,
+    bareWorker.pid,
+  );
   const bareWorkerPeakRssMb = await peakRssMb(bareWorker.pid);
   await stop(bareWorker);
 
   const realQueueName = `real_${randomSuffix()}`;
   const realFill = await fillQueue(ctx, realQueueName, plan.workerJobs);
-  const worker = track(await startPayonceWorker(ctx, realQueueName, workerEnv(ctx, realQueueName), profiled('worker-throughput')));
-  const { jobsPerSecond: workerJobsPerSecond, cpu: workerCpu } = await drainQueue(ctx, realFill.queue, plan.workerJobs, worker.pid);
+  const worker = track(
+    await startPayonceWorker(ctx, realQueueName, workerEnv(ctx, realQueueName), profiled('worker-throughput')),
+  );
+  const { jobsPerSecond: workerJobsPerSecond, cpu: workerCpu } = await drainQueue(
+    ctx,
+    realFill.queue,
+    plan.workerJobs,
+    worker.pid,
+  );
   const workerPeakRssMb = await peakRssMb(worker.pid);
   await stop(worker);
   const written = Number(
-    ((await database.db('payments').whereIn('id', realFill.jobs.map((job) => job.purchaseId)).count({ n: '*' })) as [{ n: string }])[0].n,
+    (
+      (await database
+        .db('payments')
+        .whereIn(
+          'id',
+          realFill.jobs.map((job) => job.purchaseId),
+        )
+        .count({ n: '*' })) as [{ n: string }]
+    )[0].n,
   );
   if (written !== plan.workerJobs) throw new Error(`worker wrote ${written} of ${plan.workerJobs} payments`);
 

@@ -65,7 +65,10 @@ export function verifyBurst(input: {
   pairs.forEach((pair, index) => {
     const accepted = acceptedByPair.get(index) ?? new Set<string>();
     if (accepted.size === 0) {
-      violations.push({ kind: 'not_accepted', detail: `pair ${index} (user ${pair.userId}, product ${pair.productId}) was never accepted` });
+      violations.push({
+        kind: 'not_accepted',
+        detail: `pair ${index} (user ${pair.userId}, product ${pair.productId}) was never accepted`,
+      });
     }
     if (accepted.size > 1) {
       violations.push({ kind: 'accepted_twice', detail: `pair ${index} was accepted as ${[...accepted].join(', ')}` });
@@ -109,7 +112,10 @@ export function verifyBurst(input: {
   }
   for (const row of payments) {
     if (!acceptedIds.has(row.purchaseId)) {
-      violations.push({ kind: 'payment_without_acceptance', detail: `payment ${row.purchaseId} was never accepted by the API` });
+      violations.push({
+        kind: 'payment_without_acceptance',
+        detail: `payment ${row.purchaseId} was never accepted by the API`,
+      });
     }
   }
   return violations;

@@ -36,7 +36,10 @@ export interface RunningProcess {
  * `nodeArgs` go to node itself (the benchmark's `--cpu-prof`).
  */
 export function startNodeProcess(script: string, env: Record<string, string>, nodeArgs: string[] = []): RunningProcess {
-  const args = [...nodeArgs, ...(script.endsWith('.ts') ? ['--import', 'tsx', `${ROOT}${script}`] : [`${ROOT}dist/${script}`])];
+  const args = [
+    ...nodeArgs,
+    ...(script.endsWith('.ts') ? ['--import', 'tsx', `${ROOT}${script}`] : [`${ROOT}dist/${script}`]),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, LOG_PRETTY: 'false', ...env },
@@ -81,9 +84,16 @@ export interface RunningApi extends RunningProcess {
 }
 
 /** Starts the API process on a free port and waits until it answers /health/live. */
-export async function startApi(env: Record<string, string>, options: { nodeArgs?: string[] } = {}): Promise<RunningApi> {
+export async function startApi(
+  env: Record<string, string>,
+  options: { nodeArgs?: string[] } = {},
+): Promise<RunningApi> {
   const port = await freePort();
-  const api = startNodeProcess('src/api/server.js', { ...env, HOST: '127.0.0.1', PORT: String(port) }, options.nodeArgs);
+  const api = startNodeProcess(
+    'src/api/server.js',
+    { ...env, HOST: '127.0.0.1', PORT: String(port) },
+    options.nodeArgs,
+  );
   const url = `http://127.0.0.1:${port}`;
   try {
     await eventually(

@@ -39,7 +39,10 @@ export async function createScratchDatabase(namePrefix: string): Promise<Scratch
     db,
     async drop() {
       await db.destroy();
-      const admin = knex({ client: 'pg', connection: { connectionString: new URL('/postgres', SERVER_URL).toString() } });
+      const admin = knex({
+        client: 'pg',
+        connection: { connectionString: new URL('/postgres', SERVER_URL).toString() },
+      });
       try {
         await admin.raw('drop database if exists ?? with (force)', [url.pathname.slice(1)]);
       } finally {

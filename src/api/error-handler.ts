@@ -49,7 +49,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
           ? 'INVALID_IDEMPOTENCY_KEY'
           : 'VALIDATION_FAILED';
       const details = error.validation
-        .map((issue) => `${[error.validationContext, ...issue.instancePath.split('/').filter(Boolean)].join('.')}: ${issue.message}`)
+        .map(
+          (issue) =>
+            `${[error.validationContext, ...issue.instancePath.split('/').filter(Boolean)].join('.')}: ${issue.message}`,
+        )
         .join('; ');
       return reply.code(400).send(body(400, code, details));
     }

@@ -14,11 +14,7 @@ export interface OutcomeWait {
  * whichever queue driver runs the jobs. A missed announcement only costs the wait: the client
  * then gets the usual 202 and polls.
  */
-export function createPurchaseOutcomeWaiter(options: {
-  subscriber: Redis;
-  channel: string;
-  logger: Logger;
-}) {
+export function createPurchaseOutcomeWaiter(options: { subscriber: Redis; channel: string; logger: Logger }) {
   const { subscriber, channel, logger } = options;
   const waiters = new Map<string, Set<(finished: boolean) => void>>();
   let subscribed: Promise<unknown> | undefined;

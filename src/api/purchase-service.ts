@@ -111,10 +111,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     const fingerprint = purchaseFingerprint({ userId, productId });
 
     // Usually answered from memory; unknown ids are rejected before anything is claimed.
-    const { userExists, price } = await dependency(
-      'Postgres',
-      references.lookupPurchaseReferences(userId, productId),
-    );
+    const { userExists, price } = await dependency('Postgres', references.lookupPurchaseReferences(userId, productId));
     if (!userExists) throw new AppError('USER_NOT_FOUND', `User ${userId} does not exist`);
     if (price === null) throw new AppError('PRODUCT_NOT_FOUND', `Product ${productId} does not exist`);
 
@@ -140,8 +137,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       acceptedAt,
     };
     // Listen before enqueueing so a fast worker cannot finish unseen.
-    const wait =
-      request.waitSeconds > 0 ? waiter.waitForOutcome(purchaseId, request.waitSeconds * 1000) : null;
+    const wait = request.waitSeconds > 0 ? waiter.waitForOutcome(purchaseId, request.waitSeconds * 1000) : null;
 
     let queuedPurchaseId: string;
     try {

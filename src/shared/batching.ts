@@ -12,7 +12,9 @@ import DataLoader from 'dataloader';
 /** Most calls one statement or script carries; more wait for the next batch. */
 const MAX_BATCH_SIZE = 100;
 
-export function createBatcher<K, V>(batch: (keys: readonly K[]) => Promise<ReadonlyArray<V | Error>>): DataLoader<K, V> {
+export function createBatcher<K, V>(
+  batch: (keys: readonly K[]) => Promise<ReadonlyArray<V | Error>>,
+): DataLoader<K, V> {
   return new DataLoader<K, V>(batch, {
     cache: false,
     maxBatchSize: MAX_BATCH_SIZE,

@@ -11,9 +11,7 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>, n
     level: config.LOG_LEVEL,
     // Never log credentials that may ride along on a request or an error.
     redact: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.connectionString'],
-    ...(pretty
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } }
-      : {}),
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
   };
   return pino(options);
 }

@@ -109,7 +109,12 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         settle: await sqsSettler(),
         logger,
         releaseUnattempted: queueUrl
-          ? (records: SQSRecord[]) => releaseMessages(sqs, queueUrl, records.map((record) => record.receiptHandle))
+          ? (records: SQSRecord[]) =>
+              releaseMessages(
+                sqs,
+                queueUrl,
+                records.map((record) => record.receiptHandle),
+              )
           : undefined,
       });
     },

@@ -16,7 +16,6 @@ export interface PurchaseProcessorDeps {
   logger: Logger;
 }
 
-
 /**
  * The business step of a purchase job, the same for every transport (BullMQ, SQS, Lambda).
  * Safe to run any number of times for one purchase: a purchase already in Postgres is not

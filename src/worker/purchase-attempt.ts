@@ -42,7 +42,11 @@ export function createPurchaseAttempts(deps: {
     },
 
     /** Classifies a failure of the purchase step, recording the purchase as failed on the last attempt. */
-    async classifyFailure(job: PurchaseJob, error: unknown, { attempt, attempts }: AttemptNumber): Promise<FailedAttempt> {
+    async classifyFailure(
+      job: PurchaseJob,
+      error: unknown,
+      { attempt, attempts }: AttemptNumber,
+    ): Promise<FailedAttempt> {
       if (error instanceof PermanentPurchaseError) return 'permanent';
       if (attempt >= attempts) {
         await processor.recordRetriesExhausted(job, error);

@@ -21,7 +21,16 @@ describe('npm run bench -- --quick', () => {
       { cwd: ROOT, timeout: 150_000, maxBuffer: 10 * 1024 * 1024 },
     );
     expect(stdout).toContain('payonce benchmark (quick)');
-    for (const row of ['accept path (req/s)', 'duplicate path (req/s)', 'worker, no delay (jobs/s)', 'raw single-row inserts', 'end-to-end overhead', 'scaling: 2 process(es)', 'scaling: 1 process x 20', 'peak RSS: apiPeakRssMbAccept']) {
+    for (const row of [
+      'accept path (req/s)',
+      'duplicate path (req/s)',
+      'worker, no delay (jobs/s)',
+      'raw single-row inserts',
+      'end-to-end overhead',
+      'scaling: 2 process(es)',
+      'scaling: 1 process x 20',
+      'peak RSS: apiPeakRssMbAccept',
+    ]) {
       expect(stdout).toContain(row);
     }
     // Every ratio is a measured number, not a placeholder.
@@ -33,7 +42,9 @@ describe('npm run bench -- --quick', () => {
     expect(stdout).toMatch(/of which queued \(accepted -> taken\)\s+p50 \d/);
     expect(stdout).toMatch(/of which in the worker \(taken -> written\)\s+p50 \d/);
     const cpu = (label: string) => {
-      const match = new RegExp(`^${label}\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)$`, 'm').exec(stdout);
+      const match = new RegExp(`^${label}\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)$`, 'm').exec(
+        stdout,
+      );
       expect(match, `CPU row "${label}"`).not.toBeNull();
       const [own, redis, postgres, loadGenerator, total] = match!.slice(1).map((n) => Number(n.replace(/,/g, '')));
       expect(total).toBe(own! + redis! + postgres! + loadGenerator!);

@@ -34,7 +34,14 @@ describe('concurrent purchases', () => {
     }
 
     const finished = await client.purchaseReaches(purchaseId, ['succeeded', 'failed']);
-    expect(finished).toMatchObject({ purchaseId, userId, productId, status: 'succeeded', amount: price, failureReason: null });
+    expect(finished).toMatchObject({
+      purchaseId,
+      userId,
+      productId,
+      status: 'succeeded',
+      amount: price,
+      failureReason: null,
+    });
     const jobsAfter = await stack.queueDrained();
     expect(jobsAfter.completed - jobsBefore.completed).toBe(1);
     expect(jobsAfter.failed).toBe(jobsBefore.failed);

@@ -108,7 +108,10 @@ describe('Idempotency-Key', () => {
     const mineId = purchaseIdIn(mine.headers.get('location'));
     const theirsId = purchaseIdIn(theirs.headers.get('location'));
     expect(mineId).not.toBe(theirsId);
-    expect(await client.purchaseReaches(mineId, ['succeeded', 'failed'])).toMatchObject({ userId, status: 'succeeded' });
+    expect(await client.purchaseReaches(mineId, ['succeeded', 'failed'])).toMatchObject({
+      userId,
+      status: 'succeeded',
+    });
     expect(await client.purchaseReaches(theirsId, ['succeeded', 'failed'])).toMatchObject({
       userId: otherUserId,
       status: 'succeeded',

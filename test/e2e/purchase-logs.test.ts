@@ -52,7 +52,9 @@ describe('log lines about a purchase carry its purchaseId', () => {
     // The POST, at least one status read, the duplicate.
     expect(aboutPurchases.length).toBeGreaterThanOrEqual(3);
     for (const line of aboutPurchases) expect(line.purchaseId, JSON.stringify(line)).toBe(purchaseId);
-    expect(apiLines.filter((line) => line.msg === 'purchase accepted').map((line) => line.purchaseId)).toEqual([purchaseId]);
+    expect(apiLines.filter((line) => line.msg === 'purchase accepted').map((line) => line.purchaseId)).toEqual([
+      purchaseId,
+    ]);
 
     // Worker: every line that is not about the process itself names its purchase.
     await eventually(() => (logLines(worker).some((line) => line.msg === 'shut down cleanly') ? true : undefined));

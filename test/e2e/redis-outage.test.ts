@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { startRedisServer, type RunningRedisServer } from '../support/processes.js';
-import { createPurchaseClient, purchaseIdIn, type HttpResult, type PurchaseClient } from '../support/purchase-client.js';
+import {
+  createPurchaseClient,
+  purchaseIdIn,
+  type HttpResult,
+  type PurchaseClient,
+} from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 describe('Redis outage', () => {
@@ -67,7 +72,9 @@ describe('Redis outage', () => {
     // Unrelated to the outage: a purchase after it is charged too.
     const later = await client.purchase({ userId: after, productId });
     expect(later.status).toBe(202);
-    expect(await client.purchaseReaches(purchaseIdIn(later.headers.get('location')), ['succeeded', 'failed'])).toMatchObject({
+    expect(
+      await client.purchaseReaches(purchaseIdIn(later.headers.get('location')), ['succeeded', 'failed']),
+    ).toMatchObject({
       status: 'succeeded',
     });
   });

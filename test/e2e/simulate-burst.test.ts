@@ -35,7 +35,16 @@ describe('npm run simulate:burst against running processes', () => {
 
   it('fires waves of duplicates, waits for the queue, and proves every purchase was paid once (--json)', async () => {
     const { code, stdout, stderr } = await simulateBurst(stack, api, [
-      '--pairs', '30', '--duplicates', '5', '--keys', '--waves', '2', '--pause', '100', '--json',
+      '--pairs',
+      '30',
+      '--duplicates',
+      '5',
+      '--keys',
+      '--waves',
+      '2',
+      '--pause',
+      '100',
+      '--json',
     ]);
     expect(code, stderr).toBe(0);
     const report = JSON.parse(stdout);

@@ -100,7 +100,9 @@ describe('QUEUE_DRIVER=sqs end to end', () => {
     const results = await Promise.all(requests.map((body) => client.purchase(body)));
 
     expect(statusCounts(results)).toEqual({ 202: 200 });
-    const expected = new Map(results.map((result, index) => [purchaseIdIn(result.headers.get('location')), requests[index]!]));
+    const expected = new Map(
+      results.map((result, index) => [purchaseIdIn(result.headers.get('location')), requests[index]!]),
+    );
     expect(expected.size).toBe(200);
     const rows = await eventually(
       async () => {

@@ -31,7 +31,14 @@ describe('purchase status', () => {
     const purchaseId = purchaseIdIn(accepted.headers.get('location'));
     const queued = await client.getPurchase(purchaseId);
     expect(queued.status).toBe(200);
-    expect(queued.body).toMatchObject({ purchaseId, userId, productId, status: 'queued', amount: price, failureReason: null });
+    expect(queued.body).toMatchObject({
+      purchaseId,
+      userId,
+      productId,
+      status: 'queued',
+      amount: price,
+      failureReason: null,
+    });
     expect(await stack.payments({ id: purchaseId })).toHaveLength(0);
 
     await stack.startWorker({ PAYMENT_DELAY_MS: '1500' });

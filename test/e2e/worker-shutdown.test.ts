@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
-import { createPurchaseClient, purchaseIdIn, type PurchaseClient, type PurchaseView } from '../support/purchase-client.js';
+import {
+  createPurchaseClient,
+  purchaseIdIn,
+  type PurchaseClient,
+  type PurchaseView,
+} from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 describe('worker shutdown', () => {

@@ -33,7 +33,7 @@ function send(
         resolve({
           kind: 'response',
           status: res.statusCode ?? 0,
-          location: (res.headers.location) ?? null,
+          location: res.headers.location ?? null,
           sentAt,
           doneAt: performance.now(),
         }),

@@ -97,7 +97,8 @@ describe('chaos: duplicates and distinct purchases through a worker crash and a 
     const unanswered = [...new Set(lostReply.toString('latin1').match(UUID) ?? [])];
     expect(unanswered.length).toBeGreaterThan(0);
     await eventually(
-      async () => ((await stack.db('payments').whereIn('id', unanswered)).length === unanswered.length ? true : undefined),
+      async () =>
+        (await stack.db('payments').whereIn('id', unanswered)).length === unanswered.length ? true : undefined,
       { what: 'the write whose reply is lost to commit' },
     );
     // ...then Postgres unreachable from both workers for 2 s.

@@ -13,7 +13,8 @@ import { PATIENT_API } from '../support/fault-kit.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 /** The claim key of an Idempotency-Key header (see src/shared/purchase/idempotency.ts). */
-const claimKeyOf = (prefix: string, userId: number, headerKey: string) => `${prefix}:idem:user:${userId}:key:${headerKey}`;
+const claimKeyOf = (prefix: string, userId: number, headerKey: string) =>
+  `${prefix}:idem:user:${userId}:key:${headerKey}`;
 
 /**
  * Issue 4, item 6: the API dies after claiming a key and before its job is enqueued. The claim

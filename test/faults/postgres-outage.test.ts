@@ -77,7 +77,11 @@ describe('Postgres unreachable from the worker', () => {
         return ids.filter((id) => retried.has(id));
       };
       if (mode === 'reset') {
-        await logged(worker, (output) => retriedAmong(output).length === ids.length, 'every purchase to have been retried');
+        await logged(
+          worker,
+          (output) => retriedAmong(output).length === ids.length,
+          'every purchase to have been retried',
+        );
       } else {
         await logged(worker, (output) => retriedAmong(output).length > 0, 'a purchase to have been retried');
       }
@@ -106,7 +110,9 @@ describe('Postgres unreachable from the worker', () => {
     await logged(
       worker,
       (output) =>
-        logLines(output, 'purchase already recorded; not charging again').some((line) => line.purchaseId === purchaseId),
+        logLines(output, 'purchase already recorded; not charging again').some(
+          (line) => line.purchaseId === purchaseId,
+        ),
       'the retry to find the recorded payment',
     );
   });
@@ -156,6 +162,8 @@ describe('Postgres unreachable from the worker', () => {
     // The worker is healthy again: a new purchase goes through.
     const [fresh] = (await seedUsers(stack.db, 1)) as [number];
     const [freshId] = (await acceptPurchases(client, [{ userId: fresh, productId }])) as [string];
-    expect(await client.purchaseReaches(freshId, ['succeeded', 'failed'], 10_000)).toMatchObject({ status: 'succeeded' });
+    expect(await client.purchaseReaches(freshId, ['succeeded', 'failed'], 10_000)).toMatchObject({
+      status: 'succeeded',
+    });
   });
 });

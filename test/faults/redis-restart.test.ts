@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPurchaseClient, purchaseIdIn, type HttpResult, type PurchaseClient } from '../support/purchase-client.js';
+import {
+  createPurchaseClient,
+  purchaseIdIn,
+  type HttpResult,
+  type PurchaseClient,
+} from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { startRedisServer, type RunningRedisServer } from '../support/processes.js';
 import { seedProducts, seedUsers } from '../support/services.js';

@@ -55,7 +55,11 @@ describe('worker killed with SIGKILL mid-payment', () => {
     expect(await stack.queueDrained()).toMatchObject({ completed: held, failed: 0 });
     await expectOnePaymentEach(stack, ids, { status: 'succeeded', failure_reason: null });
     // The second worker did the work; the first died before finishing any of it.
-    const rescued = await logged(rescuer, (output) => finishedIn(output).size >= held, 'the rescuer to log its payments');
+    const rescued = await logged(
+      rescuer,
+      (output) => finishedIn(output).size >= held,
+      'the rescuer to log its payments',
+    );
     expect([...finishedIn(rescued)].sort()).toEqual([...ids].sort());
     expect(finishedIn(doomed.output()).size).toBe(0);
   });

@@ -59,14 +59,34 @@ describe('POST /payment/purchase rejects bad input with a 4xx and leaves nothing
     ['null body', () => ({ body: 'null' }), 400, 'VALIDATION_FAILED'],
     ['number body', () => ({ body: '42' }), 400, 'VALIDATION_FAILED'],
     ['unknown field', () => ({ body: { ...valid(), amount: 1 } }), 400, 'VALIDATION_FAILED'],
-    ['prototype pollution', () => ({ body: `{"userId":${ids.userId},"productId":${ids.productId},"__proto__":{"x":1}}` }), 400, 'INVALID_JSON'],
+    [
+      'prototype pollution',
+      () => ({ body: `{"userId":${ids.userId},"productId":${ids.productId},"__proto__":{"x":1}}` }),
+      400,
+      'INVALID_JSON',
+    ],
     ['malformed JSON', () => ({ body: '{"userId":' }), 400, 'INVALID_JSON'],
     ['empty JSON body', () => ({ body: '' }), 400, 'INVALID_JSON'],
     ['text/plain', () => ({ body: 'hello', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE'],
-    ['form encoded', () => ({ body: 'userId=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'form encoded',
+      () => ({ body: 'userId=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    ],
     ['too large', () => ({ body: { ...valid(), pad: 'x'.repeat(64 * 1024) } }), 413, 'PAYLOAD_TOO_LARGE'],
-    ['over-long key', () => ({ body: valid(), headers: { 'idempotency-key': 'k'.repeat(256) } }), 400, 'INVALID_IDEMPOTENCY_KEY'],
-    ['key with a space', () => ({ body: valid(), headers: { 'idempotency-key': 'a b' } }), 400, 'INVALID_IDEMPOTENCY_KEY'],
+    [
+      'over-long key',
+      () => ({ body: valid(), headers: { 'idempotency-key': 'k'.repeat(256) } }),
+      400,
+      'INVALID_IDEMPOTENCY_KEY',
+    ],
+    [
+      'key with a space',
+      () => ({ body: valid(), headers: { 'idempotency-key': 'a b' } }),
+      400,
+      'INVALID_IDEMPOTENCY_KEY',
+    ],
     ['empty key', () => ({ body: valid(), headers: { 'idempotency-key': '' } }), 400, 'INVALID_IDEMPOTENCY_KEY'],
     ['unknown user', () => ({ body: { ...valid(), userId: 2_000_000_000 } }), 422, 'USER_NOT_FOUND'],
     ['unknown product', () => ({ body: { ...valid(), productId: 2_000_000_000 } }), 422, 'PRODUCT_NOT_FOUND'],
@@ -109,13 +129,26 @@ describe('POST /payment/purchase accepts once', () => {
     expect(again.headers.location).toBe(accepted.statusUrl);
 
     const job = await stack.queue.getJob(accepted.purchaseId);
-    expect(job?.data).toMatchObject({ purchaseId: accepted.purchaseId, userId, productId: ids.productId, amount: 4200 });
+    expect(job?.data).toMatchObject({
+      purchaseId: accepted.purchaseId,
+      userId,
+      productId: ids.productId,
+      amount: 4200,
+    });
 
     const status = await stack.app.inject({ method: 'GET', url: accepted.statusUrl });
     expect(status.statusCode).toBe(200);
-    expect(status.json()).toMatchObject({ purchaseId: accepted.purchaseId, status: 'queued', amount: 4200, failureReason: null });
+    expect(status.json()).toMatchObject({
+      purchaseId: accepted.purchaseId,
+      status: 'queued',
+      amount: 4200,
+      failureReason: null,
+    });
     // Ids are case-insensitive, as uuids are, also while the purchase is only in Redis.
-    const upper = await stack.app.inject({ method: 'GET', url: `/payment/purchase/${accepted.purchaseId.toUpperCase()}` });
+    const upper = await stack.app.inject({
+      method: 'GET',
+      url: `/payment/purchase/${accepted.purchaseId.toUpperCase()}`,
+    });
     expect(upper.statusCode).toBe(200);
     expect(upper.json().purchaseId).toBe(accepted.purchaseId);
   });
@@ -178,7 +211,12 @@ describe('GET /payment/purchase/:purchaseId', () => {
     for (const url of ['/payment/purchase/%zz', `/payment/purchase/${'a'.repeat(300)}`]) {
       const response = await stack.app.inject({ method: 'GET', url });
       expect(response.statusCode).toBe(400);
-      expect(response.json()).toEqual({ statusCode: 400, code: 'VALIDATION_FAILED', error: 'Bad Request', message: expect.any(String) });
+      expect(response.json()).toEqual({
+        statusCode: 400,
+        code: 'VALIDATION_FAILED',
+        error: 'Bad Request',
+        message: expect.any(String),
+      });
     }
   });
 });
@@ -204,7 +242,10 @@ describe('users, products and health', () => {
     const fractional = await stack.app.inject({ method: 'POST', url: '/product', payload: { name: 'x', price: 2.5 } });
     expect(fractional.statusCode).toBe(400);
     // Postgres text cannot hold NUL: a 400, not a failed insert.
-    for (const payload of [{ name: 'a\u0000b', price: 1 }, { name: 'ok', description: '\u0000', price: 1 }]) {
+    for (const payload of [
+      { name: 'a\u0000b', price: 1 },
+      { name: 'ok', description: '\u0000', price: 1 },
+    ]) {
       const nul = await stack.app.inject({ method: 'POST', url: '/product', payload });
       expect(nul.statusCode).toBe(400);
       expect(nul.json().code).toBe('VALIDATION_FAILED');

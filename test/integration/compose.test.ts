@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DCLinter } from 'dclint';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/shared/config.js';
+import { CONFIG_KEYS, loadConfig } from '../../src/shared/config.js';
 
 /*
  * The deployment files, checked offline: no Docker engine runs here or in CI. dclint bundles the
@@ -77,10 +77,8 @@ function durationMs(value: string | undefined): number {
 
 /** Variable names declared in the ConfigSchema of src/shared/config.ts. */
 function configKeys(): Set<string> {
-  const source = readFileSync(join(ROOT, 'src/shared/config.ts'), 'utf8');
-  const schema = source.slice(source.indexOf('const ConfigSchema'), source.indexOf('export type Config'));
   // NODE_ENV is Node's convention, read by libraries rather than by payonce's config.
-  return new Set(['NODE_ENV', ...[...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]*):/gm)].map((match) => match[1]!)]);
+  return new Set(['NODE_ENV', ...CONFIG_KEYS]);
 }
 
 /** What dclint reports; its bundled typings use extensionless imports that nodenext cannot follow. */
@@ -210,7 +208,10 @@ describe('docker-compose.yml: what payonce relies on', () => {
     expect(known.size).toBeGreaterThan(10);
     for (const name of APP_SERVICES) {
       const env = environmentOf(name);
-      expect(Object.keys(env).filter((key) => !known.has(key)), name).toEqual([]);
+      expect(
+        Object.keys(env).filter((key) => !known.has(key)),
+        name,
+      ).toEqual([]);
       expect(env.NODE_ENV, name).toBe('production');
       expect(loadConfig(env).LOG_PRETTY, name).toBe(false);
     }
@@ -245,7 +246,9 @@ describe('docker-compose.yml: what payonce relies on', () => {
   it('runs entry files that the build produces', () => {
     const commands = APP_SERVICES.map((name) => argv(service(name).command).join(' '));
     const entries = commands.flatMap((command) => [...command.matchAll(/dist\/(\S+)\.js/g)].map((m) => m[1]!));
-    expect(entries).toEqual(expect.arrayContaining(['scripts/migrate', 'scripts/seed', 'src/api/server', 'src/worker/main']));
+    expect(entries).toEqual(
+      expect.arrayContaining(['scripts/migrate', 'scripts/seed', 'src/api/server', 'src/worker/main']),
+    );
     for (const entry of entries) expect(existsSync(join(ROOT, `${entry}.ts`)), entry).toBe(true);
   });
 });
@@ -322,7 +325,16 @@ describe('.dockerignore', () => {
           .replace(/\0/g, '.*')}$`,
       );
     const excludes = patterns.filter((pattern) => !pattern.startsWith('!')).map(toRegExp);
-    const copied = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'migrations', 'seeds', 'scripts'];
+    const copied = [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'src',
+      'migrations',
+      'seeds',
+      'scripts',
+    ];
     expect(copied.filter((name) => excludes.some((exclude) => exclude.test(name)))).toEqual([]);
   });
 });

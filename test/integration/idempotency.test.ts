@@ -44,7 +44,9 @@ describe('idempotency claims on a real Redis', () => {
   it('lets exactly one of 50 concurrent claims win, and tells the others who holds the key', async () => {
     const key = `user:1:product:${randomSuffix()}`;
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, n) => store.claimIdempotencyKey(key, { purchaseId: id(n), fingerprint: '1/2' }, state)),
+      Array.from({ length: 50 }, (_, n) =>
+        store.claimIdempotencyKey(key, { purchaseId: id(n), fingerprint: '1/2' }, state),
+      ),
     );
     const winners = results.flatMap((result, n) => (result.claimed ? [id(n)] : []));
     expect(winners).toHaveLength(1);
@@ -67,19 +69,28 @@ describe('idempotency claims on a real Redis', () => {
       // Each key twice in one batch: the first claim of a key wins, the second is told so.
       const results = await Promise.all(
         [...keys, ...keys].map((key, n) =>
-          store.claimIdempotencyKey(key, { purchaseId: id(800 + n), fingerprint: `f${n % 30}` }, { ...state, amount: n }),
+          store.claimIdempotencyKey(
+            key,
+            { purchaseId: id(800 + n), fingerprint: `f${n % 30}` },
+            { ...state, amount: n },
+          ),
         ),
       );
       expect(sent).toHaveBeenCalledTimes(1);
       keys.forEach((_, n) => {
         expect(results[n]).toEqual({ claimed: true });
-        expect(results[30 + n]).toEqual({ claimed: false, existing: { purchaseId: id(800 + n), fingerprint: `f${n}` } });
+        expect(results[30 + n]).toEqual({
+          claimed: false,
+          existing: { purchaseId: id(800 + n), fingerprint: `f${n}` },
+        });
       });
       for (const n of [0, 17, 29]) expect((await states.getPurchaseState(id(800 + n)))?.amount).toBe(n);
 
       sent.mockClear();
       // Confirming: only the owner's confirmation extends a claim.
-      const confirmed = await Promise.all(keys.map((key, n) => store.confirmClaim(key, id(n % 2 === 0 ? 800 + n : 830 + n))));
+      const confirmed = await Promise.all(
+        keys.map((key, n) => store.confirmClaim(key, id(n % 2 === 0 ? 800 + n : 830 + n))),
+      );
       expect(sent).toHaveBeenCalledTimes(1);
       expect(confirmed).toEqual(keys.map((_, n) => n % 2 === 0));
       expect(await redis.ttl(`${prefix}:idem:${keys[0]}`)).toBeGreaterThan(15);
@@ -143,7 +154,9 @@ describe('purchase state records', () => {
     const subscriber = new Redis(TEST_REDIS_URL);
     try {
       await subscriber.subscribe(states.eventsChannel);
-      const announced = new Promise<string>((resolve) => subscriber.once('message', (_channel, message) => resolve(message)));
+      const announced = new Promise<string>((resolve) =>
+        subscriber.once('message', (_channel, message) => resolve(message)),
+      );
       await states.markFinished(finishedOf(id(500)));
       expect(JSON.parse(await announced)).toEqual({ purchaseId: id(500), status: 'succeeded' });
     } finally {

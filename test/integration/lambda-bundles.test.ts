@@ -10,7 +10,14 @@ import knex from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import { httpApiEvent } from '../support/lambda-events.js';
-import { createTestDatabase, deleteKeys, randomSuffix, TEST_REDIS_URL, testConfig, type TestDatabase } from '../support/services.js';
+import {
+  createTestDatabase,
+  deleteKeys,
+  randomSuffix,
+  TEST_REDIS_URL,
+  testConfig,
+  type TestDatabase,
+} from '../support/services.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FUNCTIONS = ['api', 'worker', 'migrate'] as const;

@@ -51,7 +51,8 @@ afterAll(async () => {
   await sqs?.stop();
 });
 
-const invokeApi = (...args: Parameters<typeof httpApiEvent>) => apiHandler(httpApiEvent(...args), lambdaContext('payonce-test-api'));
+const invokeApi = (...args: Parameters<typeof httpApiEvent>) =>
+  apiHandler(httpApiEvent(...args), lambdaContext('payonce-test-api'));
 const invokeWorker = (records: SQSEvent['Records']) =>
   workerHandler({ Records: records }, lambdaContext('payonce-test-worker', 60_000));
 
@@ -132,7 +133,14 @@ describe('the worker Lambda (SQS event source mapping, ReportBatchItemFailures)'
     // A purchase that fails at the database on every attempt (its amount overflows the column):
     // a transient failure as far as the worker can tell.
     const { userId, productId } = await seedUserAndProduct(database.db);
-    const failing = { purchaseId: randomUUID(), userId, productId, amount: 3_000_000_000, idempotencyKey: `user:${userId}:product:${productId}`, acceptedAt: new Date().toISOString() };
+    const failing = {
+      purchaseId: randomUUID(),
+      userId,
+      productId,
+      amount: 3_000_000_000,
+      idempotencyKey: `user:${userId}:product:${productId}`,
+      acceptedAt: new Date().toISOString(),
+    };
     await sqs.client.send(
       new SendMessageCommand({
         QueueUrl: queue.url,

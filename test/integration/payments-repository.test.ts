@@ -26,30 +26,48 @@ describe('payments repository on a real Postgres', () => {
     const repo = createPaymentsRepository({ db: database.db });
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, n) =>
-        repo.recordPayment(job(1), n % 2 ? { status: 'failed', failureReason: 'card_declined' } : { status: 'succeeded', failureReason: null }),
+        repo.recordPayment(
+          job(1),
+          n % 2 ? { status: 'failed', failureReason: 'card_declined' } : { status: 'succeeded', failureReason: null },
+        ),
       ),
     );
     const rows = await database.db('payments').where({ id: job(1).purchaseId });
     expect(rows).toHaveLength(1);
     // Every caller sees the single outcome that won.
     for (const outcome of outcomes) expect(outcome.status).toBe(rows[0].status);
-    expect(outcomes[0]).toMatchObject({ purchaseId: job(1).purchaseId, amount: 1999, createdAt: new Date(job(1).acceptedAt) });
+    expect(outcomes[0]).toMatchObject({
+      purchaseId: job(1).purchaseId,
+      amount: 1999,
+      createdAt: new Date(job(1).acceptedAt),
+    });
   });
 
   it('finds a written payment and nothing for an unknown id', async () => {
     const repo = createPaymentsRepository({ db: database.db });
     await repo.recordPayment(job(2), { status: 'failed', failureReason: 'card_declined' });
-    expect(await repo.findPayment(job(2).purchaseId)).toMatchObject({ status: 'failed', failureReason: 'card_declined' });
+    expect(await repo.findPayment(job(2).purchaseId)).toMatchObject({
+      status: 'failed',
+      failureReason: 'card_declined',
+    });
     expect(await repo.findPayment(job(3).purchaseId)).toBeNull();
   });
 
   it('refuses rows that break the schema rules', async () => {
     const { db } = database;
     const base = { user_id: ids.userId, product_id: ids.productId, idempotency_key: 'k', accepted_at: new Date() };
-    await expect(db('payments').insert({ ...base, id: job(10).purchaseId, amount: -1, status: 'succeeded' })).rejects.toThrow(/amount/);
-    await expect(db('payments').insert({ ...base, id: job(11).purchaseId, amount: 1, status: 'refunded' })).rejects.toThrow(/status/);
-    await expect(db('payments').insert({ ...base, id: job(12).purchaseId, amount: 1, status: 'failed' })).rejects.toThrow(/reason/);
-    await expect(db('payments').insert({ ...base, id: job(13).purchaseId, amount: 1, status: 'succeeded', user_id: 999999 })).rejects.toThrow(/foreign key/);
+    await expect(
+      db('payments').insert({ ...base, id: job(10).purchaseId, amount: -1, status: 'succeeded' }),
+    ).rejects.toThrow(/amount/);
+    await expect(
+      db('payments').insert({ ...base, id: job(11).purchaseId, amount: 1, status: 'refunded' }),
+    ).rejects.toThrow(/status/);
+    await expect(
+      db('payments').insert({ ...base, id: job(12).purchaseId, amount: 1, status: 'failed' }),
+    ).rejects.toThrow(/reason/);
+    await expect(
+      db('payments').insert({ ...base, id: job(13).purchaseId, amount: 1, status: 'succeeded', user_id: 999999 }),
+    ).rejects.toThrow(/foreign key/);
   });
 
   it('writes concurrent outcomes in one multi-row statement, each caller getting its own row', async () => {
@@ -59,7 +77,9 @@ describe('payments repository on a real Postgres', () => {
     database.db.on('query', onQuery);
     try {
       const jobs = Array.from({ length: 30 }, (_, n) => job(100 + n));
-      const results = await Promise.all(jobs.map((j) => repo.recordPayment(j, { status: 'succeeded', failureReason: null })));
+      const results = await Promise.all(
+        jobs.map((j) => repo.recordPayment(j, { status: 'succeeded', failureReason: null })),
+      );
       expect(results.map((r) => r.purchaseId)).toEqual(jobs.map((j) => j.purchaseId));
       expect(statements.filter((sql) => sql.startsWith('insert'))).toHaveLength(1);
       const found = await Promise.all(jobs.map((j) => repo.findPayment(j.purchaseId)));

@@ -27,6 +27,9 @@ describe('purchase references on a real Postgres', () => {
     expect(await references.lookupPurchaseReferences(userId, 2_000_000_000)).toEqual({ userExists: true, price: null });
     const [{ id: productId }] = await database.db('products').insert({ name: 'late', price: 5 }).returning('id');
     expect(await references.lookupPurchaseReferences(userId, productId)).toEqual({ userExists: true, price: 5 });
-    expect(await references.lookupPurchaseReferences(2_000_000_000, productId)).toEqual({ userExists: false, price: 5 });
+    expect(await references.lookupPurchaseReferences(2_000_000_000, productId)).toEqual({
+      userExists: false,
+      price: 5,
+    });
   });
 });

@@ -8,8 +8,7 @@ beforeAll(async () => {
 });
 afterAll(() => database?.drop());
 
-const count = async (table: string) =>
-  Number(((await database.db(table).count({ n: '*' })) as [{ n: string }])[0].n);
+const count = async (table: string) => Number(((await database.db(table).count({ n: '*' })) as [{ n: string }])[0].n);
 
 describe('the demo seed', () => {
   it('loads the demo data and can run again, also once payments exist, without changing anything', async () => {

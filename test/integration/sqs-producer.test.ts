@@ -122,7 +122,9 @@ describe('the SQS purchase producer on a FIFO queue (fauxqs)', () => {
     const first = jobFor(key);
     const retry = jobFor(key);
 
-    await expect(producerFor(queue, faultyClient('reply-lost')).enqueuePurchase(first)).rejects.toThrow('socket hang up');
+    await expect(producerFor(queue, faultyClient('reply-lost')).enqueuePurchase(first)).rejects.toThrow(
+      'socket hang up',
+    );
     // The API released the claim and answered 503; the client's retry is a new purchase.
     expect(await producerFor(queue).enqueuePurchase(retry)).toEqual({ queuedPurchaseId: first.purchaseId });
 

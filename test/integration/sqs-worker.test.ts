@@ -112,10 +112,13 @@ async function enqueue(queue: TestFifoQueue): Promise<PurchaseJob> {
 
 const rowsFor = (purchaseId: string) => database.db('payments').where({ id: purchaseId });
 const emptied = (queue: TestFifoQueue) =>
-  eventually(async () => {
-    const counts = await sqs.counts(queue.url);
-    return counts.visible + counts.inFlight + counts.delayed === 0 ? true : undefined;
-  }, { timeoutMs: 10_000, what: `queue ${queue.name} to be empty` });
+  eventually(
+    async () => {
+      const counts = await sqs.counts(queue.url);
+      return counts.visible + counts.inFlight + counts.delayed === 0 ? true : undefined;
+    },
+    { timeoutMs: 10_000, what: `queue ${queue.name} to be empty` },
+  );
 const transient = () => Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
 
 describe('the SQS worker process transport (fauxqs, real Postgres and Redis)', () => {
@@ -151,7 +154,9 @@ describe('the SQS worker process transport (fauxqs, real Postgres and Redis)', (
     const job = await enqueue(queue);
 
     // The retries come after the worker's backoff (1 s each here), not the queue's 30-second timeout.
-    await eventually(async () => ((await rowsFor(job.purchaseId)).length === 1 ? true : undefined), { timeoutMs: 15_000 });
+    await eventually(async () => ((await rowsFor(job.purchaseId)).length === 1 ? true : undefined), {
+      timeoutMs: 15_000,
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
     expect(failures).toBe(2);
     await emptied(queue);
@@ -170,7 +175,9 @@ describe('the SQS worker process transport (fauxqs, real Postgres and Redis)', (
     });
     const job = await enqueue(queue);
 
-    await eventually(async () => ((await rowsFor(job.purchaseId)).length === 1 ? true : undefined), { timeoutMs: 15_000 });
+    await eventually(async () => ((await rowsFor(job.purchaseId)).length === 1 ? true : undefined), {
+      timeoutMs: 15_000,
+    });
     expect(await rowsFor(job.purchaseId)).toMatchObject([{ status: 'failed', failure_reason: 'retries_exhausted' }]);
     expect(charges).toEqual([job.purchaseId, job.purchaseId]);
     await emptied(queue);
@@ -179,9 +186,16 @@ describe('the SQS worker process transport (fauxqs, real Postgres and Redis)', (
 
   it('records a decline without retrying and drops a malformed message', async () => {
     const queue = await sqs.createFifoQueue();
-    const { charges } = startWorker(queue, { gateway: { charge: async () => ({ approved: false, reason: 'card_declined' }) } });
+    const { charges } = startWorker(queue, {
+      gateway: { charge: async () => ({ approved: false, reason: 'card_declined' }) },
+    });
     await sqs.client.send(
-      new SendMessageCommand({ QueueUrl: queue.url, MessageBody: '{"purchaseId":42}', MessageGroupId: 'g', MessageDeduplicationId: 'd' }),
+      new SendMessageCommand({
+        QueueUrl: queue.url,
+        MessageBody: '{"purchaseId":42}',
+        MessageGroupId: 'g',
+        MessageDeduplicationId: 'd',
+      }),
     );
     const job = await enqueue(queue);
 
@@ -200,7 +214,9 @@ describe('the SQS worker process transport (fauxqs, real Postgres and Redis)', (
     });
     const job = await enqueue(queue);
 
-    await eventually(async () => ((await rowsFor(job.purchaseId)).length === 1 ? true : undefined), { timeoutMs: 15_000 });
+    await eventually(async () => ((await rowsFor(job.purchaseId)).length === 1 ? true : undefined), {
+      timeoutMs: 15_000,
+    });
     await emptied(queue);
     // Without the heartbeat the message would reappear after 2 s and be charged again.
     expect(charges).toEqual([job.purchaseId]);
@@ -223,10 +239,16 @@ describe('the SQS worker process transport (fauxqs, real Postgres and Redis)', (
     });
     const jobs = await Promise.all(Array.from({ length: 9 }, () => enqueue(queue)));
 
-    await eventually(async () => {
-      const rows = await database.db('payments').whereIn('id', jobs.map((job) => job.purchaseId));
-      return rows.length === 9 ? true : undefined;
-    }, { timeoutMs: 15_000 });
+    await eventually(
+      async () => {
+        const rows = await database.db('payments').whereIn(
+          'id',
+          jobs.map((job) => job.purchaseId),
+        );
+        return rows.length === 9 ? true : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     expect(peak).toBe(3);
   });
 

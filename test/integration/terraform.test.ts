@@ -157,13 +157,21 @@ type Value = number | string | boolean | null;
  * variables (their defaults unless overridden), locals, + - * /, comparisons, && || !,
  * conditionals, coalesce/max/min. Anything else throws, so the test cannot pass by accident.
  */
-async function evaluate(config: TerraformConfig, expression: string, overrides: Record<string, Value> = {}): Promise<Value> {
+async function evaluate(
+  config: TerraformConfig,
+  expression: string,
+  overrides: Record<string, Value> = {},
+): Promise<Value> {
   const ast = await getExpressionAst('eval.tf', expression);
   if (!ast) throw new Error(`cannot parse ${expression}`);
   return evaluateNode(config, ast, overrides);
 }
 
-async function evaluateNode(config: TerraformConfig, node: Expression, overrides: Record<string, Value>): Promise<Value> {
+async function evaluateNode(
+  config: TerraformConfig,
+  node: Expression,
+  overrides: Record<string, Value>,
+): Promise<Value> {
   const child = (index: number) => {
     const found = node.children[index];
     if (!found) throw new Error(`malformed ${node.type}: ${node.meta.value}`);
@@ -264,7 +272,9 @@ function resourcesOfType(config: TerraformConfig, type: string): [string, Body][
 }
 
 function readInfra(): Record<string, string> {
-  const files = readdirSync(INFRA_DIR).filter((file) => file.endsWith('.tf')).sort();
+  const files = readdirSync(INFRA_DIR)
+    .filter((file) => file.endsWith('.tf'))
+    .sort();
   return Object.fromEntries(files.map((file) => [file, readFileSync(join(INFRA_DIR, file), 'utf8')]));
 }
 
@@ -278,7 +288,15 @@ describe('infra/*.tf parse and declare what they use', () => {
   it('has the expected files, and every one parses', async () => {
     const sources = readInfra();
     expect(Object.keys(sources)).toEqual(
-      expect.arrayContaining(['versions.tf', 'variables.tf', 'outputs.tf', 'main.tf', 'queue.tf', 'lambda.tf', 'iam.tf']),
+      expect.arrayContaining([
+        'versions.tf',
+        'variables.tf',
+        'outputs.tf',
+        'main.tf',
+        'queue.tf',
+        'lambda.tf',
+        'iam.tf',
+      ]),
     );
     for (const [file, text] of Object.entries(sources)) {
       await expect(parse(file, text), file).resolves.toBeTypeOf('object');
@@ -415,13 +433,17 @@ describe('the queue wiring', () => {
 
     // The precondition holds for the defaults and rejects an override that is too short.
     const preconditions = bodies(body(queue.lifecycle, 'lifecycle').precondition);
-    const rule = preconditions.find((precondition) => String(precondition.condition).includes('6 * var.worker_timeout_seconds'));
+    const rule = preconditions.find((precondition) =>
+      String(precondition.condition).includes('6 * var.worker_timeout_seconds'),
+    );
     expect(rule, 'a precondition comparing with 6 * var.worker_timeout_seconds').toBeDefined();
     const condition = expressionOf(rule?.condition);
     expect(await evaluate(infra, condition)).toBe(true);
     expect(await evaluate(infra, condition, { queue_visibility_timeout_seconds: 600 })).toBe(true);
     expect(await evaluate(infra, condition, { queue_visibility_timeout_seconds: 300 })).toBe(false);
-    expect(await evaluate(infra, condition, { worker_timeout_seconds: 120, queue_visibility_timeout_seconds: 360 })).toBe(false);
+    expect(
+      await evaluate(infra, condition, { worker_timeout_seconds: 120, queue_visibility_timeout_seconds: 360 }),
+    ).toBe(false);
   });
 
   it('alarms when the dead-letter queue holds a message', () => {
@@ -534,11 +556,15 @@ describe('the functions', () => {
       expect(fn.filename, name).toBe(`\${local.artifact_paths.${name}}`);
       expect(fn.source_code_hash, name).toBe(`\${filebase64sha256(local.artifact_paths.${name})}`);
       expect(body(fn.vpc_config, 'vpc_config').security_group_ids, name).toEqual(['${aws_security_group.lambda.id}']);
-      expect(body(fn.logging_config, 'logging_config').log_group, name).toBe(`\${aws_cloudwatch_log_group.${name}.name}`);
+      expect(body(fn.logging_config, 'logging_config').log_group, name).toBe(
+        `\${aws_cloudwatch_log_group.${name}.name}`,
+      );
       const logGroup = resource(infra, `aws_cloudwatch_log_group.${name}`);
       expect(logGroup.name, name).toBe(`/aws/lambda/\${local.function_names.${name}}`);
       expect(logGroup.retention_in_days, name).toBe('${var.log_retention_days}');
-      expect(withLocals(infra, infra.locals.get('artifact_paths') ?? null), name).toContain(`/../dist/lambda/${name}.zip`);
+      expect(withLocals(infra, infra.locals.get('artifact_paths') ?? null), name).toContain(
+        `/../dist/lambda/${name}.zip`,
+      );
     }
     const runtime = body(infra.variables.get('lambda_runtime')?.validation, 'validation');
     expect(runtime.condition).toBe('${contains(["nodejs22.x", "nodejs24.x"], var.lambda_runtime)}');
@@ -546,12 +572,17 @@ describe('the functions', () => {
 
   it('get the agreed environment, and no database URL, Redis URL or password', () => {
     for (const name of FUNCTIONS) {
-      const environment = withLocals(infra, body(resource(infra, `aws_lambda_function.${name}`).environment, 'environment'));
+      const environment = withLocals(
+        infra,
+        body(resource(infra, `aws_lambda_function.${name}`).environment, 'environment'),
+      );
       for (const key of COMMON_ENVIRONMENT) expect(environment, `${name} ${key}`).toMatch(new RegExp(`\\b${key}\\s*=`));
       expect(environment, name).toMatch(/QUEUE_DRIVER\s*=\s*"sqs"/);
       expect(environment, name).toMatch(/NODE_OPTIONS\s*=\s*"--enable-source-maps"/);
       expect(environment, name).toMatch(/APP_SECRET_ARN\s*=\s*aws_secretsmanager_secret\.app\.arn/);
-      expect(environment, name).not.toMatch(/DATABASE_URL|REDIS_URL|random_password|password|auth_token|secret_string/i);
+      expect(environment, name).not.toMatch(
+        /DATABASE_URL|REDIS_URL|random_password|password|auth_token|secret_string/i,
+      );
       const workerOnly = /PAYMENT_DELAY_MS\s*=.*\n[\s\S]*PAYMENT_DECLINE_RATE\s*=/;
       if (name === 'worker') expect(environment).toMatch(workerOnly);
       else expect(environment, name).not.toMatch(/PAYMENT_DELAY_MS|PAYMENT_DECLINE_RATE/);
@@ -560,9 +591,13 @@ describe('the functions', () => {
 
   it('keep the credentials in the secret and out of every non-sensitive output', () => {
     const secret = String(resource(infra, 'aws_secretsmanager_secret_version.app').secret_string);
-    expect(secret).toMatch(/DATABASE_URL\s*=\s*"postgres:\/\/\$\{local\.db_username\}:\$\{urlencode\(random_password\.db\.result\)\}@/);
+    expect(secret).toMatch(
+      /DATABASE_URL\s*=\s*"postgres:\/\/\$\{local\.db_username\}:\$\{urlencode\(random_password\.db\.result\)\}@/,
+    );
     expect(secret).toMatch(/REDIS_URL\s*=\s*"rediss:\/\/:\$\{urlencode\(random_password\.redis\.result\)\}@/);
-    expect(resource(infra, 'aws_elasticache_replication_group.main').auth_token).toBe('${random_password.redis.result}');
+    expect(resource(infra, 'aws_elasticache_replication_group.main').auth_token).toBe(
+      '${random_password.redis.result}',
+    );
     expect(resource(infra, 'aws_db_instance.main').password).toBe('${random_password.db.result}');
 
     const outputs = labelled(infra.files.get('outputs.tf')?.output);
@@ -582,7 +617,9 @@ describe('the functions', () => {
     const stage = resource(infra, 'aws_apigatewayv2_stage.default');
     expect(stage.name).toBe('$default');
     expect(stage.auto_deploy).toBe(true);
-    expect(body(stage.access_log_settings, 'access_log_settings').destination_arn).toBe('${aws_cloudwatch_log_group.api_access.arn}');
+    expect(body(stage.access_log_settings, 'access_log_settings').destination_arn).toBe(
+      '${aws_cloudwatch_log_group.api_access.arn}',
+    );
     const permission = resource(infra, 'aws_lambda_permission.api_gateway');
     expect(permission.principal).toBe('apigateway.amazonaws.com');
     expect(permission.function_name).toBe('${aws_lambda_function.api.function_name}');

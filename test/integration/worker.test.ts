@@ -98,7 +98,10 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     });
     // A redelivery: the same purchase arrives again as a new job.
     const job = await stack.queue.getJob(purchaseId);
-    const queue = new Queue(stack.config.QUEUE_NAME, { connection: stack.inspector, prefix: bullmqPrefix(stack.config.REDIS_KEY_PREFIX) });
+    const queue = new Queue(stack.config.QUEUE_NAME, {
+      connection: stack.inspector,
+      prefix: bullmqPrefix(stack.config.REDIS_KEY_PREFIX),
+    });
     const again = await queue.add('purchase', job!.data, { jobId: `${purchaseId}-again` });
     await eventually(async () => ((await again.getState()) === 'completed' ? true : undefined));
     await queue.close();
@@ -185,16 +188,21 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     expect(view.failureReason).toBe('retries_exhausted');
     expect(await rowsFor(purchaseId)).toMatchObject([{ status: 'failed', failure_reason: 'retries_exhausted' }]);
     // The outcome is recorded before the step throws; BullMQ fails the job a moment later.
-    await eventually(async () => ((await (await stack.queue.getJob(purchaseId))?.getState()) === 'failed' ? true : undefined), {
-      what: 'BullMQ to fail the job',
-    });
+    await eventually(
+      async () => ((await (await stack.queue.getJob(purchaseId))?.getState()) === 'failed' ? true : undefined),
+      {
+        what: 'BullMQ to fail the job',
+      },
+    );
   });
 
   it('hands jobs still running at the shutdown deadline back to the queue at once', async () => {
     const slow = startWorker({ delayMs: 4_000 });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await submit()).response.json().purchaseId);
-    await eventually(async () => ((await stack.queue.getActiveCount()) === 3 ? true : undefined), { what: 'three active jobs' });
+    await eventually(async () => ((await stack.queue.getActiveCount()) === 3 ? true : undefined), {
+      what: 'three active jobs',
+    });
 
     const startedClosing = Date.now();
     await closeWorkerWithin(slow, 300, logger);
@@ -209,10 +217,16 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     startWorker();
     const written = new Map<string, unknown>();
     for (const id of ids) {
-      written.set(id, await eventually(async () => {
-        const view = await status(id);
-        return view.status === 'succeeded' ? view : undefined;
-      }, { what: `purchase ${id}` }));
+      written.set(
+        id,
+        await eventually(
+          async () => {
+            const view = await status(id);
+            return view.status === 'succeeded' ? view : undefined;
+          },
+          { what: `purchase ${id}` },
+        ),
+      );
     }
     // The abandoned runs finish in the background after the fresh worker wrote the payments:
     // wait for them (so they do not outlive the test) and check their late writes changed nothing.

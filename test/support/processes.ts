@@ -41,7 +41,16 @@ export async function startRedisServer(
   } = {},
 ): Promise<RunningRedisServer> {
   const port = options.port ?? (await freePort());
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    options.appendOnly ? 'yes' : 'no',
+  ];
   if (options.appendFsync) args.push('--appendfsync', options.appendFsync);
   if (options.dir) args.push('--dir', options.dir);
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,6 +1,11 @@
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import type { Db } from '../../src/shared/db.js';
-import { createScratchDatabase, randomSuffix, SCRATCH_REDIS_URL, type ScratchDatabase } from '../../scripts/lib/scratch.js';
+import {
+  createScratchDatabase,
+  randomSuffix,
+  SCRATCH_REDIS_URL,
+  type ScratchDatabase,
+} from '../../scripts/lib/scratch.js';
 
 export { eventually } from '../../scripts/lib/eventually.js';
 export { deleteKeys, randomSuffix } from '../../scripts/lib/scratch.js';
@@ -38,8 +43,12 @@ export async function seedUserAndProduct(
   options: { username?: string; price?: number } = {},
 ): Promise<{ userId: number; productId: number; price: number }> {
   const price = options.price ?? 1999;
-  const [user] = await db('users').insert({ username: options.username ?? `user_${randomSuffix()}` }).returning('id');
-  const [product] = await db('products').insert({ name: `product ${randomSuffix()}`, price }).returning('id');
+  const [user] = await db('users')
+    .insert({ username: options.username ?? `user_${randomSuffix()}` })
+    .returning('id');
+  const [product] = await db('products')
+    .insert({ name: `product ${randomSuffix()}`, price })
+    .returning('id');
   return { userId: (user as { id: number }).id, productId: (product as { id: number }).id, price };
 }
 

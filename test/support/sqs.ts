@@ -50,7 +50,9 @@ export async function startTestSqs(): Promise<TestSqs> {
   const created: string[] = [];
 
   async function attribute(queueUrl: string, name: 'QueueArn'): Promise<string> {
-    const { Attributes } = await client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: [name] }));
+    const { Attributes } = await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: [name] }),
+    );
     return Attributes![name]!;
   }
 

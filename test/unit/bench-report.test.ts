@@ -21,7 +21,9 @@ describe('the benchmark report', () => {
     );
     const cpu = accept.subject.cpu!;
     const total = cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator;
-    expect(written).toContain(`| accept path | ${cpu.process} | ${cpu.redis} | ${cpu.postgres} | ${cpu.loadGenerator} | ${total} |`);
+    expect(written).toContain(
+      `| accept path | ${cpu.process} | ${cpu.redis} | ${cpu.postgres} | ${cpu.loadGenerator} | ${total} |`,
+    );
   });
 
   it('starts a new file when there are no markers yet', () => {

@@ -20,7 +20,11 @@ describe('loadAppSecrets', () => {
     const read: string[] = [];
     const merged = await loadAppSecrets(env, async (secretId) => {
       read.push(secretId);
-      return JSON.stringify({ DATABASE_URL: 'postgres://u:p@rds/payonce', REDIS_URL: 'rediss://:t@cache:6379', DATABASE_POOL_MAX: 2 });
+      return JSON.stringify({
+        DATABASE_URL: 'postgres://u:p@rds/payonce',
+        REDIS_URL: 'rediss://:t@cache:6379',
+        DATABASE_POOL_MAX: 2,
+      });
     });
     expect(read).toEqual([ARN]);
     expect(merged).toEqual({

@@ -85,7 +85,9 @@ describe('processPurchase', () => {
 
   it('makes a deleted user or product a permanent failure, visible as failed', async () => {
     const { processor, payments, states } = setup();
-    payments.recordPayment.mockRejectedValueOnce(new ReferenceGoneError(Object.assign(new Error('fk'), { code: '23503' })));
+    payments.recordPayment.mockRejectedValueOnce(
+      new ReferenceGoneError(Object.assign(new Error('fk'), { code: '23503' })),
+    );
     await expect(processor.processPurchase(job)).rejects.toBeInstanceOf(PermanentPurchaseError);
     expect(states.markFinished).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'failed', failureReason: 'user_or_product_gone' }),

@@ -97,7 +97,10 @@ describe('createPurchaseService.submitPurchase', () => {
 
   it.each([
     ['USER_NOT_FOUND', { references: { lookupPurchaseReferences: async () => ({ userExists: false, price: 500 }) } }],
-    ['PRODUCT_NOT_FOUND', { references: { lookupPurchaseReferences: async () => ({ userExists: true, price: null }) } }],
+    [
+      'PRODUCT_NOT_FOUND',
+      { references: { lookupPurchaseReferences: async () => ({ userExists: true, price: null }) } },
+    ],
   ] as const)('rejects with %s before claiming anything', async (code, override) => {
     const { service, idempotency, producer } = setup(override);
     await expect(service.submitPurchase(request)).rejects.toMatchObject({ code, statusCode: 422 });
@@ -119,7 +122,10 @@ describe('createPurchaseService.submitPurchase', () => {
   it('turns a Redis failure into 503, never a 500', async () => {
     const { service, idempotency } = setup();
     idempotency.claimIdempotencyKey.mockRejectedValueOnce(new Error('Stream is not writeable'));
-    await expect(service.submitPurchase(request)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE', statusCode: 503 });
+    await expect(service.submitPurchase(request)).rejects.toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      statusCode: 503,
+    });
   });
 
   it('treats a job the queue collapsed into a pending one as a duplicate of that purchase', async () => {
@@ -154,7 +160,10 @@ describe('createPurchaseService.submitPurchase', () => {
       payments: { findPayment: vi.fn(async () => (++reads >= 3 ? finished : null)) },
       outcomePollMs: 10,
     });
-    await expect(service.submitPurchase({ ...request, waitSeconds: 5 })).resolves.toEqual({ kind: 'finished', purchase: finished });
+    await expect(service.submitPurchase({ ...request, waitSeconds: 5 })).resolves.toEqual({
+      kind: 'finished',
+      purchase: finished,
+    });
     expect(reads).toBe(3);
     expect(cancel).toHaveBeenCalled();
   });
@@ -165,7 +174,10 @@ describe('createPurchaseService.submitPurchase', () => {
       outcomePollMs: 10,
     });
     const started = Date.now();
-    await expect(service.submitPurchase({ ...request, waitSeconds: 1 })).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    await expect(service.submitPurchase({ ...request, waitSeconds: 1 })).resolves.toEqual({
+      kind: 'accepted',
+      purchaseId: PURCHASE_ID,
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(990);
   });
 
@@ -175,7 +187,10 @@ describe('createPurchaseService.submitPurchase', () => {
       outcomePollMs: 10_000,
     });
     const started = Date.now();
-    await expect(service.submitPurchase({ ...request, waitSeconds: 20 })).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    await expect(service.submitPurchase({ ...request, waitSeconds: 20 })).resolves.toEqual({
+      kind: 'accepted',
+      purchaseId: PURCHASE_ID,
+    });
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 });

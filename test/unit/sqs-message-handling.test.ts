@@ -10,7 +10,14 @@ import { createSqsMessageSettler, receiveCountOf } from '../../src/worker/sqs/me
 const logger = pino({ level: 'silent' });
 
 function jobFor(purchaseId = randomUUID()): PurchaseJob {
-  return { purchaseId, userId: 1, productId: 2, amount: 500, idempotencyKey: `user:1:key:${purchaseId}`, acceptedAt: new Date().toISOString() };
+  return {
+    purchaseId,
+    userId: 1,
+    productId: 2,
+    amount: 500,
+    idempotencyKey: `user:1:key:${purchaseId}`,
+    acceptedAt: new Date().toISOString(),
+  };
 }
 
 /** A processor whose step does what `behaviour` says for each purchase id. */
@@ -154,7 +161,12 @@ describe('the Lambda batch handler', () => {
     });
     const handle = createSqsBatchHandler({ settle: settlerWith(processor), logger });
     const event: SQSEvent = {
-      Records: [record(JSON.stringify(jobFor())), record('{broken'), record(JSON.stringify(declined)), record(JSON.stringify(jobFor()))],
+      Records: [
+        record(JSON.stringify(jobFor())),
+        record('{broken'),
+        record(JSON.stringify(declined)),
+        record(JSON.stringify(jobFor())),
+      ],
     };
     expect(await handle(event, () => 60_000)).toEqual({ batchItemFailures: [] });
     expect(processor.processed).toHaveLength(3);
@@ -167,6 +179,8 @@ describe('the Lambda batch handler', () => {
     const started = Date.now();
     const response = await handle(event, () => 5_100);
     expect(Date.now() - started).toBeLessThan(900);
-    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier)).toEqual(event.Records.map((r) => r.messageId));
+    expect(response.batchItemFailures.map((failure) => failure.itemIdentifier)).toEqual(
+      event.Records.map((r) => r.messageId),
+    );
   });
 });

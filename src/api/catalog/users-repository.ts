@@ -18,11 +18,7 @@ export function createUsersRepository({ db }: { db: Db }) {
   return {
     /** Creates a user, or returns null when the username is taken. */
     async createUser(username: string): Promise<User | null> {
-      const rows = await db<UserRow>('users')
-        .insert({ username })
-        .onConflict('username')
-        .ignore()
-        .returning('*');
+      const rows = await db<UserRow>('users').insert({ username }).onConflict('username').ignore().returning('*');
       return rows[0] ? toUser(rows[0]) : null;
     },
 

@@ -16,10 +16,7 @@ const ProductView = z.object({
 });
 const toProductView = (product: Product) => ({ ...product, createdAt: product.createdAt.toISOString() });
 
-export const productsRoutes: FastifyPluginAsyncZod<{ products: ProductsRepository }> = async (
-  app,
-  { products },
-) => {
+export const productsRoutes: FastifyPluginAsyncZod<{ products: ProductsRepository }> = async (app, { products }) => {
   app.post('/product', {
     schema: {
       body: z.strictObject({

@@ -16,7 +16,10 @@ export const MAX_WAIT_SECONDS = 30;
 export function preferredWaitSeconds(prefer: string | undefined): number {
   if (!prefer) return 0;
   for (const preference of prefer.split(',')) {
-    const [token = '', value = ''] = preference.split(';')[0]!.split('=').map((part) => part.trim());
+    const [token = '', value = ''] = preference
+      .split(';')[0]!
+      .split('=')
+      .map((part) => part.trim());
     if (token.toLowerCase() !== 'wait') continue;
     const unquoted = value.replace(/^"(.*)"$/, '$1');
     if (!/^\d{1,9}$/.test(unquoted)) return 0;
@@ -46,10 +49,7 @@ const Accepted = z.object({
   statusUrl: z.string(),
 });
 
-export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService }> = async (
-  app,
-  { purchases },
-) => {
+export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService }> = async (app, { purchases }) => {
   app.post('/payment/purchase', {
     schema: {
       body: PurchaseBody,

@@ -40,11 +40,11 @@ const isForeignKeyViolation = (error: unknown) => (error as { code?: string }).c
 export class ReferenceGoneError extends Error {
   override readonly name = 'ReferenceGoneError';
   constructor(cause: unknown) {
-    super('the purchase\'s user or product no longer exists', { cause });
+    super("the purchase's user or product no longer exists", { cause });
   }
 }
-const referenceGoneIfForeignKey = (error: unknown) => (isForeignKeyViolation(error) ? new ReferenceGoneError(error) : error);
-
+const referenceGoneIfForeignKey = (error: unknown) =>
+  isForeignKeyViolation(error) ? new ReferenceGoneError(error) : error;
 
 /**
  * The `payments` table: one row per finished purchase, keyed by the purchase id. Concurrent
@@ -58,15 +58,13 @@ export function createPaymentsRepository({ db }: { db: Db }) {
     return new Map(rows.map((row) => [row.id, row]));
   };
 
-  const finder = createBatcher<string, Purchase | null>(
-    async (ids) => {
-      const rows = await selectByIds(ids);
-      return ids.map((id) => {
-        const row = rows.get(id);
-        return row ? toPurchase(row) : null;
-      });
-    }
-  );
+  const finder = createBatcher<string, Purchase | null>(async (ids) => {
+    const rows = await selectByIds(ids);
+    return ids.map((id) => {
+      const row = rows.get(id);
+      return row ? toPurchase(row) : null;
+    });
+  });
 
   /**
    * Inserts the outcomes, skipping purchases already written, and returns each purchase's row.
@@ -100,22 +98,23 @@ export function createPaymentsRepository({ db }: { db: Db }) {
     });
   }
 
-  const writer = createBatcher<{ job: PurchaseJob; outcome: PaymentOutcome }, Purchase>(
-    async (entries) => {
-      try {
-        return await insertOutcomes(entries);
-      } catch (error) {
-        // One row with a vanished user or product fails the whole statement: write the batch
-        // row by row so only that purchase gets the error.
-        if (!isForeignKeyViolation(error) || entries.length === 1) throw referenceGoneIfForeignKey(error);
-        return Promise.all(
-          entries.map((entry) =>
-            insertOutcomes([entry]).then(([result]) => result!, (single: unknown) => referenceGoneIfForeignKey(single) as Error),
+  const writer = createBatcher<{ job: PurchaseJob; outcome: PaymentOutcome }, Purchase>(async (entries) => {
+    try {
+      return await insertOutcomes(entries);
+    } catch (error) {
+      // One row with a vanished user or product fails the whole statement: write the batch
+      // row by row so only that purchase gets the error.
+      if (!isForeignKeyViolation(error) || entries.length === 1) throw referenceGoneIfForeignKey(error);
+      return Promise.all(
+        entries.map((entry) =>
+          insertOutcomes([entry]).then(
+            ([result]) => result!,
+            (single: unknown) => referenceGoneIfForeignKey(single) as Error,
           ),
-        );
-      }
+        ),
+      );
     }
-  );
+  });
 
   return {
     findPayment(purchaseId: string): Promise<Purchase | null> {

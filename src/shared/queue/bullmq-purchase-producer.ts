@@ -32,8 +32,7 @@ export interface BullmqProducerOptions {
  * first; BullMQ then hands back the earlier job's id, which is how the API tells.
  */
 export function createBullmqPurchaseProducer(options: BullmqProducerOptions): PurchaseProducer {
-  const { connection, queueName, prefix, attempts, backoffMs, deduplicationTtlMs, timeoutMs = 2_000 } =
-    options;
+  const { connection, queueName, prefix, attempts, backoffMs, deduplicationTtlMs, timeoutMs = 2_000 } = options;
   const queue = new Queue<PurchaseJob>(queueName, {
     connection,
     prefix,

@@ -30,45 +30,39 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const stateKey = keys.purchaseState;
   const eventsChannel = keys.purchaseEvents;
 
-  const processingMarker = createBatcher<string, true>(
-    async (purchaseIds) => {
-      const stateKeys = purchaseIds.map(stateKey);
-      await scripts.payonceMarkProcessing(stateKeys.length, ...stateKeys, new Date().toISOString());
-      return purchaseIds.map(() => true as const);
-    }
-  );
+  const processingMarker = createBatcher<string, true>(async (purchaseIds) => {
+    const stateKeys = purchaseIds.map(stateKey);
+    await scripts.payonceMarkProcessing(stateKeys.length, ...stateKeys, new Date().toISOString());
+    return purchaseIds.map(() => true as const);
+  });
 
   const event = (purchase: Purchase) =>
     JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseFinishedEvent);
 
-  const recordedAnnouncer = createBatcher<Purchase, true>(
-    async (purchases) => {
-      const stateKeys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
-      await scripts.payonceAnnounceRecorded(stateKeys.length, ...stateKeys, eventsChannel, ...purchases.map(event));
-      return purchases.map(() => true as const);
-    }
-  );
+  const recordedAnnouncer = createBatcher<Purchase, true>(async (purchases) => {
+    const stateKeys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
+    await scripts.payonceAnnounceRecorded(stateKeys.length, ...stateKeys, eventsChannel, ...purchases.map(event));
+    return purchases.map(() => true as const);
+  });
 
-  const unrecordedKeeper = createBatcher<Purchase, true>(
-    async (purchases) => {
-      const stateKeys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
-      const outcomes = purchases.map((purchase) => {
-        // Every field but the id, which is in the key.
-        const state: Record<Exclude<keyof Purchase, 'purchaseId'>, string> = {
-          userId: String(purchase.userId),
-          productId: String(purchase.productId),
-          amount: String(purchase.amount),
-          status: purchase.status,
-          failureReason: purchase.failureReason ?? '',
-          createdAt: purchase.createdAt.toISOString(),
-          updatedAt: purchase.updatedAt.toISOString(),
-        };
-        return JSON.stringify({ ttl: RETENTION_SECONDS, event: event(purchase), state });
-      });
-      await scripts.payonceKeepUnrecorded(stateKeys.length, ...stateKeys, eventsChannel, ...outcomes);
-      return purchases.map(() => true as const);
-    }
-  );
+  const unrecordedKeeper = createBatcher<Purchase, true>(async (purchases) => {
+    const stateKeys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
+    const outcomes = purchases.map((purchase) => {
+      // Every field but the id, which is in the key.
+      const state: Record<Exclude<keyof Purchase, 'purchaseId'>, string> = {
+        userId: String(purchase.userId),
+        productId: String(purchase.productId),
+        amount: String(purchase.amount),
+        status: purchase.status,
+        failureReason: purchase.failureReason ?? '',
+        createdAt: purchase.createdAt.toISOString(),
+        updatedAt: purchase.updatedAt.toISOString(),
+      };
+      return JSON.stringify({ ttl: RETENTION_SECONDS, event: event(purchase), state });
+    });
+    await scripts.payonceKeepUnrecorded(stateKeys.length, ...stateKeys, eventsChannel, ...outcomes);
+    return purchases.map(() => true as const);
+  });
 
   return {
     stateKey,

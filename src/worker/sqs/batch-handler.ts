@@ -59,7 +59,10 @@ export function createSqsBatchHandler(options: SqsBatchHandlerOptions) {
       );
       if (releaseUnattempted && failed.length > 1) {
         await releaseUnattempted(failed.slice(1)).catch((error: unknown) => {
-          logger.warn({ err: error }, 'could not release the unattempted records; they return after the visibility timeout');
+          logger.warn(
+            { err: error },
+            'could not release the unattempted records; they return after the visibility timeout',
+          );
         });
       }
       return { batchItemFailures: failed.map((failure) => ({ itemIdentifier: failure.messageId })) };

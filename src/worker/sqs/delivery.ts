@@ -44,16 +44,18 @@ export function deliver(options: DeliveryOptions, message: Message): Delivery {
 
   async function finish(outcome: SqsMessageOutcome): Promise<void> {
     if (outcome.settled) {
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle })).catch(
-        (error: unknown) => {
+      await sqs
+        .send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }))
+        .catch((error: unknown) => {
           // It comes back after its visibility timeout; the step then finds the payment.
           logger.warn({ err: error, messageId: message.MessageId }, 'could not delete a settled message');
+        });
+    } else if (!handedBack) {
+      await changeVisibility(sqs, queueUrl, message.ReceiptHandle, outcome.retryDelaySeconds).catch(
+        (error: unknown) => {
+          logger.warn({ err: error, messageId: message.MessageId }, 'could not delay the retry');
         },
       );
-    } else if (!handedBack) {
-      await changeVisibility(sqs, queueUrl, message.ReceiptHandle, outcome.retryDelaySeconds).catch((error: unknown) => {
-        logger.warn({ err: error, messageId: message.MessageId }, 'could not delay the retry');
-      });
     }
   }
 

@@ -89,9 +89,7 @@ export function createSqsPurchaseWorker(options: SqsPurchaseWorkerOptions) {
         failures++;
         if (failures === 1) logger.warn({ err: error, queueUrl }, 'could not receive from the queue; retrying');
         // 0.5 s, doubling up to 10 s, so an SQS outage is not a busy loop.
-        await sleep(Math.min(500 * 2 ** (failures - 1), 10_000), undefined, { signal: stopped.signal }).catch(
-          () => {},
-        );
+        await sleep(Math.min(500 * 2 ** (failures - 1), 10_000), undefined, { signal: stopped.signal }).catch(() => {});
         continue;
       }
       if (stopping) {
