@@ -15,7 +15,12 @@ export async function fillQueue(ctx: BenchContext, queueName: string, count: num
   const { prefix } = ctx;
   const config = ctx.producerConfig(queueName);
   const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
-  const idempotency = createIdempotencyStore({ redis: connection, prefix, ttlSeconds: 300, stateTtlSeconds: 3600 });
+  const idempotency = createIdempotencyStore({
+    redis: connection,
+    prefix,
+    unfinishedTtlSeconds: 300,
+    stateTtlSeconds: 3600,
+  });
   const producer = purchaseProducerFromConfig(config, connection);
   const queue = ctx.openQueue(queueName);
   await queue.pause();

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import * as createUsersProductsPayments from './20261128000000_create_users_products_payments.js';
+import * as createGatewayCharges from './20261202000000_create_gateway_charges.js';
+import * as createPurchases from './20261202000100_create_purchases.js';
 
 /**
  * Every migration, in order. Listing them here (instead of letting knex scan a folder) lets the
@@ -8,6 +10,8 @@ import * as createUsersProductsPayments from './20261128000000_create_users_prod
  */
 const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['20261128000000_create_users_products_payments', createUsersProductsPayments],
+  ['20261202000000_create_gateway_charges', createGatewayCharges],
+  ['20261202000100_create_purchases', createPurchases],
   // new migrations go above this line
 ];
 

@@ -2,13 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createDb } from '../src/shared/db.js';
+import { createGatewayDb } from '../src/worker/payment-gateway.js';
 import { summarize, type LatencySummary } from './burst/stats.js';
-import { verifyBurst, type BurstPair, type BurstResponse, type PaymentRecord, type Violation } from './burst/verify.js';
+import {
+  verifyBurst,
+  type BurstPair,
+  type BurstResponse,
+  type ChargeRecord,
+  type PaymentRecord,
+  type Violation,
+} from './burst/verify.js';
 
 /**
  * `npm run simulate:burst` (alias `simulate:race-condition`): fires bursts of duplicate and
- * distinct purchases at a running payonce, then proves from Postgres that nothing was charged
- * twice and nothing was lost. Exits 1 and names every violation otherwise.
+ * distinct purchases at a running payonce, then proves from Postgres (the payments, and the
+ * simulated gateway's ledger of charges) that nothing was charged twice and nothing was lost.
+ * Exits 1 and names every violation otherwise.
  */
 const HELP = `Usage: npm run simulate:burst -- [options]
 
@@ -21,7 +30,8 @@ const HELP = `Usage: npm run simulate:burst -- [options]
   --pause MS          pause between waves (default 1000)
   --drain-timeout S   how long to wait for the queue to drain (default 120)
   --json              print the report as JSON
-  DATABASE_URL        the Postgres that payonce writes to (default the local one)`;
+  DATABASE_URL        the Postgres that payonce writes to (default the local one)
+  GATEWAY_DATABASE_URL  the simulated gateway's ledger, as the worker has it (default DATABASE_URL)`;
 
 const { values: args } = parseArgs({
   options: {
@@ -190,15 +200,19 @@ interface Report {
   acceptedPurchases: number;
   drainSeconds: number | null;
   payments: { succeeded: number; failed: number };
+  /** Charges in the gateway's ledger for the run's purchases. */
+  gatewayCharges: number;
   violations: Violation[];
   ok: boolean;
 }
 
 async function main(): Promise<void> {
   const run = randomBytes(4).toString('hex');
-  const db = createDb({
-    DATABASE_URL: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/payonce',
-    DATABASE_POOL_MAX: 2,
+  const databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/payonce';
+  const db = createDb({ DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: 2 });
+  const gatewayDb = createGatewayDb({
+    DATABASE_URL: databaseUrl,
+    GATEWAY_DATABASE_URL: process.env.GATEWAY_DATABASE_URL || undefined,
   });
   try {
     say(
@@ -224,16 +238,27 @@ async function main(): Promise<void> {
     }
 
     const userIds = pairs.map((pair) => pair.userId);
-    const rows: Array<{ id: string; user_id: number; product_id: number; status: string }> = await db('payments')
+    const rows: Array<{ id: string; user_id: number; product_id: number; status: string; amount: number }> = await db(
+      'payments',
+    )
       .whereIn('user_id', userIds)
-      .select('id', 'user_id', 'product_id', 'status');
+      .select('id', 'user_id', 'product_id', 'status', 'amount');
     const payments: PaymentRecord[] = rows.map((row) => ({
       purchaseId: row.id,
       userId: row.user_id,
       productId: row.product_id,
       status: row.status,
+      amount: row.amount,
     }));
-    const violations = verifyBurst({ pairs, responses: fired.responses, payments });
+    // Charges of every purchase the run knows of: accepted, pointed at by a duplicate, or paid.
+    const known = new Set([...accepted, ...rows.map((row) => row.id)]);
+    for (const response of fired.responses) if (response.purchaseId) known.add(response.purchaseId);
+    // One array parameter, however many purchases (a list of values is capped at 65 535).
+    const charged = await gatewayDb<{ purchase_id: string; amount: number }>('gateway_charges')
+      .whereRaw('purchase_id = any(?::uuid[])', [[...known]])
+      .select('purchase_id', 'amount');
+    const charges: ChargeRecord[] = charged.map((row) => ({ purchaseId: row.purchase_id, amount: row.amount }));
+    const violations = verifyBurst({ pairs, responses: fired.responses, payments, charges });
 
     const statusCounts: Record<string, number> = {};
     for (const response of fired.responses) statusCounts[response.status] = (statusCounts[response.status] ?? 0) + 1;
@@ -250,6 +275,7 @@ async function main(): Promise<void> {
         succeeded: payments.filter((p) => p.status === 'succeeded').length,
         failed: payments.filter((p) => p.status === 'failed').length,
       },
+      gatewayCharges: charges.length,
       violations,
       ok: violations.length === 0,
     };
@@ -258,6 +284,7 @@ async function main(): Promise<void> {
     process.exitCode = report.ok ? 0 : 1;
   } finally {
     await db.destroy();
+    await gatewayDb.destroy();
   }
 }
 
@@ -273,6 +300,7 @@ function printReport(report: Report): void {
     `accepted      ${report.acceptedPurchases} purchases for ${report.options.pairs} pairs`,
     `queue drain   ${report.drainSeconds === null ? 'did not finish in time' : `${report.drainSeconds} s after the last response`}`,
     `payments      ${report.payments.succeeded} succeeded, ${report.payments.failed} failed (declined)`,
+    `charges       ${report.gatewayCharges} at the gateway`,
     '',
     report.ok
       ? 'OK: every accepted purchase was paid exactly once; no duplicate was charged.'

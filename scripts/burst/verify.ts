@@ -1,7 +1,7 @@
 /**
  * The burst simulator's verdict, kept free of I/O so it can be tested on planted faults:
- * given what every request got back and what Postgres holds, list every violation of
- * "nothing charged twice, nothing lost".
+ * given what every request got back, what Postgres holds and what the payment gateway charged,
+ * list every violation of "nothing charged twice, nothing lost".
  */
 
 /** One purchase the simulator meant to make: a (user, product) pair, sent several times. */
@@ -24,11 +24,21 @@ export interface PaymentRecord {
   userId: number;
   productId: number;
   status: string;
+  amount: number;
+}
+
+/** A charge in the payment gateway's ledger (`gateway_charges`), for one of the simulator's purchases. */
+export interface ChargeRecord {
+  purchaseId: string;
+  amount: number;
 }
 
 export interface Violation {
   kind:
     | 'charged_twice'
+    | 'charged_without_payment'
+    | 'charged_wrong_amount'
+    | 'payment_not_charged'
     | 'lost_payment'
     | 'payment_without_acceptance'
     | 'not_accepted'
@@ -45,9 +55,11 @@ export function verifyBurst(input: {
   pairs: BurstPair[];
   responses: BurstResponse[];
   payments: PaymentRecord[];
+  /** The gateway's charges for every purchase the run knows of (accepted, pointed at, or paid). */
+  charges: ChargeRecord[];
 }): Violation[] {
   const violations: Violation[] = [];
-  const { pairs, responses, payments } = input;
+  const { pairs, responses, payments, charges } = input;
 
   const acceptedByPair = new Map<number, Set<string>>();
   for (const response of responses) {
@@ -116,6 +128,58 @@ export function verifyBurst(input: {
         kind: 'payment_without_acceptance',
         detail: `payment ${row.purchaseId} was never accepted by the API`,
       });
+    }
+  }
+  violations.push(...verifyCharges(pairs, acceptedIds, rowsById, charges));
+  return violations;
+}
+
+/**
+ * Where the money moves: one gateway charge per succeeded payment, for its amount, none for a
+ * failed or missing payment, and no (user, product) pair charged twice. `payments` has one row
+ * per purchase by its primary key whatever the gateway was asked, so only this shows a second
+ * charge of a purchase.
+ */
+function verifyCharges(
+  pairs: BurstPair[],
+  acceptedIds: ReadonlyMap<string, number>,
+  rowsById: ReadonlyMap<string, PaymentRecord[]>,
+  charges: ChargeRecord[],
+): Violation[] {
+  const violations: Violation[] = [];
+  const chargesByPair = new Map<string, ChargeRecord[]>();
+  const charged = new Set<string>();
+  for (const charge of charges) {
+    charged.add(charge.purchaseId);
+    const payment = rowsById.get(charge.purchaseId)?.[0];
+    const pair = payment ?? pairs[acceptedIds.get(charge.purchaseId) ?? -1];
+    if (pair) {
+      const pairKey = `${pair.userId}/${pair.productId}`;
+      chargesByPair.set(pairKey, [...(chargesByPair.get(pairKey) ?? []), charge]);
+    }
+    if (payment?.status !== 'succeeded') {
+      violations.push({
+        kind: 'charged_without_payment',
+        detail: `the gateway charged ${charge.purchaseId}, whose payment is ${payment?.status ?? 'missing'}`,
+      });
+    } else if (payment.amount !== charge.amount) {
+      violations.push({
+        kind: 'charged_wrong_amount',
+        detail: `the gateway charged ${charge.amount} for ${charge.purchaseId}, paid at ${payment.amount}`,
+      });
+    }
+  }
+  for (const [pairKey, pairCharges] of chargesByPair) {
+    if (pairCharges.length > 1) {
+      violations.push({
+        kind: 'charged_twice',
+        detail: `user/product ${pairKey} was charged ${pairCharges.length} times at the gateway: ${pairCharges.map((charge) => charge.purchaseId).join(', ')}`,
+      });
+    }
+  }
+  for (const [id, rows] of rowsById) {
+    if (rows[0]!.status === 'succeeded' && !charged.has(id)) {
+      violations.push({ kind: 'payment_not_charged', detail: `payment ${id} succeeded without a gateway charge` });
     }
   }
   return violations;

@@ -49,8 +49,9 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     const idempotency = createIdempotencyStore({
       redis,
       prefix,
-      ttlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-      stateTtlSeconds: Math.max(RETENTION_SECONDS, config.IDEMPOTENCY_TTL_SECONDS),
+      // The worker shortens the claim to IDEMPOTENCY_TTL_SECONDS once the outcome is known.
+      unfinishedTtlSeconds: RETENTION_SECONDS,
+      stateTtlSeconds: RETENTION_SECONDS,
       pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
     });
     const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });

@@ -34,6 +34,12 @@ const ConfigSchema = z
     IDEMPOTENCY_PENDING_TTL_SECONDS: int().min(1).max(3600).default(15),
     PAYMENT_DELAY_MS: int().min(0).max(600_000).default(2000),
     PAYMENT_DECLINE_RATE: z.coerce.number().min(0).max(1).default(0),
+    /**
+     * Where the simulated payment gateway keeps its ledger of charges (`gateway_charges`, created
+     * by payonce's migrations). A system of its own, as a real provider is: unset, it is
+     * DATABASE_URL's database, reached over a pool of its own.
+     */
+    GATEWAY_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
     WORKER_CONCURRENCY: int().min(1).max(10_000).default(50),
     JOB_ATTEMPTS: int().min(1).max(100).default(10),
     JOB_BACKOFF_MS: int().min(1).max(3_600_000).default(1000),

@@ -7,7 +7,7 @@ import { createPaymentsRepository } from '../shared/purchase/payments-repository
 import { closeRedis, createPersistentRedis } from '../shared/redis/connection.js';
 import { bullmqPrefix } from '../shared/redis/keys.js';
 import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
-import { createSimulatedGateway } from './payment-gateway.js';
+import { createGatewayDb, createSimulatedGateway } from './payment-gateway.js';
 import { createPurchaseProcessor } from './process-purchase.js';
 import type { SqsBatchHandler } from './sqs/batch-handler.js';
 import type { SqsMessageSettler } from './sqs/message-settler.js';
@@ -29,10 +29,19 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
   const resources = createResources(logger, { stepTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + TRANSPORT_CLOSE_MARGIN_MS });
   const db = resources.own('postgres', createDb(config), (db) => db.destroy());
   const redis = resources.own('redis', createPersistentRedis(config, logger, 'worker'), closeRedis);
+  const gatewayDb = resources.own('gateway postgres', createGatewayDb(config), (gatewayDb) => gatewayDb.destroy());
   const processor = createPurchaseProcessor({
     payments: createPaymentsRepository({ db }),
-    states: createPurchaseStateStore({ redis, prefix: config.REDIS_KEY_PREFIX }),
-    gateway: createSimulatedGateway({ delayMs: config.PAYMENT_DELAY_MS, declineRate: config.PAYMENT_DECLINE_RATE }),
+    states: createPurchaseStateStore({
+      redis,
+      prefix: config.REDIS_KEY_PREFIX,
+      claimTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+    }),
+    gateway: createSimulatedGateway({
+      db: gatewayDb,
+      delayMs: config.PAYMENT_DELAY_MS,
+      declineRate: config.PAYMENT_DECLINE_RATE,
+    }),
     logger,
   });
 

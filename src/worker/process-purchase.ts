@@ -40,7 +40,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
     const existing = firstRun ? null : await payments.findPayment(purchaseId);
     if (existing) {
       logger.info({ purchaseId, status: existing.status }, 'purchase already recorded; not charging again');
-      await states.markFinished(existing);
+      await states.markFinished(existing, { idempotencyKey: job.idempotencyKey });
       return existing;
     }
 
@@ -60,7 +60,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
       }
       throw error;
     }
-    await states.markFinished(payment);
+    await states.markFinished(payment, { idempotencyKey: job.idempotencyKey });
     logger.info(
       { purchaseId, status: payment.status, failureReason: payment.failureReason, amount: payment.amount },
       'purchase finished',
@@ -82,7 +82,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
         createdAt: new Date(job.acceptedAt),
         updatedAt: now,
       },
-      { inPostgres: false },
+      { idempotencyKey: job.idempotencyKey, inPostgres: false },
     );
   }
 
@@ -99,7 +99,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
         status: 'failed',
         failureReason: FAILURE_REASONS.RETRIES_EXHAUSTED,
       });
-      await states.markFinished(payment);
+      await states.markFinished(payment, { idempotencyKey: job.idempotencyKey });
       return payment;
     } catch (error) {
       log.error({ err: error }, 'could not write the failure to Postgres; recorded in Redis only');

@@ -8,7 +8,7 @@ import { createProcessStack, type ProcessStack } from '../support/process-stack.
 import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import { startRedisServer, type RunningApi, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
-import { expectOnePaymentEach, PATIENT_API } from '../support/fault-kit.js';
+import { expectChargedOnceEach, expectOnePaymentEach, PATIENT_API } from '../support/fault-kit.js';
 
 /** What one request on a connection of its own came to. */
 type Outcome =
@@ -183,5 +183,6 @@ describe('API SIGTERM under load', () => {
     await stack.startWorker({ PAYMENT_DELAY_MS: '0' });
     await stack.queueDrained();
     await expectOnePaymentEach(stack, claimed, { status: 'succeeded' }, { distinctPairs: false });
+    await expectChargedOnceEach(stack.db, claimed, { nothingElse: true });
   });
 });

@@ -1,13 +1,26 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTimeout } from '../../src/shared/timeout.js';
-import { verifyBurst, type BurstPair, type BurstResponse, type PaymentRecord } from '../../scripts/burst/verify.js';
+import {
+  verifyBurst,
+  type BurstPair,
+  type BurstResponse,
+  type ChargeRecord,
+  type PaymentRecord,
+} from '../../scripts/burst/verify.js';
 import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import type { RunningProcess } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { FAST_STALL_RECOVERY, mapBounded, PATIENT_API, submitPurchase } from '../support/fault-kit.js';
+import {
+  expectChargedOnceEach,
+  FAST_STALL_RECOVERY,
+  type GatewayChargeRow,
+  mapBounded,
+  PATIENT_API,
+  submitPurchase,
+} from '../support/fault-kit.js';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const PAIRS = 100;
@@ -19,9 +32,10 @@ const BURST_PACE_MS = (6_000 * CONCURRENCY) / (PAIRS * COPIES);
 /**
  * Issue 4, item 8: a burst of distinct and duplicate purchases while one worker is SIGKILLed and
  * restarted, a payment write commits without its reply reaching the worker, and Postgres is cut
- * for 2 s under both workers (they reach it through one TCP proxy; the API reaches it directly).
- * Afterwards Postgres must hold exactly one payment per accepted purchase, none for anything
- * else, and every accepted purchase must have finished.
+ * for 2 s under both workers (they reach it through one TCP proxy; the API and the simulated
+ * gateway reach it directly). Afterwards Postgres must hold exactly one payment per accepted
+ * purchase, none for anything else, and every accepted purchase must have finished; the
+ * gateway's ledger must hold exactly one charge per payment, and none for anything else.
  */
 describe('chaos: duplicates and distinct purchases through a worker crash and a Postgres cut', () => {
   let stack: ProcessStack;
@@ -46,6 +60,8 @@ describe('chaos: duplicates and distinct purchases through a worker crash and a 
       ...retries,
       ...FAST_STALL_RECOVERY,
       DATABASE_URL: proxy.rewrite(stack.databaseUrl),
+      // The payment provider stays up while payonce's database is cut.
+      GATEWAY_DATABASE_URL: stack.databaseUrl,
       PAYMENT_DELAY_MS: '400',
       WORKER_CONCURRENCY: '5',
     };
@@ -117,9 +133,15 @@ describe('chaos: duplicates and distinct purchases through a worker crash and a 
       userId: row.user_id,
       productId: row.product_id,
       status: row.status,
+      amount: row.amount,
     }));
-    expect(verifyBurst({ pairs, responses, payments })).toEqual([]);
+    // The whole ledger: this stack's database has no other purchases.
+    const ledger = (await stack.db('gateway_charges')) as GatewayChargeRow[];
+    const charges: ChargeRecord[] = ledger.map((row) => ({ purchaseId: row.purchase_id, amount: row.amount }));
+    expect(verifyBurst({ pairs, responses, payments, charges })).toEqual([]);
     expect(rows.filter((row) => row.status !== 'succeeded')).toEqual([]);
     expect((await stack.jobCounts()).failed).toBe(0);
+    const accepted = responses.filter((response) => response.status === 202).map((response) => response.purchaseId!);
+    await expectChargedOnceEach(stack.db, accepted, { nothingElse: true });
   });
 });

@@ -9,7 +9,7 @@ import type { EnqueueResult, PurchaseProducer } from '../../src/shared/queue/pur
 import { startWorker, type RunningApi, type RunningProcess } from '../support/processes.js';
 import { eventually, seedUserAndProduct, TEST_REDIS_URL } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
-import { PATIENT_API } from '../support/fault-kit.js';
+import { expectChargedOnceEach, PATIENT_API } from '../support/fault-kit.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 /** The claim key of an Idempotency-Key header (see src/shared/purchase/idempotency.ts). */
@@ -110,6 +110,8 @@ describe('crash between claim and enqueue, in-process: an enqueue that never ret
     );
     const rows = (await stack.database.db('payments').where({ user_id: userId })) as { id: string }[];
     expect(rows.map((row) => row.id)).toEqual([purchaseId]);
+    // Charged once, and the purchase that never got its job never charged.
+    await expectChargedOnceEach(stack.database.db, [purchaseId, stuckId], { nothingElse: true });
 
     // Had the first request only been slow, its late failure must not release the retry's claim.
     for (const reject of parked.splice(0)) reject(new Error('the enqueue failed after all'));
@@ -197,5 +199,6 @@ describe('crash between claim and enqueue, real processes: API SIGKILLed while i
     expect(await client.purchaseReaches(purchaseId, ['succeeded', 'failed'])).toMatchObject({ status: 'succeeded' });
     expect(await stack.payments({ user_id: userId })).toMatchObject([{ id: purchaseId, status: 'succeeded' }]);
     expect(await queue.getJob(stuckId)).toBeUndefined();
+    await expectChargedOnceEach(stack.db, [purchaseId, stuckId], { nothingElse: true });
   });
 });

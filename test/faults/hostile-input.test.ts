@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, startWorker, type RunningProcess, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
-import { PATIENT_API } from '../support/fault-kit.js';
+import { expectChargedOnceEach, PATIENT_API } from '../support/fault-kit.js';
 
 /**
  * Issue 4, item 7: random bodies, headers, ids, content types and sizes against every route.
@@ -382,5 +382,6 @@ describe('hostile input never causes a 5xx or a side effect', () => {
     );
     const rows = (await stack.database.db('payments').select('id')) as { id: string }[];
     expect(rows.map((row) => row.id).sort()).toEqual([...accepted].sort());
+    await expectChargedOnceEach(stack.database.db, [...accepted], { nothingElse: true });
   });
 });

@@ -5,7 +5,14 @@ import { createProcessStack, type ProcessStack } from '../support/process-stack.
 import { jsonLogLines, type RunningProcess } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { acceptPurchases, allReach, logged, PATIENT_API, processingCount } from '../support/fault-kit.js';
+import {
+  acceptPurchases,
+  allReach,
+  expectChargedOnceEach,
+  logged,
+  PATIENT_API,
+  processingCount,
+} from '../support/fault-kit.js';
 
 /** Lines of a process's JSON log with message `msg`. */
 const logLines = (output: string, msg: string) => jsonLogLines(output).filter((line) => line.msg === msg);
@@ -13,7 +20,9 @@ const logLines = (output: string, msg: string) => jsonLogLines(output).filter((l
 /**
  * Issue 4, item 3: Postgres unreachable from the worker. The worker reaches Postgres through a
  * TCP proxy of this file's own; the API talks to Postgres directly, so purchases are still
- * accepted (and can be read back) during the outage.
+ * accepted (and can be read back) during the outage. So does the simulated gateway: it stands
+ * for the payment provider, which stays up while payonce's database is down, so charges go
+ * through during the outage and only payonce's writes fail.
  */
 describe('Postgres unreachable from the worker', () => {
   let stack: ProcessStack;
@@ -31,6 +40,7 @@ describe('Postgres unreachable from the worker', () => {
     worker = await stack.startWorker({
       ...patientRetries,
       DATABASE_URL: proxy.rewrite(stack.databaseUrl),
+      GATEWAY_DATABASE_URL: stack.databaseUrl,
       PAYMENT_DELAY_MS: '500',
       WORKER_CONCURRENCY: '20',
     });
@@ -54,7 +64,8 @@ describe('Postgres unreachable from the worker', () => {
       const running = await acceptPurchases(client, bodies.slice(0, 10));
       await processingCount(client, running, 10);
 
-      // Mid-charge: their writes will fail. The next ten fail before they charge anything.
+      // Mid-charge: they are charged, and their writes will fail. The next ten are charged on
+      // their first run (which skips the lookup) and fail at the write too.
       proxy.cut({ mode });
       const cutAt = performance.now();
       const queuedDuringOutage = await acceptPurchases(client, bodies.slice(10));
@@ -71,6 +82,8 @@ describe('Postgres unreachable from the worker', () => {
       const ours = (await stack.payments()).filter((row) => userIds.includes(row.user_id));
       expect(ours.map((row) => row.id).sort()).toEqual([...ids].sort());
       for (const row of ours) expect(row).toMatchObject({ status: 'succeeded', failure_reason: null });
+      // Every retry after a charge asked the gateway again with the same key: charged once each.
+      await expectChargedOnceEach(stack.db, ids);
       // The outage really made attempts fail, and they were retried.
       const retriedAmong = (output: string) => {
         const retried = new Set(logLines(output, 'purchase attempt failed; will retry').map((line) => line.purchaseId));
@@ -106,6 +119,7 @@ describe('Postgres unreachable from the worker', () => {
     expect(await client.purchaseReaches(purchaseId, ['succeeded', 'failed'])).toMatchObject({ status: 'succeeded' });
     await stack.queueDrained();
     expect(await stack.payments({ user_id: userId })).toMatchObject([{ id: purchaseId, status: 'succeeded' }]);
+    await expectChargedOnceEach(stack.db, [purchaseId]);
     // The retry did run, found the payment and charged nothing.
     await logged(
       worker,
@@ -150,6 +164,11 @@ describe('Postgres unreachable from the worker', () => {
       'the worker to log that it kept each failure in Redis only',
     );
     expect(await stack.payments({ user_id: userIds[0]! })).toEqual([]);
+    // The gateway was reachable, so each was charged on its first run before its write failed:
+    // the charge that outlives its retry budget (README, "Limits"), for reconciliation against
+    // the provider. Charged once, not once per attempt.
+    const charged = (await stack.db('gateway_charges').whereIn('purchase_id', ids)) as Array<{ purchase_id: string }>;
+    expect(charged.map((charge) => charge.purchase_id).sort()).toEqual([...ids].sort());
     for (const id of ids) {
       const answer = await impatient.getPurchase(id);
       expect(answer.status).toBe(200);
@@ -165,5 +184,6 @@ describe('Postgres unreachable from the worker', () => {
     expect(await client.purchaseReaches(freshId, ['succeeded', 'failed'], 10_000)).toMatchObject({
       status: 'succeeded',
     });
+    await expectChargedOnceEach(stack.db, [freshId]);
   });
 });

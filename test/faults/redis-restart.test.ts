@@ -15,6 +15,7 @@ import { seedProducts, seedUsers } from '../support/services.js';
 import {
   acceptPurchases,
   allReach,
+  expectChargedOnceEach,
   expectOnePaymentEach,
   PATIENT_API,
   processingCount,
@@ -87,6 +88,7 @@ describe.each([
     expect(views.map((view) => view.status)).toEqual(ids.map(() => 'succeeded'));
     expect(await stack.queueDrained()).toMatchObject({ completed: ids.length, failed: 0 });
     await expectOnePaymentEach(stack, ids, { status: 'succeeded', failure_reason: null });
+    await expectChargedOnceEach(stack.db, ids, { nothingElse: true });
     expect((await client.ready()).status).toBe(200);
     // The claims survived the restart: a duplicate is still recognised.
     const duplicate = await client.purchase(bodies[0]!);

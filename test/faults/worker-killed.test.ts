@@ -5,6 +5,7 @@ import { seedProducts, seedUsers } from '../support/services.js';
 import {
   acceptPurchases,
   allReach,
+  expectChargedOnceEach,
   expectOnePaymentEach,
   FAST_STALL_RECOVERY,
   finishedIn,
@@ -44,8 +45,10 @@ describe('worker killed with SIGKILL mid-payment', () => {
 
     expect(await doomed.stop('SIGKILL')).toBe('SIGKILL');
 
-    // Nothing was written, and the jobs are still locked to a process that no longer exists.
+    // Nothing was written or charged (it died within the gateway's latency), and the jobs are
+    // still locked to a process that no longer exists.
     expect(await stack.payments()).toEqual([]);
+    expect(await stack.db('gateway_charges')).toEqual([]);
     expect(await stack.jobCounts()).toMatchObject({ active: held, completed: 0 });
 
     const rescuer = await stack.startWorker({ PAYMENT_DELAY_MS: '200', ...FAST_STALL_RECOVERY });
@@ -54,6 +57,7 @@ describe('worker killed with SIGKILL mid-payment', () => {
     expect(views.map((view) => view.status)).toEqual(ids.map(() => 'succeeded'));
     expect(await stack.queueDrained()).toMatchObject({ completed: held, failed: 0 });
     await expectOnePaymentEach(stack, ids, { status: 'succeeded', failure_reason: null });
+    await expectChargedOnceEach(stack.db, ids, { nothingElse: true });
     // The second worker did the work; the first died before finishing any of it.
     const rescued = await logged(
       rescuer,

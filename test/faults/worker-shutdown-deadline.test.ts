@@ -5,6 +5,7 @@ import { seedProducts, seedUsers } from '../support/services.js';
 import {
   acceptPurchases,
   allReach,
+  expectChargedOnceEach,
   expectOnePaymentEach,
   finishedIn,
   logged,
@@ -59,6 +60,8 @@ describe('worker SIGTERM with payments longer than its deadline', () => {
     expect(handedBack(stopping.output())).toBe(concurrency);
     expect(finishedIn(stopping.output()).size).toBe(0);
     expect(await stack.payments()).toEqual([]);
+    // Nor charged: the payments it handed back were still within the gateway's latency.
+    expect(await stack.db('gateway_charges')).toEqual([]);
     // Handed back at once, not left for the stalled-job check: nothing is active any more.
     expect(await stack.jobCounts()).toMatchObject({ active: 0, waiting: 15, completed: 0, failed: 0 });
 
@@ -71,6 +74,7 @@ describe('worker SIGTERM with payments longer than its deadline', () => {
     expect(views.map((view) => view.status)).toEqual(ids.map(() => 'succeeded'));
     expect(await stack.queueDrained()).toMatchObject({ completed: 15, failed: 0 });
     await expectOnePaymentEach(stack, ids, { status: 'succeeded', failure_reason: null });
+    await expectChargedOnceEach(stack.db, ids, { nothingElse: true });
     const finished = await logged(
       successor,
       (output) => finishedIn(output).size >= ids.length,

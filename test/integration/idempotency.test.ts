@@ -12,6 +12,8 @@ let store: ReturnType<typeof createIdempotencyStore>;
 
 const state = { userId: 1, productId: 2, amount: 300, status: 'queued' as const, createdAt: new Date().toISOString() };
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+/** An idempotency key no test claims, for outcomes whose claim does not matter. */
+const keyOf = (purchaseId: string) => `user:9:key:unclaimed-${purchaseId}`;
 const finishedOf = (purchaseId: string): Purchase => ({
   purchaseId,
   userId: 1,
@@ -29,7 +31,7 @@ beforeAll(async () => {
   store = createIdempotencyStore({
     redis,
     prefix,
-    ttlSeconds: 300,
+    unfinishedTtlSeconds: 300,
     stateTtlSeconds: 3600,
     pendingTtlSeconds: 15,
   });
@@ -82,6 +84,8 @@ describe('idempotency claims on a real Redis', () => {
         expect(results[30 + n]).toEqual({
           claimed: false,
           existing: { purchaseId: id(800 + n), fingerprint: `f${n}` },
+          // Not confirmed yet: its purchase may still be released.
+          confirmed: false,
         });
       });
       for (const n of [0, 17, 29]) expect((await states.getPurchaseState(id(800 + n)))?.amount).toBe(n);
@@ -157,7 +161,7 @@ describe('purchase state records', () => {
       const announced = new Promise<string>((resolve) =>
         subscriber.once('message', (_channel, message) => resolve(message)),
       );
-      await states.markFinished(finishedOf(id(500)));
+      await states.markFinished(finishedOf(id(500)), { idempotencyKey: key });
       expect(JSON.parse(await announced)).toEqual({ purchaseId: id(500), status: 'succeeded' });
     } finally {
       subscriber.disconnect();
@@ -179,8 +183,8 @@ describe('batched state updates', () => {
     );
     // Load the scripts first, so each batch below is exactly one EVALSHA.
     await states.markProcessing(id(799));
-    await states.markFinished(finishedOf(id(799)));
-    await states.markFinished(finishedOf(id(798)), { inPostgres: false });
+    await states.markFinished(finishedOf(id(799)), { idempotencyKey: keyOf(id(799)) });
+    await states.markFinished(finishedOf(id(798)), { idempotencyKey: keyOf(id(798)), inPostgres: false });
     const subscriber = new Redis(TEST_REDIS_URL);
     await subscriber.subscribe(states.eventsChannel);
     const events: unknown[] = [];
@@ -200,13 +204,19 @@ describe('batched state updates', () => {
       }));
       // Recorded in Postgres: announced and dropped from Redis.
       const recorded = outcomes.slice(0, 30);
-      await Promise.all(recorded.map((outcome) => states.markFinished(outcome)));
+      await Promise.all(
+        recorded.map((outcome) => states.markFinished(outcome, { idempotencyKey: keyOf(outcome.purchaseId) })),
+      );
       expect(sent).toHaveBeenCalledTimes(1);
       expect(await redis.exists(...recorded.map(({ purchaseId }) => states.stateKey(purchaseId)))).toBe(0);
       // Not recorded: Redis keeps each outcome as its only record.
       sent.mockClear();
       const unrecorded = outcomes.slice(30);
-      await Promise.all(unrecorded.map((outcome) => states.markFinished(outcome, { inPostgres: false })));
+      await Promise.all(
+        unrecorded.map((outcome) =>
+          states.markFinished(outcome, { idempotencyKey: keyOf(outcome.purchaseId), inPostgres: false }),
+        ),
+      );
       expect(sent).toHaveBeenCalledTimes(1);
       for (const outcome of unrecorded) expect(await states.getPurchaseState(outcome.purchaseId)).toEqual(outcome);
       await eventually(() => (events.length >= ids.length ? true : undefined));
@@ -230,10 +240,46 @@ describe('outcomes Redis alone holds', () => {
       createdAt: new Date(),
       updatedAt: new Date(),
     };
-    await states.markFinished(failed, { inPostgres: false });
+    await states.markFinished(failed, { idempotencyKey: keyOf(id(600)), inPostgres: false });
     expect(await redis.ttl(states.stateKey(id(600)))).toBeGreaterThan(6 * 24 * 3600);
     await states.markProcessing(id(601));
-    await states.markFinished({ ...failed, purchaseId: id(601) });
+    await states.markFinished({ ...failed, purchaseId: id(601) }, { idempotencyKey: keyOf(id(601)) });
     expect(await redis.exists(states.stateKey(id(601)))).toBe(0);
+  });
+});
+
+describe("a key's lifetime", () => {
+  it('blocks duplicates while the purchase is unfinished, then for the claim TTL after its outcome', async () => {
+    const finishing = createPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
+    const key = `user:3:key:${randomSuffix()}`;
+    const claimKey = `${prefix}:idem:${key}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(900), fingerprint: 'f' }, state);
+    await store.confirmClaim(key, id(900));
+    // Confirmed and unfinished: the store's unfinished TTL (300 s here), not a short window.
+    expect(await redis.ttl(claimKey)).toBeGreaterThan(60);
+    await finishing.markFinished(finishedOf(id(900)), { idempotencyKey: key });
+    const ttl = await redis.ttl(claimKey);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(5);
+    expect(await store.findClaim(key)).toEqual({ purchaseId: id(900), fingerprint: 'f' });
+  });
+
+  it('keeps the short TTL of a purchase that finished before its claim was confirmed', async () => {
+    const finishing = createPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
+    const key = `user:3:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(901), fingerprint: 'f' }, state);
+    // A fast worker: the outcome is announced before the API confirms the claim.
+    await finishing.markFinished(finishedOf(id(901)), { idempotencyKey: key });
+    expect(await store.confirmClaim(key, id(901))).toBe(true);
+    expect(await redis.ttl(`${prefix}:idem:${key}`)).toBeLessThanOrEqual(5);
+  });
+
+  it('leaves a claim that belongs to another purchase alone', async () => {
+    const finishing = createPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
+    const key = `user:3:key:${randomSuffix()}`;
+    await store.claimIdempotencyKey(key, { purchaseId: id(902), fingerprint: 'f' }, state);
+    await store.confirmClaim(key, id(902));
+    await finishing.markFinished(finishedOf(id(903)), { idempotencyKey: key });
+    expect(await redis.ttl(`${prefix}:idem:${key}`)).toBeGreaterThan(60);
   });
 });

@@ -161,7 +161,11 @@ describe('the Lambda zips from npm run build:lambda', () => {
     try {
       expect((await runBundle(unpacked.migrate!.dir, env, {})).result).toEqual({
         databaseCreated: true,
-        applied: ['20261128000000_create_users_products_payments'],
+        applied: [
+          '20261128000000_create_users_products_payments',
+          '20261202000000_create_gateway_charges',
+          '20261202000100_create_purchases',
+        ],
         seeded: false,
       });
       expect((await runBundle(unpacked.migrate!.dir, env, { seed: true })).result).toEqual({

@@ -33,7 +33,11 @@ afterAll(async () => {
 /** Starts an in-process BullMQ worker on the stack's queue; `payments` may inject faults. */
 function startWorker(options: { payments?: PaymentsRepository; declineRate?: number; delayMs?: number } = {}) {
   charges = [];
-  const simulated = createSimulatedGateway({ delayMs: options.delayMs ?? 0, declineRate: options.declineRate ?? 0 });
+  const simulated = createSimulatedGateway({
+    db: stack.database.db,
+    delayMs: options.delayMs ?? 0,
+    declineRate: options.declineRate ?? 0,
+  });
   const gateway: PaymentGateway = {
     charge: async (request) => {
       charges.push(request.purchaseId);

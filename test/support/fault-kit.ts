@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
+import type { Db } from '../../src/shared/db.js';
 import type { PurchaseClient, PurchaseHeaders, PurchaseStatus, PurchaseView } from './purchase-client.js';
 import { purchaseIdIn } from './purchase-client.js';
 import type { PaymentRow, ProcessStack } from './process-stack.js';
@@ -155,6 +156,55 @@ export async function expectOnePaymentEach(
   }
   for (const row of rows) expect(row).toMatchObject(expected);
   return rows;
+}
+
+/** A row of the simulated gateway's ledger: one approved charge. */
+export interface GatewayChargeRow {
+  idempotency_key: string;
+  purchase_id: string;
+  amount: number;
+  charged_at: Date;
+}
+
+/**
+ * The exactly-once verdict at the payment provider: the simulated gateway's ledger
+ * (`gateway_charges`) holds exactly one charge for each of `purchaseIds` whose payment
+ * succeeded, for its amount, and none for a failed purchase or one without a payment. Counted
+ * where the money moves, not in `payments` (whose primary key keeps it at one row whatever was
+ * charged). `db` is the database the gateway's ledger is in (by default the workers' own). With
+ * `nothingElse`, the ledger may hold no other charge either (for a test's database of its own).
+ */
+export async function expectChargedOnceEach(
+  db: Db,
+  purchaseIds: readonly string[],
+  { nothingElse = false } = {},
+): Promise<GatewayChargeRow[]> {
+  const ids = [...new Set(purchaseIds)];
+  const payments = (await db('payments').whereIn('id', ids).select('id', 'status', 'amount')) as Array<
+    Pick<PaymentRow, 'id' | 'status' | 'amount'>
+  >;
+  const charges = (await db('gateway_charges').whereIn('purchase_id', ids)) as GatewayChargeRow[];
+  const chargesOf = (id: string) => charges.filter((charge) => charge.purchase_id === id);
+  const outcome = new Map(payments.map((payment) => [payment.id, payment]));
+  // One expectation over every purchase, so a failure shows each one's payment and charges.
+  const seen = ids.map((id) => ({
+    id,
+    payment: outcome.get(id)?.status ?? 'none',
+    charged: chargesOf(id).map((charge) => charge.amount),
+  }));
+  const wanted = ids.map((id) => {
+    const payment = outcome.get(id);
+    return { id, payment: payment?.status ?? 'none', charged: payment?.status === 'succeeded' ? [payment.amount] : [] };
+  });
+  expect(seen).toEqual(wanted);
+  const sum = (amounts: number[]) => amounts.reduce((total, amount) => total + amount, 0);
+  const succeeded = payments.filter((payment) => payment.status === 'succeeded');
+  expect(sum(charges.map((charge) => charge.amount))).toBe(sum(succeeded.map((payment) => payment.amount)));
+  if (nothingElse) {
+    const others = (await db('gateway_charges').whereNotIn('purchase_id', ids)) as GatewayChargeRow[];
+    expect(others, 'charges for purchases other than these').toEqual([]);
+  }
+  return charges;
 }
 
 /** Ids of the purchases a worker's log says it finished (its `purchase finished` lines). */

@@ -71,6 +71,8 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
+    // Set, so a GATEWAY_DATABASE_URL in the developer's environment cannot leak into the test.
+    GATEWAY_DATABASE_URL: database.url,
     DATABASE_POOL_MAX: '10',
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: prefix,

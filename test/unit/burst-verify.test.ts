@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { verifyBurst, type BurstResponse, type PaymentRecord } from '../../scripts/burst/verify.js';
+import { verifyBurst, type BurstResponse, type ChargeRecord, type PaymentRecord } from '../../scripts/burst/verify.js';
 import { percentile, summarize } from '../../scripts/burst/stats.js';
 
 const pairs = [
@@ -17,25 +17,50 @@ const cleanResponses: BurstResponse[] = [
   { pair: 1, status: 202, purchaseId: B },
 ];
 const cleanPayments: PaymentRecord[] = [
-  { purchaseId: A, userId: 1, productId: 10, status: 'succeeded' },
-  { purchaseId: B, userId: 2, productId: 10, status: 'failed' },
+  { purchaseId: A, userId: 1, productId: 10, status: 'succeeded', amount: 100 },
+  { purchaseId: B, userId: 2, productId: 10, status: 'failed', amount: 100 },
 ];
+/** The gateway charged the succeeded payment, and not the declined one. */
+const cleanCharges: ChargeRecord[] = [{ purchaseId: A, amount: 100 }];
+const duplicatePayment: PaymentRecord = { purchaseId: X, userId: 1, productId: 10, status: 'succeeded', amount: 100 };
 
-const kinds = (responses: BurstResponse[], payments: PaymentRecord[]) =>
-  verifyBurst({ pairs, responses, payments }).map((violation) => violation.kind);
+const kinds = (responses: BurstResponse[], payments: PaymentRecord[], charges: ChargeRecord[] = cleanCharges) =>
+  verifyBurst({ pairs, responses, payments, charges }).map((violation) => violation.kind);
 
 describe('verifyBurst', () => {
   it('passes a clean run', () => {
     expect(kinds(cleanResponses, cleanPayments)).toEqual([]);
   });
 
-  it('catches a planted duplicate payment', () => {
-    const planted = [...cleanPayments, { purchaseId: X, userId: 1, productId: 10, status: 'succeeded' }];
-    expect(kinds(cleanResponses, planted)).toEqual(['charged_twice', 'payment_without_acceptance']);
+  it('catches a planted duplicate payment, in payments and at the gateway', () => {
+    const planted = [...cleanPayments, duplicatePayment];
+    expect(kinds(cleanResponses, planted, [...cleanCharges, { purchaseId: X, amount: 100 }])).toEqual([
+      'charged_twice',
+      'payment_without_acceptance',
+      'charged_twice',
+    ]);
   });
 
   it('catches a planted lost payment', () => {
-    expect(kinds(cleanResponses, cleanPayments.slice(1))).toEqual(['lost_payment']);
+    expect(kinds(cleanResponses, cleanPayments.slice(1), [])).toEqual(['lost_payment']);
+  });
+
+  it('catches a second gateway charge of a purchase that has one payment row', () => {
+    // What a redelivery to another process did with a gateway that remembered keys in memory.
+    expect(kinds(cleanResponses, cleanPayments, [...cleanCharges, { purchaseId: A, amount: 100 }])).toEqual([
+      'charged_twice',
+    ]);
+  });
+
+  it('catches a charge for a declined purchase or a duplicate, a wrong amount and a payment never charged', () => {
+    const declinedCharged = [...cleanCharges, { purchaseId: B, amount: 100 }];
+    expect(kinds(cleanResponses, cleanPayments, declinedCharged)).toEqual(['charged_without_payment']);
+    // A duplicate that was charged under a purchase id of its own, never written.
+    expect(kinds(cleanResponses, cleanPayments, [...cleanCharges, { purchaseId: X, amount: 100 }])).toEqual([
+      'charged_without_payment',
+    ]);
+    expect(kinds(cleanResponses, cleanPayments, [{ purchaseId: A, amount: 150 }])).toEqual(['charged_wrong_amount']);
+    expect(kinds(cleanResponses, cleanPayments, [])).toEqual(['payment_not_charged']);
   });
 
   it('catches a pair accepted twice, a duplicate pointing elsewhere and server errors', () => {
@@ -45,9 +70,10 @@ describe('verifyBurst', () => {
       { pair: 1, status: 204, purchaseId: A },
       { pair: 1, status: 503, purchaseId: null },
     ];
-    const payments = [...cleanPayments, { purchaseId: X, userId: 1, productId: 10, status: 'succeeded' }];
-    expect(kinds(responses, payments).sort()).toEqual(
-      ['accepted_twice', 'charged_twice', 'duplicate_points_elsewhere', 'server_error'].sort(),
+    const payments = [...cleanPayments, duplicatePayment];
+    const charges = [...cleanCharges, { purchaseId: X, amount: 100 }];
+    expect(kinds(responses, payments, charges).sort()).toEqual(
+      ['accepted_twice', 'charged_twice', 'charged_twice', 'duplicate_points_elsewhere', 'server_error'].sort(),
     );
   });
 

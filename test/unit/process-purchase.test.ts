@@ -1,8 +1,8 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { ReferenceGoneError, type PaymentOutcome } from '../../src/shared/purchase/payments-repository.js';
-import type { Purchase, PurchaseJob } from '../../src/shared/purchase/purchase.js';
-import { createSimulatedGateway } from '../../src/worker/payment-gateway.js';
+import { FAILURE_REASONS, type Purchase, type PurchaseJob } from '../../src/shared/purchase/purchase.js';
+import { declinesKey, type PaymentGateway } from '../../src/worker/payment-gateway.js';
 import { createPurchaseProcessor, PermanentPurchaseError } from '../../src/worker/process-purchase.js';
 
 const job: PurchaseJob = {
@@ -41,7 +41,13 @@ function fakePayments() {
 function setup(declineRate = 0) {
   const payments = fakePayments();
   const states = { markProcessing: vi.fn(async () => {}), markFinished: vi.fn(async () => {}) };
-  const gateway = createSimulatedGateway({ delayMs: 0, declineRate, random: () => 0.5 });
+  // The simulated gateway's decision without its ledger (test/integration/payment-gateway.test.ts has that).
+  const gateway: PaymentGateway = {
+    charge: async ({ purchaseId }) =>
+      declinesKey(purchaseId, declineRate)
+        ? { approved: false, reason: FAILURE_REASONS.CARD_DECLINED }
+        : { approved: true },
+  };
   const charge = vi.spyOn(gateway, 'charge');
   const processor = createPurchaseProcessor({ payments, states, gateway, logger: pino({ level: 'silent' }) });
   return { processor, payments, states, charge };
@@ -54,7 +60,7 @@ describe('processPurchase', () => {
     expect(result).toMatchObject({ purchaseId: job.purchaseId, status: 'succeeded', amount: 700, failureReason: null });
     expect(charge).toHaveBeenCalledWith({ purchaseId: job.purchaseId, amount: 700 });
     expect(states.markProcessing).toHaveBeenCalledWith(job.purchaseId);
-    expect(states.markFinished).toHaveBeenCalledWith(result);
+    expect(states.markFinished).toHaveBeenCalledWith(result, { idempotencyKey: job.idempotencyKey });
     expect(payments.rows.size).toBe(1);
   });
 
@@ -91,7 +97,7 @@ describe('processPurchase', () => {
     await expect(processor.processPurchase(job)).rejects.toBeInstanceOf(PermanentPurchaseError);
     expect(states.markFinished).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'failed', failureReason: 'user_or_product_gone' }),
-      { inPostgres: false },
+      { idempotencyKey: job.idempotencyKey, inPostgres: false },
     );
   });
 
@@ -117,29 +123,7 @@ describe('processPurchase', () => {
     await expect(processor.recordRetriesExhausted(job, new Error('db down'))).resolves.toBeNull();
     expect(states.markFinished).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'failed', failureReason: 'retries_exhausted' }),
-      { inPostgres: false },
+      { idempotencyKey: job.idempotencyKey, inPostgres: false },
     );
-  });
-});
-
-describe('createSimulatedGateway', () => {
-  it('declines exactly the configured fraction of draws', async () => {
-    const draws = [0.1, 0.29, 0.3, 0.9];
-    const gateway = createSimulatedGateway({ delayMs: 0, declineRate: 0.3, random: () => draws.shift()! });
-    const results = [];
-    for (let i = 0; i < 4; i++) results.push((await gateway.charge({ purchaseId: `p${i}`, amount: 1 })).approved);
-    expect(results).toEqual([false, false, true, true]);
-  });
-
-  it('answers a repeated idempotency key with the first result, without charging again', async () => {
-    const random = vi.fn().mockReturnValueOnce(0.1).mockReturnValue(0.9);
-    const gateway = createSimulatedGateway({ delayMs: 0, declineRate: 0.5, random, rememberedKeys: 2 });
-    expect(await gateway.charge({ purchaseId: 'a', amount: 1 })).toEqual({ approved: false, reason: 'card_declined' });
-    expect(await gateway.charge({ purchaseId: 'a', amount: 1 })).toEqual({ approved: false, reason: 'card_declined' });
-    expect(random).toHaveBeenCalledTimes(1);
-    // Past its memory the oldest key is forgotten, as a provider's key retention runs out.
-    await gateway.charge({ purchaseId: 'b', amount: 1 });
-    await gateway.charge({ purchaseId: 'c', amount: 1 });
-    expect(await gateway.charge({ purchaseId: 'a', amount: 1 })).toEqual({ approved: true });
   });
 });

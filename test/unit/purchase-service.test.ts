@@ -15,7 +15,7 @@ function fakeIdempotency() {
     claims,
     claimIdempotencyKey: vi.fn(async (key: string, claim: Claim): Promise<ClaimResult> => {
       const existing = claims.get(key);
-      if (existing) return { claimed: false, existing };
+      if (existing) return { claimed: false, existing, confirmed: true };
       claims.set(key, claim);
       return { claimed: true };
     }),

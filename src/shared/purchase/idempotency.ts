@@ -25,7 +25,16 @@ export interface Claim {
   fingerprint: string;
 }
 
-export type ClaimResult = { claimed: true } | { claimed: false; existing: Claim };
+/**
+ * Who holds a key. A holder is `confirmed` once its purchase is recorded and enqueued; until
+ * then its purchase may still be released, so a duplicate must not yet be pointed at it.
+ */
+export interface ClaimHolder {
+  existing: Claim;
+  confirmed: boolean;
+}
+
+export type ClaimResult = { claimed: true } | ({ claimed: false } & ClaimHolder);
 
 /** The fields of the in-flight purchase record created together with the claim. */
 export interface ClaimedPurchaseState {
@@ -44,6 +53,8 @@ export interface ClaimedPurchaseState {
 export interface IdempotencyStore {
   /** The current holder of `key`, if any (for inspection; the claim itself reports holders). */
   findClaim(key: string): Promise<Claim | null>;
+  /** Whether `key` is held, and by whom, confirmed or not: for a duplicate waiting on a pending claim. */
+  inspectClaim(key: string): Promise<ClaimHolder | null>;
   /**
    * Claims `key` for a new purchase and creates its `queued` record, atomically; or reports who
    * holds it. Exactly one of any number of concurrent claims of one key succeeds.

@@ -17,22 +17,18 @@ export interface BullmqProducerOptions {
   attempts: number;
   /** First retry delay; doubles on each attempt. */
   backoffMs: number;
-  /**
-   * How long the queue keeps folding jobs with the same idempotency key into the first one,
-   * whether or not that job has finished. Set it to the idempotency TTL.
-   */
-  deduplicationTtlMs: number;
   /** Upper bound on one enqueue; past it the enqueue counts as failed. Default 2 s. */
   timeoutMs?: number;
 }
 
 /**
  * Enqueues purchase jobs on BullMQ. The job id is the purchase id and the deduplication id is
- * the idempotency key, so a second job for a key within the deduplication TTL collapses into the
- * first; BullMQ then hands back the earlier job's id, which is how the API tells.
+ * the idempotency key, so a second job for a key collapses into the first for as long as that
+ * job is unfinished (BullMQ's simple mode); BullMQ then hands back the earlier job's id, which is
+ * how the API tells. After the outcome the claim in Redis blocks duplicates for the TTL.
  */
 export function createBullmqPurchaseProducer(options: BullmqProducerOptions): PurchaseProducer {
-  const { connection, queueName, prefix, attempts, backoffMs, deduplicationTtlMs, timeoutMs = 2_000 } = options;
+  const { connection, queueName, prefix, attempts, backoffMs, timeoutMs = 2_000 } = options;
   const queue = new Queue<PurchaseJob>(queueName, {
     connection,
     prefix,
@@ -53,10 +49,10 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
       const added = await withTimeout(
         queue.add(PURCHASE_JOB_NAME, job, {
           jobId: job.purchaseId,
-          // With a TTL the deduplication key outlives the job: an enqueue whose outcome was
-          // unknown to the API (a timeout after Redis ran it) followed by the client's retry
-          // still collapses into the first job instead of charging twice.
-          deduplication: { id: job.idempotencyKey, ttl: deduplicationTtlMs },
+          // No TTL: the deduplication key lives until the job completes or fails for good, so a
+          // job retrying with backoff for longer than any fixed window still folds a second
+          // enqueue under its key (one whose claim was released or lost) into itself.
+          deduplication: { id: job.idempotencyKey },
         }),
         timeoutMs,
         'enqueue',
@@ -75,10 +71,7 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
 
 /** The producer as every process configures it: attempts, backoff and dedup window from config. */
 export function purchaseProducerFromConfig(
-  config: Pick<
-    Config,
-    'QUEUE_NAME' | 'REDIS_KEY_PREFIX' | 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS' | 'IDEMPOTENCY_TTL_SECONDS'
-  >,
+  config: Pick<Config, 'QUEUE_NAME' | 'REDIS_KEY_PREFIX' | 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS'>,
   connection: Redis,
 ): PurchaseProducer {
   return createBullmqPurchaseProducer({
@@ -87,6 +80,5 @@ export function purchaseProducerFromConfig(
     prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
-    deduplicationTtlMs: config.IDEMPOTENCY_TTL_SECONDS * 1000,
   });
 }

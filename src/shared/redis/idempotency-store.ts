@@ -1,15 +1,31 @@
 import type { Redis } from 'ioredis';
 import { createBatcher } from '../batching.js';
-import type { Claim, ClaimedPurchaseState, ClaimResult, IdempotencyStore } from '../purchase/idempotency.js';
+import type {
+  Claim,
+  ClaimedPurchaseState,
+  ClaimHolder,
+  ClaimResult,
+  IdempotencyStore,
+} from '../purchase/idempotency.js';
 import { redisKeys } from './keys.js';
 import { payonceScripts } from './scripts.js';
 
-// A claim is stored as "<purchaseId> <fingerprint>"; the purchase id comes first so the scripts
-// can check ownership without parsing the rest.
-const encodeClaim = (claim: Claim) => `${claim.purchaseId} ${claim.fingerprint}`;
-function decodeClaim(value: string): Claim {
+// A claim is stored as "<purchaseId> <p|c> <fingerprint>", pending or confirmed; the purchase id
+// comes first so the scripts can check ownership without parsing the rest, and the state second
+// so the confirm script can flip it in place.
+const encodeClaim = (claim: Claim, state: 'p' | 'c') => `${claim.purchaseId} ${state} ${claim.fingerprint}`;
+const STATE_MARK = / ([pc]) /y;
+function decodeClaim(value: string): { claim: Claim; confirmed: boolean } {
   const space = value.indexOf(' ');
-  return { purchaseId: value.slice(0, space), fingerprint: value.slice(space + 1) };
+  STATE_MARK.lastIndex = space;
+  const state = STATE_MARK.exec(value);
+  // A claim written before claims had a state (a rolling deploy) counts as confirmed.
+  const fingerprint = state ? value.slice(space + 3) : value.slice(space + 1);
+  return { claim: { purchaseId: value.slice(0, space), fingerprint }, confirmed: state?.[1] !== 'p' };
+}
+function toHolder(value: string): ClaimHolder {
+  const { claim, confirmed } = decodeClaim(value);
+  return { existing: claim, confirmed };
 }
 
 /** A purchase record's fields as the claim script writes them: every value a string. */
@@ -27,8 +43,12 @@ export interface IdempotencyStoreOptions {
   redis: Redis;
   /** Redis key prefix shared by every payonce key. */
   prefix: string;
-  /** How long an accepted purchase's key blocks duplicates. */
-  ttlSeconds: number;
+  /**
+   * How long a confirmed claim blocks duplicates while its purchase is unfinished: longer than
+   * any retry schedule, so a key never expires under a purchase that may still be charged. The
+   * worker shortens it to IDEMPOTENCY_TTL_SECONDS when the outcome is known.
+   */
+  unfinishedTtlSeconds: number;
   /** How long the in-flight purchase record lives (it outlives the claim). */
   stateTtlSeconds: number;
   /**
@@ -52,15 +72,15 @@ interface PendingClaim {
  * requests share one round trip.
  */
 export function createIdempotencyStore(options: IdempotencyStoreOptions): IdempotencyStore {
-  const { redis, ttlSeconds, stateTtlSeconds } = options;
-  const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, ttlSeconds);
+  const { redis, unfinishedTtlSeconds, stateTtlSeconds } = options;
+  const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, unfinishedTtlSeconds);
   const keys = redisKeys(options.prefix);
   const scripts = payonceScripts(redis);
 
   const claimer = createBatcher<PendingClaim, ClaimResult>(async (pending) => {
     const claimKeys = pending.flatMap(({ key, claim }) => [keys.claim(key), keys.purchaseState(claim.purchaseId)]);
     const requests = pending.map(({ claim, state }) =>
-      JSON.stringify({ claim: encodeClaim(claim), state: stateFields(state) }),
+      JSON.stringify({ claim: encodeClaim(claim, 'p'), state: stateFields(state) }),
     );
     const holders = await scripts.payonceClaimIdempotencyKeys(
       claimKeys.length,
@@ -69,7 +89,7 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions): Idempo
       ...requests,
     );
     return holders.map((holder) =>
-      holder === '' ? { claimed: true as const } : { claimed: false as const, existing: decodeClaim(holder) },
+      holder === '' ? { claimed: true as const } : { claimed: false as const, ...toHolder(holder) },
     );
   });
 
@@ -78,7 +98,7 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions): Idempo
     const done = await scripts.payonceConfirmClaims(
       claimKeys.length,
       ...claimKeys,
-      ttlSeconds,
+      unfinishedTtlSeconds,
       stateTtlSeconds,
       ...pending.map(({ purchaseId }) => purchaseId),
     );
@@ -88,7 +108,12 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions): Idempo
   return {
     async findClaim(key: string): Promise<Claim | null> {
       const value = await redis.get(keys.claim(key));
-      return value === null ? null : decodeClaim(value);
+      return value === null ? null : decodeClaim(value).claim;
+    },
+
+    async inspectClaim(key: string): Promise<ClaimHolder | null> {
+      const value = await redis.get(keys.claim(key));
+      return value === null ? null : toHolder(value);
     },
 
     claimIdempotencyKey(key: string, claim: Claim, state: ClaimedPurchaseState): Promise<ClaimResult> {
@@ -109,8 +134,9 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions): Idempo
         keys.claim(key),
         keys.purchaseState(from),
         from,
-        encodeClaim(to),
-        ttlSeconds,
+        // The purchase it points at holds the queue slot: recorded and enqueued.
+        encodeClaim(to, 'c'),
+        unfinishedTtlSeconds,
       );
       return moved === 1;
     },

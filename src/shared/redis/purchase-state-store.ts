@@ -16,6 +16,17 @@ export interface PurchaseFinishedEvent {
 export interface PurchaseStateStoreOptions {
   redis: Redis;
   prefix: string;
+  /**
+   * How long a purchase's idempotency claim lives after its outcome (IDEMPOTENCY_TTL_SECONDS);
+   * until then it blocks duplicates for as long as the purchase is unfinished. Default 300 s.
+   */
+  claimTtlSeconds?: number;
+}
+
+/** A finished purchase and the idempotency key it was accepted under. */
+interface Finished {
+  purchase: Purchase;
+  idempotencyKey: string;
 }
 
 /**
@@ -24,7 +35,7 @@ export interface PurchaseStateStoreOptions {
  * the record of finished purchases; this store only answers for purchases it does not have.
  */
 export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
-  const { redis } = options;
+  const { redis, claimTtlSeconds = 300 } = options;
   const keys = redisKeys(options.prefix);
   const scripts = payonceScripts(redis);
   const stateKey = keys.purchaseState;
@@ -39,15 +50,27 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const event = (purchase: Purchase) =>
     JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseFinishedEvent);
 
-  const recordedAnnouncer = createBatcher<Purchase, true>(async (purchases) => {
-    const stateKeys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
-    await scripts.payonceAnnounceRecorded(stateKeys.length, ...stateKeys, eventsChannel, ...purchases.map(event));
-    return purchases.map(() => true as const);
+  const keysOf = (finished: readonly Finished[]) =>
+    finished.flatMap(({ purchase, idempotencyKey }) => [stateKey(purchase.purchaseId), keys.claim(idempotencyKey)]);
+
+  const recordedAnnouncer = createBatcher<Finished, true>(async (finished) => {
+    const outcomeKeys = keysOf(finished);
+    const outcomes = finished.map(({ purchase }) =>
+      JSON.stringify({ purchaseId: purchase.purchaseId, event: event(purchase) }),
+    );
+    await scripts.payonceAnnounceRecorded(
+      outcomeKeys.length,
+      ...outcomeKeys,
+      eventsChannel,
+      claimTtlSeconds,
+      ...outcomes,
+    );
+    return finished.map(() => true as const);
   });
 
-  const unrecordedKeeper = createBatcher<Purchase, true>(async (purchases) => {
-    const stateKeys = purchases.map(({ purchaseId }) => stateKey(purchaseId));
-    const outcomes = purchases.map((purchase) => {
+  const unrecordedKeeper = createBatcher<Finished, true>(async (finished) => {
+    const outcomeKeys = keysOf(finished);
+    const outcomes = finished.map(({ purchase }) => {
       // Every field but the id, which is in the key.
       const state: Record<Exclude<keyof Purchase, 'purchaseId'>, string> = {
         userId: String(purchase.userId),
@@ -58,10 +81,16 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
         createdAt: purchase.createdAt.toISOString(),
         updatedAt: purchase.updatedAt.toISOString(),
       };
-      return JSON.stringify({ ttl: RETENTION_SECONDS, event: event(purchase), state });
+      return JSON.stringify({ purchaseId: purchase.purchaseId, ttl: RETENTION_SECONDS, event: event(purchase), state });
     });
-    await scripts.payonceKeepUnrecorded(stateKeys.length, ...stateKeys, eventsChannel, ...outcomes);
-    return purchases.map(() => true as const);
+    await scripts.payonceKeepUnrecorded(
+      outcomeKeys.length,
+      ...outcomeKeys,
+      eventsChannel,
+      claimTtlSeconds,
+      ...outcomes,
+    );
+    return finished.map(() => true as const);
   });
 
   return {
@@ -79,12 +108,14 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     },
 
     /**
-     * Announces a final outcome. Once Postgres holds it, the in-flight record is dropped (status
-     * reads ask Postgres first); with `inPostgres: false`, when it could not be written there,
-     * Redis keeps it as the only record for `RETENTION_SECONDS`.
+     * Announces a final outcome and lets the purchase's claim on `idempotencyKey` expire
+     * `claimTtlSeconds` from now. Once Postgres holds the outcome, the in-flight record is
+     * dropped (status reads ask Postgres first); with `inPostgres: false`, when it could not be
+     * written there, Redis keeps it as the only record for `RETENTION_SECONDS`.
      */
-    async markFinished(purchase: Purchase, options: { inPostgres?: boolean } = {}): Promise<void> {
-      await (options.inPostgres === false ? unrecordedKeeper : recordedAnnouncer).load(purchase);
+    async markFinished(purchase: Purchase, options: { idempotencyKey: string; inPostgres?: boolean }): Promise<void> {
+      const finished = { purchase, idempotencyKey: options.idempotencyKey };
+      await (options.inPostgres === false ? unrecordedKeeper : recordedAnnouncer).load(finished);
     },
   };
 }
