@@ -1,4 +1,5 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Server } from 'node:http';
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ProductsRepository } from './catalog/products-repository.js';
 import type { UsersRepository } from './catalog/users-repository.js';
@@ -6,7 +7,7 @@ import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js
 import type { PurchaseService } from './purchase-service.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
-import { purchasesRoutes } from './routes/purchases.js';
+import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
 import { usersRoutes } from './routes/users.js';
 
 export interface AppDeps {
@@ -16,8 +17,10 @@ export interface AppDeps {
   readinessChecks: ReadinessCheck[];
   /** True once shutdown has begun (readiness answers 503 from then on). Default: never. */
   isShuttingDown?: () => boolean;
-  /** Fastify's own options: the logger, body limit and so on. */
-  fastify?: FastifyServerOptions;
+  /** How `Prefer: wait` is bounded. Default: up to MAX_WAIT_SECONDS from the request's arrival. */
+  wait?: PreferWaitOptions;
+  /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
+  fastify?: FastifyHttpOptions<Server>;
 }
 
 /** Per-check deadline of /health/ready: a dependency slower than this counts as down. */
@@ -47,6 +50,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(usersRoutes, { users: deps.users });
   await app.register(productsRoutes, { products: deps.products });
-  await app.register(purchasesRoutes, { purchases: deps.purchases });
+  await app.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
   return app;
 }

@@ -15,12 +15,15 @@ import { createPurchaseReferences } from './catalog/purchase-references.js';
 import { createUsersRepository } from './catalog/users-repository.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 import { createPurchaseService } from './purchase-service.js';
+import type { PreferWaitOptions } from './routes/purchases.js';
 
 export interface ApiRootOptions {
   /** The process's logger. Default: one made from the config, named `payonce-api`. */
   logger?: Logger;
   /** Puts a step in front of the real queue producer (fault tests); the real one is still closed. */
   wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
+  /** How `Prefer: wait` is bounded (the Lambda entry keeps it inside API Gateway's timeout). Default: the server's. */
+  wait?: PreferWaitOptions;
 }
 
 /**
@@ -54,7 +57,13 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       stateTtlSeconds: RETENTION_SECONDS,
       pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
     });
-    const waiter = createPurchaseOutcomeWaiter({ subscriber, channel: states.eventsChannel, logger });
+    const waiter = createPurchaseOutcomeWaiter({
+      subscriber,
+      channel: states.eventsChannel,
+      logger,
+      maxWaiters: config.WAIT_MAX_WAITERS,
+      pollIntervalMs: config.WAIT_POLL_INTERVAL_MS,
+    });
     const purchases = createPurchaseService({
       idempotency,
       states,
@@ -80,7 +89,18 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         purchases,
         readinessChecks,
         isShuttingDown: () => shuttingDown,
-        fastify: { loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES },
+        wait: options.wait,
+        fastify: {
+          loggerInstance: logger,
+          bodyLimit: config.BODY_LIMIT_BYTES,
+          requestTimeout: config.REQUEST_TIMEOUT_MS,
+          connectionTimeout: config.CONNECTION_TIMEOUT_MS,
+          http: {
+            headersTimeout: config.HEADERS_TIMEOUT_MS,
+            // Node enforces both bounds only when it checks its connections, every 30 s by default.
+            connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(config.HEADERS_TIMEOUT_MS / 5))),
+          },
+        },
       }),
       (app) => app.close(), // stops accepting, then drains in-flight requests
     );
@@ -92,6 +112,8 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       logger,
       /** The clients, for entries that must wait on them and for tests that inspect them. */
       clients: { db, redis, subscriber, producer },
+      /** The `Prefer: wait` registry, for tests and metrics (`waiting()`). */
+      waiter,
       /** Subscribes to purchase announcements (`Prefer: wait`); resolves once subscribed. */
       subscribe: (): Promise<unknown> => waiter.start(),
       /** Readiness answers 503 from now on, so load balancers stop sending before HTTP closes. */

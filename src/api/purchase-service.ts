@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError, isAppError, serviceUnavailable } from './errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { PurchaseReferencesLookup } from './catalog/purchase-references.js';
@@ -10,18 +9,18 @@ import {
   type IdempotencyStore,
 } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { isFinal, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
+import type { Purchase, PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
-import type { OutcomeWait, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
+import type { OutcomeWaitRequest, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 
 export interface PurchaseRequest {
   userId: number;
   productId: number;
   /** The client's `Idempotency-Key` header, if it sent one. */
   idempotencyKey?: string | undefined;
-  /** Seconds the client is willing to wait for the outcome (`Prefer: wait=N`), 0 for none. */
-  waitSeconds: number;
+  /** The client's `Prefer: wait`: how long it waits for the outcome, and whether it is still there. None: no wait. */
+  wait?: OutcomeWaitRequest | undefined;
 }
 
 export type PurchaseSubmission =
@@ -42,8 +41,6 @@ export interface PurchaseServiceDeps {
   logger: Logger;
   newPurchaseId?: () => string;
   now?: () => Date;
-  /** While a client waits (`Prefer: wait`), how often to read the status besides listening. Default 500 ms. */
-  outcomePollMs?: number;
 }
 
 /**
@@ -55,7 +52,6 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
   const { idempotency, states, payments, references, producer, waiter, logger } = deps;
   const newPurchaseId = deps.newPurchaseId ?? randomUUID;
   const now = deps.now ?? (() => new Date());
-  const outcomePollMs = deps.outcomePollMs ?? 500;
 
   /** Settles a duplicate: same body -> points at the holder; different body -> 422. */
   function duplicateOf(existing: Claim, fingerprint: string): PurchaseSubmission {
@@ -78,31 +74,6 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     // The worker drops the in-flight record only after Postgres holds the payment, so a
     // purchase that finished between the two reads above is in Postgres now.
     return dependency('Postgres', payments.findPayment(purchaseId));
-  }
-
-  /**
-   * Waits for a purchase to finish until `deadline`: woken at once by the worker's announcement,
-   * and, in case that was missed (the subscription was still being set up, or reconnecting),
-   * by reading the status every `outcomePollMs`. Returns the finished purchase, or null.
-   */
-  async function awaitOutcome(purchaseId: string, wait: OutcomeWait, deadline: number): Promise<Purchase | null> {
-    const settled = wait.finished.then(() => 'settled' as const);
-    try {
-      for (;;) {
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) return null;
-        const woke = await Promise.race([
-          settled,
-          sleep(Math.min(outcomePollMs, remaining)).then(() => 'poll' as const),
-        ]);
-        const purchase = await getPurchase(purchaseId).catch(() => null);
-        if (purchase && isFinal(purchase.status)) return purchase;
-        // The wait settled (announced, timed out, or woken by a shutdown): answer now.
-        if (woke === 'settled') return null;
-      }
-    } finally {
-      wait.cancel();
-    }
   }
 
   async function submitPurchase(request: PurchaseRequest): Promise<PurchaseSubmission> {
@@ -136,8 +107,9 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       idempotencyKey: key,
       acceptedAt,
     };
-    // Listen before enqueueing so a fast worker cannot finish unseen.
-    const wait = request.waitSeconds > 0 ? waiter.waitForOutcome(purchaseId, request.waitSeconds * 1000) : null;
+    // Listen before enqueueing so a fast worker cannot finish unseen. No wait either when every
+    // waiting place is taken: the client then gets its 202 at once.
+    const wait = request.wait ? waiter.waitForOutcome(purchaseId, request.wait, () => getPurchase(purchaseId)) : null;
 
     let queuedPurchaseId: string;
     try {
@@ -171,7 +143,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     logger.info({ purchaseId, userId, productId, amount: price }, 'purchase accepted');
 
     if (wait) {
-      const purchase = await awaitOutcome(purchaseId, wait, Date.now() + request.waitSeconds * 1000);
+      const purchase = await wait.outcome;
       if (purchase) return { kind: 'finished', purchase };
     }
     return { kind: 'accepted', purchaseId };

@@ -51,6 +51,34 @@ const ConfigSchema = z
       .min(256)
       .max(10 * 1024 * 1024)
       .default(16 * 1024),
+    /**
+     * How long a client may take to send a whole request, headers and body (Node's
+     * `requestTimeout`); past it the API answers 408 and closes the connection. The time the API
+     * takes to answer, a `Prefer: wait` included, does not count.
+     */
+    REQUEST_TIMEOUT_MS: int().min(1_000).max(600_000).default(10_000),
+    /**
+     * How long a client may take to send a request's headers (Node's `headersTimeout`, the
+     * slowloris bound); also how long a new connection may stay silent. At most REQUEST_TIMEOUT_MS.
+     */
+    HEADERS_TIMEOUT_MS: int().min(100).max(600_000).default(5_000),
+    /**
+     * A connection with no traffic for this long is destroyed, even mid-request (Fastify's
+     * `connectionTimeout`): the backstop for clients that stop reading. A `Prefer: wait` request
+     * is silent while it waits, so this must exceed the longest wait (30 s).
+     */
+    CONNECTION_TIMEOUT_MS: int().min(31_000).max(3_600_000).default(60_000),
+    /**
+     * Most `Prefer: wait` requests one API process holds at once; beyond it a purchase is still
+     * accepted but answered 202 at once, without waiting.
+     */
+    WAIT_MAX_WAITERS: int().min(0).max(100_000).default(1_000),
+    /**
+     * While requests wait (`Prefer: wait`), how often the API reads their purchases' status in case
+     * an announcement was missed (a Redis reconnect): one round for all waiting requests together,
+     * 100 purchases per statement, one statement at a time. Announcements answer at once.
+     */
+    WAIT_POLL_INTERVAL_MS: int().min(100).max(3_600_000).default(2_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_PRETTY: booleanString.optional(),
     /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */
@@ -78,6 +106,10 @@ const ConfigSchema = z
     (env, ctx) => {
       if (env.QUEUE_DRIVER === 'sqs' && env.SQS_QUEUE_URL === undefined) {
         ctx.addIssue({ code: 'custom', path: ['SQS_QUEUE_URL'], message: 'required when QUEUE_DRIVER=sqs' });
+      }
+      // Node would accept it and never apply the headers bound.
+      if (env.HEADERS_TIMEOUT_MS > env.REQUEST_TIMEOUT_MS) {
+        ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT_MS'], message: 'must not exceed REQUEST_TIMEOUT_MS' });
       }
     },
     { when: () => true },

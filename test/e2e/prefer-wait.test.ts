@@ -37,6 +37,24 @@ describe('Prefer: wait', () => {
     }
   });
 
+  it("is answered by the worker's announcement: with the fallback poll off, it still answers at once", async () => {
+    // An API of its own whose status poll would first run in 10 minutes.
+    const api = await stack.startApi({ WAIT_POLL_INTERVAL_MS: '600000' });
+    const worker = await stack.startWorker({ PAYMENT_DELAY_MS: '200' });
+    try {
+      const { userId, productId } = await seedUserAndProduct(stack.db);
+
+      const result = await createPurchaseClient(api.url).purchase({ userId, productId }, { prefer: 'wait=20' });
+
+      expect(result.status).toBe(200);
+      expect(result.body).toMatchObject({ userId, productId, status: 'succeeded' });
+      expect(result.elapsedMs).toBeLessThan(5_000);
+    } finally {
+      await worker.stop();
+      await api.stop();
+    }
+  });
+
   it('answers 202 after the wait when the payment takes longer, and the purchase still completes', async () => {
     await stack.startWorker({ PAYMENT_DELAY_MS: '3000' });
     const { userId, productId } = await seedUserAndProduct(stack.db);

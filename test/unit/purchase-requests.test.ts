@@ -20,6 +20,12 @@ describe('preferredWaitSeconds (RFC 7240 wait preference)', () => {
   ])('%j -> %d', (header, expected) => {
     expect(preferredWaitSeconds(header)).toBe(expected);
   });
+
+  it('caps the wait at a lower maximum when the host gives one (Lambda)', () => {
+    expect(preferredWaitSeconds(`wait=${MAX_WAIT_SECONDS}`, 25)).toBe(25);
+    expect(preferredWaitSeconds('wait=10', 25)).toBe(10);
+    expect(preferredWaitSeconds('wait=abc', 25)).toBe(0);
+  });
 });
 
 describe('idempotency keys', () => {

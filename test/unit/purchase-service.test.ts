@@ -43,7 +43,7 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
     payments: { findPayment: vi.fn(async () => null) },
     references: { lookupPurchaseReferences: vi.fn(async () => ({ userExists: true, price: 500 })) },
     producer,
-    waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(false), cancel: vi.fn() })) },
+    waiter: { waitForOutcome: vi.fn(() => ({ outcome: Promise.resolve(null), cancel: vi.fn() })) },
     logger: pino({ level: 'silent' }),
     newPurchaseId: () => PURCHASE_ID,
     ...overrides,
@@ -51,7 +51,9 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
   return { service: createPurchaseService(deps), deps, idempotency, producer };
 }
 
-const request = { userId: 1, productId: 2, waitSeconds: 0 };
+const request = { userId: 1, productId: 2 };
+/** A client's `Prefer: wait` of `seconds`, counted from now. */
+const waitFor = (seconds: number) => ({ deadline: Date.now() + seconds * 1000, signal: new AbortController().signal });
 
 const finishedPurchase = () => ({
   purchaseId: PURCHASE_ID,
@@ -139,59 +141,86 @@ describe('createPurchaseService.submitPurchase', () => {
   it('returns the finished purchase when it completes within the wait', async () => {
     const finished = finishedPurchase();
     const { service, deps } = setup({
-      waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(true), cancel: vi.fn() })) },
+      waiter: { waitForOutcome: vi.fn(() => ({ outcome: Promise.resolve(finished), cancel: vi.fn() })) },
       payments: { findPayment: vi.fn(async () => finished) },
     });
-    await expect(service.submitPurchase({ ...request, waitSeconds: 5 })).resolves.toEqual({
+    const wait = waitFor(5);
+    await expect(service.submitPurchase({ ...request, wait })).resolves.toEqual({
       kind: 'finished',
       purchase: finished,
     });
-    expect(deps.waiter.waitForOutcome).toHaveBeenCalledWith(PURCHASE_ID, 5000);
+    // The client's deadline and signal, untouched, and a read of this purchase's status.
+    expect(deps.waiter.waitForOutcome).toHaveBeenCalledWith(PURCHASE_ID, wait, expect.any(Function));
+    const read = vi.mocked(deps.waiter.waitForOutcome).mock.calls[0]![2];
+    await expect(read()).resolves.toEqual(finished);
+    expect(deps.payments.findPayment).toHaveBeenCalledWith(PURCHASE_ID);
   });
 
-  it('still answers a waiting client when the announcement is missed, by reading the status', async () => {
-    const finished = finishedPurchase();
-    let reads = 0;
-    const cancel = vi.fn();
-    const { service } = setup({
-      // The announcement never comes (a subscription not yet in place)...
-      waiter: { waitForOutcome: vi.fn(() => ({ finished: new Promise<boolean>(() => {}), cancel })) },
-      // ...but the third status read finds the payment.
-      payments: { findPayment: vi.fn(async () => (++reads >= 3 ? finished : null)) },
-      outcomePollMs: 10,
+  it('registers the wait before enqueueing, so a fast worker cannot finish unseen', async () => {
+    const order: string[] = [];
+    const { service, producer } = setup({
+      waiter: {
+        waitForOutcome: vi.fn(() => {
+          order.push('wait');
+          return { outcome: Promise.resolve(null), cancel: vi.fn() };
+        }),
+      },
     });
-    await expect(service.submitPurchase({ ...request, waitSeconds: 5 })).resolves.toEqual({
-      kind: 'finished',
-      purchase: finished,
+    producer.enqueuePurchase.mockImplementationOnce(async () => {
+      order.push('enqueue');
+      return { queuedPurchaseId: PURCHASE_ID };
     });
-    expect(reads).toBe(3);
-    expect(cancel).toHaveBeenCalled();
+    await service.submitPurchase({ ...request, wait: waitFor(5) });
+    expect(order).toEqual(['wait', 'enqueue']);
   });
 
-  it('answers 202 when nothing finishes within the wait', async () => {
-    const { service } = setup({
-      waiter: { waitForOutcome: vi.fn(() => ({ finished: new Promise<boolean>(() => {}), cancel: vi.fn() })) },
-      outcomePollMs: 10,
-    });
+  it('does not wait without Prefer: wait', async () => {
+    const { service, deps } = setup();
+    await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    expect(deps.waiter.waitForOutcome).not.toHaveBeenCalled();
+  });
+
+  it('answers 202 at once when the waiter refuses the wait (every place taken)', async () => {
+    const { service, producer } = setup({ waiter: { waitForOutcome: vi.fn(() => null) } });
     const started = Date.now();
-    await expect(service.submitPurchase({ ...request, waitSeconds: 1 })).resolves.toEqual({
-      kind: 'accepted',
-      purchaseId: PURCHASE_ID,
-    });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
-  });
-
-  it('answers at once when the wait is woken without an outcome (a shutdown)', async () => {
-    const { service } = setup({
-      waiter: { waitForOutcome: vi.fn(() => ({ finished: Promise.resolve(false), cancel: vi.fn() })) },
-      outcomePollMs: 10_000,
-    });
-    const started = Date.now();
-    await expect(service.submitPurchase({ ...request, waitSeconds: 20 })).resolves.toEqual({
+    await expect(service.submitPurchase({ ...request, wait: waitFor(20) })).resolves.toEqual({
       kind: 'accepted',
       purchaseId: PURCHASE_ID,
     });
     expect(Date.now() - started).toBeLessThan(1_000);
+    // Still accepted and queued: only the wait was refused.
+    expect(producer.enqueuePurchase).toHaveBeenCalledTimes(1);
+  });
+
+  it('answers 202 when the wait ends without an outcome (deadline, departure or shutdown)', async () => {
+    const { service } = setup({
+      waiter: { waitForOutcome: vi.fn(() => ({ outcome: Promise.resolve(null), cancel: vi.fn() })) },
+    });
+    const started = Date.now();
+    await expect(service.submitPurchase({ ...request, wait: waitFor(20) })).resolves.toEqual({
+      kind: 'accepted',
+      purchaseId: PURCHASE_ID,
+    });
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('cancels the wait when the enqueue fails or the queue folds the job into another', async () => {
+    const cancel = vi.fn();
+    const { service, producer } = setup({
+      waiter: { waitForOutcome: vi.fn(() => ({ outcome: new Promise<null>(() => {}), cancel })) },
+    });
+    producer.enqueuePurchase.mockRejectedValueOnce(new Error('redis down'));
+    await expect(service.submitPurchase({ ...request, wait: waitFor(5) })).rejects.toMatchObject({
+      code: 'QUEUE_UNAVAILABLE',
+    });
+    expect(cancel).toHaveBeenCalledTimes(1);
+
+    producer.enqueuePurchase.mockResolvedValueOnce({ queuedPurchaseId: OTHER_ID });
+    await expect(service.submitPurchase({ ...request, wait: waitFor(5) })).resolves.toEqual({
+      kind: 'duplicate',
+      purchaseId: OTHER_ID,
+    });
+    expect(cancel).toHaveBeenCalledTimes(2);
   });
 });
 

@@ -4,16 +4,28 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../errors.js';
 import { errorResponses, PurchaseBody, PurchaseHeaders, PurchaseView, toPurchaseView } from '../http-schemas.js';
-import type { PurchaseService } from '../purchase-service.js';
+import type { PurchaseRequest, PurchaseService } from '../purchase-service.js';
 
 /** RFC 7240 caps: we wait at most this long, whatever the client asks for. */
 export const MAX_WAIT_SECONDS = 30;
 
+/** How `Prefer: wait` is bounded where the API runs (the defaults suit a server process). */
+export interface PreferWaitOptions {
+  /** The longest wait granted, in seconds, whatever the client asks. Default MAX_WAIT_SECONDS. */
+  maxSeconds?: number;
+  /**
+   * For a host with a deadline of its own (Lambda behind API Gateway): when the request reached
+   * the host, and by when it must be answered, both epoch ms. Default: it arrived when its
+   * headers reached the API, and only the wait bounds it.
+   */
+  hostTiming?: (request: FastifyRequest) => { arrivedAt?: number | undefined; answerBy?: number | undefined };
+}
+
 /**
- * The `wait` preference from a `Prefer` header (RFC 7240), capped at MAX_WAIT_SECONDS; 0 when
+ * The `wait` preference from a `Prefer` header (RFC 7240), capped at `maxSeconds`; 0 when
  * absent or malformed (an unrecognised preference is ignored, as the RFC says).
  */
-export function preferredWaitSeconds(prefer: string | undefined): number {
+export function preferredWaitSeconds(prefer: string | undefined, maxSeconds = MAX_WAIT_SECONDS): number {
   if (!prefer) return 0;
   for (const preference of prefer.split(',')) {
     const [token = '', value = ''] = preference
@@ -23,7 +35,7 @@ export function preferredWaitSeconds(prefer: string | undefined): number {
     if (token.toLowerCase() !== 'wait') continue;
     const unquoted = value.replace(/^"(.*)"$/, '$1');
     if (!/^\d{1,9}$/.test(unquoted)) return 0;
-    return Math.min(Number(unquoted), MAX_WAIT_SECONDS);
+    return Math.min(Number(unquoted), maxSeconds);
   }
   return 0;
 }
@@ -43,14 +55,42 @@ function logAbout(request: FastifyRequest, reply: FastifyReply, purchaseId: stri
   reply.log = request.log;
 }
 
+/**
+ * An AbortSignal that fires when the client goes before its answer is sent. Fastify's own
+ * `request.signal` and `onRequestAbort` listen to the request stream, which closes as soon as the
+ * body has been read, so only the response tells a disconnect from a finished upload.
+ */
+function clientDeparture(reply: FastifyReply): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const response = reply.raw;
+  const onClose = () => {
+    if (!response.writableEnded) controller.abort();
+  };
+  if (response.destroyed) controller.abort();
+  else response.once('close', onClose);
+  return { signal: controller.signal, release: () => response.off('close', onClose) };
+}
+
 const Accepted = z.object({
   purchaseId: z.uuid(),
   status: z.literal('queued'),
   statusUrl: z.string(),
 });
 
-export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService }> = async (app, { purchases }) => {
+export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService; wait?: PreferWaitOptions }> = async (
+  app,
+  { purchases, wait: waitOptions = {} },
+) => {
+  const { maxSeconds = MAX_WAIT_SECONDS, hostTiming } = waitOptions;
+  // When each request's headers arrived: a wait counts from there, not from the end of a slow
+  // upload or of the enqueue.
+  const arrivals = new WeakMap<FastifyRequest, number>();
+
   app.post('/payment/purchase', {
+    onRequest: (request, _reply, done) => {
+      arrivals.set(request, Date.now());
+      done();
+    },
     schema: {
       body: PurchaseBody,
       headers: PurchaseHeaders,
@@ -63,13 +103,23 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
       },
     },
     handler: async (request, reply) => {
-      const waitSeconds = preferredWaitSeconds(request.headers.prefer);
-      const result = await purchases.submitPurchase({
-        userId: request.body.userId,
-        productId: request.body.productId,
-        idempotencyKey: request.headers['idempotency-key'],
-        waitSeconds,
-      });
+      const waitSeconds = preferredWaitSeconds(request.headers.prefer, maxSeconds);
+      let wait: PurchaseRequest['wait'];
+      const departure = waitSeconds > 0 ? clientDeparture(reply) : undefined;
+      if (departure) {
+        const host = hostTiming?.(request) ?? {};
+        const arrivedAt = host.arrivedAt ?? arrivals.get(request) ?? Date.now();
+        const deadline = Math.min(arrivedAt + waitSeconds * 1000, host.answerBy ?? Infinity);
+        wait = { deadline, signal: departure.signal };
+      }
+      const result = await purchases
+        .submitPurchase({
+          userId: request.body.userId,
+          productId: request.body.productId,
+          idempotencyKey: request.headers['idempotency-key'],
+          wait,
+        })
+        .finally(() => departure?.release());
       // Only "request completed" (info) follows: the purchase's own failures were logged inside.
       logAbout(request, reply, result.kind === 'finished' ? result.purchase.purchaseId : result.purchaseId, 'info');
       switch (result.kind) {

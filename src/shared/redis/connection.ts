@@ -40,6 +40,37 @@ export function createPersistentRedis(config: RedisConfig, logger: Logger, role:
   return attachLogging(new Redis(config.REDIS_URL, options), logger, role);
 }
 
+/**
+ * Subscribes `redis` to `channel` once the connection is ready, waiting as long as that takes;
+ * rejects only if the connection is closed first. Never call `subscribe` on a connection that is
+ * not ready yet: ioredis sends SUBSCRIBE at once while its ready check is still pending (Redis
+ * allows the command while loading), the connection enters subscriber mode, the ready check's
+ * INFO is then refused ("Connection in subscriber mode"), and ioredis reconnects. Since the
+ * connection had never been ready, it does not resubscribe: it comes back subscribed to nothing,
+ * silently. Subscribed from a ready connection, ioredis restores the subscription after every
+ * reconnect (`autoResubscribe`).
+ */
+export async function subscribeWhenReady(redis: Redis, channel: string): Promise<void> {
+  const closed = () => new Error(`the Redis connection closed before it could subscribe to ${channel}`);
+  while (redis.status !== 'ready') {
+    if (redis.status === 'end') throw closed();
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        redis.off('ready', onReady);
+        redis.off('end', onEnd);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onReady = () => settle();
+      const onEnd = () => settle(closed());
+      redis.on('ready', onReady);
+      redis.on('end', onEnd);
+    });
+  }
+  // In the same turn as the status check: nothing can interleave.
+  await redis.subscribe(channel);
+}
+
 /** Reconnect after 50 ms, doubling up to 2 s; never give up. */
 function reconnectBackoff(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 6), 2_000);

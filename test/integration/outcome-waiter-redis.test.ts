@@ -1,0 +1,110 @@
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createPurchaseOutcomeWaiter, type PurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-waiter.js';
+import type { Purchase } from '../../src/shared/purchase/purchase.js';
+import { closeRedis, createPersistentRedis } from '../../src/shared/redis/connection.js';
+import { redisKeys } from '../../src/shared/redis/keys.js';
+import { eventually, randomSuffix, TEST_REDIS_URL, testConfig } from '../support/services.js';
+
+/** A logger that keeps every line, to assert that nothing was logged at warn or above. */
+function recordingLogger() {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as never);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), warnings: () => lines.filter((line) => line.level >= 40) };
+}
+
+const finished = (purchaseId: string): Purchase => ({
+  purchaseId,
+  userId: 1,
+  productId: 2,
+  status: 'succeeded',
+  amount: 500,
+  failureReason: null,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+});
+
+/** The real subscriber connection and waiter as the API composes them, on the test Redis. */
+describe('the outcome waiter on a real Redis subscriber', () => {
+  const opened: Array<{ waiter: PurchaseOutcomeWaiter; subscriber: Redis }> = [];
+  const publisher = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+
+  afterAll(() => {
+    publisher.disconnect();
+  });
+
+  afterEach(async () => {
+    for (const { waiter, subscriber } of opened.splice(0)) {
+      waiter.close();
+      await closeRedis(subscriber);
+    }
+  });
+
+  function compose(role: string) {
+    const config = testConfig();
+    const channel = redisKeys(config.REDIS_KEY_PREFIX).purchaseEvents;
+    const { logger, warnings } = recordingLogger();
+    const subscriber = createPersistentRedis(config, logger, role);
+    // The poll is off: only an announcement can answer.
+    const waiter = createPurchaseOutcomeWaiter({ subscriber, channel, logger, pollIntervalMs: 3_600_000 });
+    opened.push({ waiter, subscriber });
+    const subscribers = async () => {
+      const [, count] = (await publisher.pubsub('NUMSUB', channel)) as [string, number];
+      return Number(count);
+    };
+    const announce = (purchaseId: string) =>
+      publisher.publish(channel, JSON.stringify({ purchaseId, status: 'succeeded' }));
+    return { subscriber, waiter, warnings, subscribers, announce };
+  }
+
+  it('subscribes even when started while the connection is still in its ready check', async () => {
+    const { subscriber, waiter, warnings, subscribers, announce } = compose(`race-${randomSuffix()}`);
+    // The moment `npm start` hit: connected, ready check pending. A plain SUBSCRIBE here puts the
+    // connection in subscriber mode, the ready check's INFO is refused, and ioredis reconnects
+    // without the subscription.
+    await new Promise<void>((resolve) => subscriber.once('connect', () => resolve()));
+    expect(subscriber.status).toBe('connect');
+    const started = waiter.start();
+
+    await started;
+    expect(subscriber.status).toBe('ready');
+    expect(await subscribers()).toBe(1);
+    const purchaseId = crypto.randomUUID();
+    const wait = waiter.waitForOutcome(purchaseId, { deadline: Date.now() + 5_000 }, async () => finished(purchaseId))!;
+    await announce(purchaseId);
+    await expect(wait.outcome).resolves.toEqual(finished(purchaseId));
+    // Give a failed ready check time to show: it comes right after the first replies.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(warnings()).toEqual([]);
+    expect(await subscribers()).toBe(1);
+  });
+
+  it('is still woken by announcements after its connection was dropped', async () => {
+    const name = `reconnect-${randomSuffix()}`;
+    const { waiter, subscribers, announce } = compose(name);
+    await waiter.start();
+    expect(await subscribers()).toBe(1);
+
+    const clients = (await publisher.client('LIST')) as string;
+    const id = /id=(\d+) .*name=payonce-(\S+)/.exec(clients.split('\n').find((line) => line.includes(name)) ?? '');
+    expect(id?.[2]).toBe(name);
+    await publisher.client('KILL', 'ID', id![1]!);
+
+    // ioredis reconnects and resubscribes, since the connection had been ready.
+    await eventually(async () => ((await subscribers()) === 1 ? true : undefined), {
+      timeoutMs: 5_000,
+      what: 'the waiter to resubscribe',
+    });
+    const purchaseId = crypto.randomUUID();
+    const wait = waiter.waitForOutcome(purchaseId, { deadline: Date.now() + 5_000 }, async () => finished(purchaseId))!;
+    await announce(purchaseId);
+    await expect(wait.outcome).resolves.toEqual(finished(purchaseId));
+  });
+});
