@@ -14,6 +14,10 @@ export async function up(knex: Knex): Promise<void> {
     table.integer('amount').notNullable();
     table.string('idempotency_key', 400).notNullable();
     table.timestamp('accepted_at', { useTz: true }).notNullable();
+    // Set when the acceptance was answered with anything but 202 (a 503 after the claim, or a
+    // submission the queue folded into another purchase): the reconciler drops such a purchase
+    // instead of completing it, unless its job did run.
+    table.timestamp('abandoned_at', { useTz: true });
     // The index a reconciler scans for purchases accepted a while ago that have no payment.
     table.index(['accepted_at']);
   });

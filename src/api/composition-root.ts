@@ -4,9 +4,11 @@ import { createDb } from '../shared/db.js';
 import { createResources } from '../shared/lifecycle.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { createPurchasesRepository } from '../shared/purchase/purchases-repository.js';
 import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
+import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
-import { closeRedis, createFailFastRedis, createPersistentRedis, type Redis } from '../shared/redis/connection.js';
+import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis/connection.js';
 import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
 import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 import { buildApp, type AppDeps } from './app.js';
@@ -39,12 +41,8 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     const db = resources.own('postgres', createDb(config), (db) => db.destroy());
     const redis = resources.own('redis', createFailFastRedis(config, logger, 'api'), closeRedis);
     const subscriber = resources.own('redis events', createPersistentRedis(config, logger, 'api-events'), closeRedis);
-    const sqsProducer = config.QUEUE_DRIVER === 'sqs' ? await createSqsProducer(config, redis) : undefined;
-    if (sqsProducer) resources.own('sqs client', sqsProducer.sqs, (sqs) => sqs.destroy());
-    const producer = resources.own(
-      'queue producer',
-      sqsProducer?.producer ?? (await createBullmqProducer(config, redis)),
-      (producer) => producer.close(),
+    const producer = resources.own('queue producer', await createPurchaseProducer(config, redis), (producer) =>
+      producer.close(),
     );
 
     const prefix = config.REDIS_KEY_PREFIX;
@@ -68,6 +66,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       idempotency,
       states,
       payments: createPaymentsRepository({ db }),
+      purchases: createPurchasesRepository({ db }),
       references: createPurchaseReferences({ db }),
       producer: options.wrapProducer ? options.wrapProducer(producer) : producer,
       waiter,
@@ -129,27 +128,3 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
 }
 
 export type ApiRoot = Awaited<ReturnType<typeof composeApi>>;
-
-// Each driver's module is loaded only when chosen, so a BullMQ deployment never loads the AWS SDK
-// and the Lambda bundles ship without BullMQ. `redis` is the API's connection: BullMQ's queue
-// lives there, and the SQS producer keeps its deduplication records there.
-
-async function createBullmqProducer(config: Config, redis: Redis): Promise<PurchaseProducer> {
-  const { purchaseProducerFromConfig } = await import('../shared/queue/bullmq-purchase-producer.js');
-  return purchaseProducerFromConfig(config, redis);
-}
-
-async function createSqsProducer(config: Config, redis: Redis) {
-  const { createSqsClient } = await import('../shared/queue/sqs-client.js');
-  const { createSqsPurchaseProducer, sqsRememberSeconds } = await import('../shared/queue/sqs-purchase-producer.js');
-  const sqs = createSqsClient({ requestTimeoutMs: 5_000 });
-  const producer = createSqsPurchaseProducer({
-    sqs,
-    // The config schema requires the URL with this driver.
-    queueUrl: config.SQS_QUEUE_URL!,
-    redis,
-    prefix: config.REDIS_KEY_PREFIX,
-    rememberSeconds: sqsRememberSeconds(config.IDEMPOTENCY_TTL_SECONDS),
-  });
-  return { sqs, producer };
-}

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
   QUEUE_UNAVAILABLE: 503,
+  IDEMPOTENCY_KEY_PENDING: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError, isAppError, serviceUnavailable } from './errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { PurchaseReferencesLookup } from './catalog/purchase-references.js';
 import {
   idempotencyKeyFor,
   purchaseFingerprint,
-  type Claim,
+  type ClaimHolder,
   type IdempotencyStore,
 } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
+import type { PurchasesRepository } from '../shared/purchase/purchases-repository.js';
 import type { Purchase, PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
@@ -32,48 +34,120 @@ export type PurchaseSubmission =
   | { kind: 'duplicate'; purchaseId: string };
 
 export interface PurchaseServiceDeps {
-  idempotency: Pick<IdempotencyStore, 'claimIdempotencyKey' | 'confirmClaim' | 'releaseClaim' | 'redirectClaim'>;
+  idempotency: Pick<
+    IdempotencyStore,
+    'claimIdempotencyKey' | 'inspectClaim' | 'confirmClaim' | 'releaseClaim' | 'redirectClaim'
+  >;
   states: Pick<PurchaseStateStore, 'getPurchaseState'>;
   payments: Pick<PaymentsRepository, 'findPayment'>;
+  purchases: Pick<PurchasesRepository, 'recordAccepted' | 'findAccepted' | 'markAbandoned'>;
   references: PurchaseReferencesLookup;
   producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
   waiter: Pick<PurchaseOutcomeWaiter, 'waitForOutcome'>;
   logger: Logger;
   newPurchaseId?: () => string;
   now?: () => Date;
+  /**
+   * How long a duplicate waits for a claim that is still pending (claimed, not yet recorded and
+   * enqueued) to be confirmed or given up, before it answers 503. Default 1.5 s.
+   */
+  pendingClaimWaitMs?: number;
 }
 
+/** How often a duplicate waiting on a pending claim looks at it again. */
+const PENDING_CLAIM_POLL_MS = 20;
+
 /**
- * Accepting purchases: validate references, claim the idempotency key, enqueue, and optionally
- * wait for the outcome. Every failure after the claim either releases it or leaves a queued job
- * behind it, so a client is never blocked by a key with no purchase.
+ * Accepting purchases: validate references, claim the idempotency key, record the purchase in
+ * Postgres, enqueue, confirm the claim, and optionally wait for the outcome. A 202 is sent only
+ * for a purchase Postgres holds; a 204 only for a confirmed claim, whose purchase Postgres holds
+ * too. Every failure after the claim releases it (and the purchase is marked abandoned, so the
+ * reconciler never completes it behind the client's back) or leaves a queued job behind it.
  */
 export function createPurchaseService(deps: PurchaseServiceDeps) {
-  const { idempotency, states, payments, references, producer, waiter, logger } = deps;
+  const { idempotency, states, payments, purchases, references, producer, waiter, logger } = deps;
   const newPurchaseId = deps.newPurchaseId ?? randomUUID;
   const now = deps.now ?? (() => new Date());
+  const pendingClaimWaitMs = deps.pendingClaimWaitMs ?? 1_500;
 
-  /** Settles a duplicate: same body -> points at the holder; different body -> 422. */
-  function duplicateOf(existing: Claim, fingerprint: string): PurchaseSubmission {
-    if (existing.fingerprint !== fingerprint) {
+  /** Same body -> the holder's purchase; different body -> 422. */
+  function checkSameBody(holder: ClaimHolder, fingerprint: string): void {
+    if (holder.existing.fingerprint !== fingerprint) {
       throw new AppError(
         'IDEMPOTENCY_KEY_REUSED',
         'This Idempotency-Key was already used with a different request body',
       );
     }
-    return { kind: 'duplicate', purchaseId: existing.purchaseId };
+  }
+
+  /**
+   * A duplicate of a claim that is still pending must not be pointed at a purchase that may
+   * never exist: it waits (bounded) for the claim to be confirmed (a duplicate then), or given up
+   * (released or expired: null, and the caller may claim the key itself).
+   */
+  async function settlePending(
+    key: string,
+    holder: ClaimHolder,
+    fingerprint: string,
+    deadline: number,
+  ): Promise<string | null> {
+    let current: ClaimHolder | null = holder;
+    while (current && !current.confirmed) {
+      if (Date.now() >= deadline) {
+        throw new AppError(
+          'IDEMPOTENCY_KEY_PENDING',
+          'A purchase with this Idempotency-Key is still being accepted; retry shortly',
+          {
+            headers: { 'retry-after': '1' },
+          },
+        );
+      }
+      await sleep(PENDING_CLAIM_POLL_MS);
+      current = await dependency('Redis', idempotency.inspectClaim(key));
+      if (current) checkSameBody(current, fingerprint);
+    }
+    return current ? current.existing.purchaseId : null;
   }
 
   async function getPurchase(purchaseId: string): Promise<Purchase | null> {
-    // Postgres is the record of finished purchases; Redis only knows in-flight ones (and
-    // outcomes Postgres could not take).
+    // Postgres is the record of finished purchases; Redis knows in-flight ones (and outcomes
+    // Postgres could not take); Postgres again knows every purchase ever accepted.
     const payment = await dependency('Postgres', payments.findPayment(purchaseId));
     if (payment) return payment;
-    const inFlight = await dependency('Redis', states.getPurchaseState(purchaseId));
+    const inFlight = await states.getPurchaseState(purchaseId).catch((error: unknown) => {
+      // Postgres answers for it below, if less precisely (queued, never processing).
+      logger.warn({ err: error, purchaseId }, 'could not read the in-flight record; answering from Postgres');
+      return null;
+    });
     if (inFlight) return inFlight;
     // The worker drops the in-flight record only after Postgres holds the payment, so a
     // purchase that finished between the two reads above is in Postgres now.
-    return dependency('Postgres', payments.findPayment(purchaseId));
+    return (
+      (await dependency('Postgres', payments.findPayment(purchaseId))) ??
+      dependency('Postgres', purchases.findAccepted(purchaseId))
+    );
+  }
+
+  /** Claims `key` for a new purchase, or settles the submission as a duplicate. */
+  async function claimOrDuplicate(
+    key: string,
+    fingerprint: string,
+    state: Parameters<IdempotencyStore['claimIdempotencyKey']>[2],
+    purchaseId: string,
+  ): Promise<PurchaseSubmission | null> {
+    // One deadline for the whole submission, however often a pending claim comes and goes.
+    const deadline = Date.now() + pendingClaimWaitMs;
+    for (;;) {
+      const claim = await dependency('Redis', idempotency.claimIdempotencyKey(key, { purchaseId, fingerprint }, state));
+      if (claim.claimed) return null;
+      checkSameBody(claim, fingerprint);
+      // A duplicate of a confirmed claim ends here, having cost one Redis round trip.
+      const holder = claim.confirmed
+        ? claim.existing.purchaseId
+        : await settlePending(key, claim, fingerprint, deadline);
+      if (holder) return { kind: 'duplicate', purchaseId: holder };
+      // The pending claim was given up: this submission may take the key.
+    }
   }
 
   async function submitPurchase(request: PurchaseRequest): Promise<PurchaseSubmission> {
@@ -88,16 +162,13 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
 
     const purchaseId = newPurchaseId();
     const acceptedAt = now().toISOString();
-    const claim = await dependency(
-      'Redis',
-      idempotency.claimIdempotencyKey(
-        key,
-        { purchaseId, fingerprint },
-        { userId, productId, amount: price, status: 'queued', createdAt: acceptedAt },
-      ),
+    const duplicate = await claimOrDuplicate(
+      key,
+      fingerprint,
+      { userId, productId, amount: price, status: 'queued', createdAt: acceptedAt },
+      purchaseId,
     );
-    // A duplicate ends here, having cost one Redis round trip.
-    if (!claim.claimed) return duplicateOf(claim.existing, fingerprint);
+    if (duplicate) return duplicate;
 
     const job: PurchaseJob = {
       purchaseId,
@@ -111,14 +182,22 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     // waiting place is taken: the client then gets its 202 at once.
     const wait = request.wait ? waiter.waitForOutcome(purchaseId, request.wait, () => getPurchase(purchaseId)) : null;
 
+    // Durable before anything can run it: a purchase that got 202 outlives a Redis that lost
+    // its data, and its status URL answers from Postgres.
+    try {
+      await purchases.recordAccepted(job);
+    } catch (error) {
+      wait?.cancel();
+      await giveUp(key, purchaseId, error, 'could not record the purchase');
+      throw serviceUnavailable('Postgres', error);
+    }
+
     let queuedPurchaseId: string;
     try {
       ({ queuedPurchaseId } = await producer.enqueuePurchase(job));
     } catch (error) {
       wait?.cancel();
-      const released = await idempotency.releaseClaim(key, purchaseId).catch(() => false);
-      // If even the release failed, the claim is still pending and expires within seconds.
-      logger.warn({ purchaseId, err: error, released }, 'enqueue failed; claim released');
+      await giveUp(key, purchaseId, error, 'enqueue failed');
       throw serviceUnavailable('The purchase queue', error, 'QUEUE_UNAVAILABLE');
     }
 
@@ -131,6 +210,10 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
         'Redis',
         idempotency.redirectClaim(key, purchaseId, { purchaseId: queuedPurchaseId, fingerprint }),
       );
+      // Ours was recorded but never queued and never answered 202: not a purchase after all.
+      await purchases.markAbandoned(purchaseId).catch((error: unknown) => {
+        logger.warn({ err: error, purchaseId }, 'could not mark a folded purchase abandoned; the reconciler will');
+      });
       logger.info({ purchaseId, queuedPurchaseId }, 'collapsed into a pending purchase by the queue');
       return { kind: 'duplicate', purchaseId: queuedPurchaseId };
     }
@@ -147,6 +230,21 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
       if (purchase) return { kind: 'finished', purchase };
     }
     return { kind: 'accepted', purchaseId };
+  }
+
+  /**
+   * Undoes an acceptance that will be answered 503: marks the purchase abandoned (if Postgres
+   * holds it: the reconciler then fails it instead of completing it, unless its job did run) and
+   * releases the claim so the client's retry can be accepted. If even the release fails, the
+   * claim is still pending and expires within IDEMPOTENCY_PENDING_TTL_SECONDS.
+   */
+  async function giveUp(key: string, purchaseId: string, error: unknown, what: string): Promise<void> {
+    const abandoned = await purchases.markAbandoned(purchaseId).then(
+      () => true,
+      () => false,
+    );
+    const released = await idempotency.releaseClaim(key, purchaseId).catch(() => false);
+    logger.warn({ purchaseId, err: error, released, abandoned }, `${what}; claim released`);
   }
 
   return { submitPurchase, getPurchase };

@@ -79,6 +79,21 @@ const ConfigSchema = z
      * 100 purchases per statement, one statement at a time. Announcements answer at once.
      */
     WAIT_POLL_INTERVAL_MS: int().min(100).max(3_600_000).default(2_000),
+    /**
+     * How often each worker process runs the reconciler (src/worker/reconciler.ts), which
+     * completes accepted purchases whose job is gone. 0 turns it off (`npm run reconcile` still
+     * works). Every worker runs it; runs on several workers at once are harmless.
+     */
+    RECONCILE_INTERVAL_MS: int().min(0).max(3_600_000).default(30_000),
+    /**
+     * How old an accepted purchase without a payment must be before the reconciler looks at it.
+     * On SQS, whose queue cannot be asked about one message, the reconciler waits instead for the
+     * whole retry schedule (JOB_ATTEMPTS receives, their backoff and visibility timeouts).
+     */
+    RECONCILE_AFTER_SECONDS: int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(10),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_PRETTY: booleanString.optional(),
     /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */

@@ -4,16 +4,40 @@ import { createDb } from '../shared/db.js';
 import { createResources } from '../shared/lifecycle.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
+import { createPurchasesRepository } from '../shared/purchase/purchases-repository.js';
+import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import { closeRedis, createPersistentRedis } from '../shared/redis/connection.js';
 import { bullmqPrefix } from '../shared/redis/keys.js';
+import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
 import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
-import { createGatewayDb, createSimulatedGateway } from './payment-gateway.js';
+import { createChargeLookup, createGatewayDb, createSimulatedGateway } from './payment-gateway.js';
 import { createPurchaseProcessor } from './process-purchase.js';
+import { createReconciler, type JobInspector, type Reconciler, type ReconcileReport } from './reconciler.js';
 import type { SqsBatchHandler } from './sqs/batch-handler.js';
 import type { SqsMessageSettler } from './sqs/message-settler.js';
 
 /** Time past SHUTDOWN_TIMEOUT_MS for a transport to hand its jobs back and close. */
 const TRANSPORT_CLOSE_MARGIN_MS = 5_000;
+
+/**
+ * How long an SQS message may keep coming back: every receive's visibility timeout and every
+ * retry's backoff, as the settler computes them. Past it, a purchase without a payment has no
+ * message left, so the reconciler may send it again.
+ */
+export function sqsRetryHorizonSeconds(
+  config: Pick<
+    Config,
+    'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS' | 'SQS_MAX_BACKOFF_SECONDS' | 'SQS_VISIBILITY_TIMEOUT_SECONDS'
+  >,
+): number {
+  let seconds = 0;
+  for (let receive = 1; receive <= config.JOB_ATTEMPTS; receive++) {
+    const backoff = Math.ceil((config.JOB_BACKOFF_MS * 2 ** Math.min(receive - 1, 30)) / 1000);
+    seconds += config.SQS_VISIBILITY_TIMEOUT_SECONDS + Math.min(backoff, config.SQS_MAX_BACKOFF_SECONDS);
+  }
+  return seconds;
+}
 
 /**
  * The worker's composition root, called by the worker process and the Lambda entry: creates the
@@ -30,8 +54,9 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
   const db = resources.own('postgres', createDb(config), (db) => db.destroy());
   const redis = resources.own('redis', createPersistentRedis(config, logger, 'worker'), closeRedis);
   const gatewayDb = resources.own('gateway postgres', createGatewayDb(config), (gatewayDb) => gatewayDb.destroy());
+  const payments = createPaymentsRepository({ db });
   const processor = createPurchaseProcessor({
-    payments: createPaymentsRepository({ db }),
+    payments,
     states: createPurchaseStateStore({
       redis,
       prefix: config.REDIS_KEY_PREFIX,
@@ -44,6 +69,49 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
     }),
     logger,
   });
+
+  let reconciler: Promise<Reconciler> | undefined;
+  /** The reconciler, made on first use: it needs a producer and a view of the queue. */
+  function getReconciler(): Promise<Reconciler> {
+    reconciler ??= (async () => {
+      const producer = resources.own('reconciler producer', await createPurchaseProducer(config, redis), (p) =>
+        p.close(),
+      );
+      let jobs: JobInspector = { jobState: async () => 'unknown', discardFailed: async () => {} };
+      if (config.QUEUE_DRIVER === 'bullmq') {
+        const { createBullmqJobInspector } = await import('./bullmq/job-inspector.js');
+        const prefix = bullmqPrefix(config.REDIS_KEY_PREFIX);
+        jobs = resources.own(
+          'reconciler queue',
+          createBullmqJobInspector({ connection: redis, queueName: config.QUEUE_NAME, prefix }),
+          (inspector) => inspector.close(),
+        );
+      }
+      return createReconciler({
+        purchases: createPurchasesRepository({ db }),
+        payments,
+        idempotency: createIdempotencyStore({
+          redis,
+          prefix: config.REDIS_KEY_PREFIX,
+          unfinishedTtlSeconds: RETENTION_SECONDS,
+          stateTtlSeconds: RETENTION_SECONDS,
+          pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
+        }),
+        producer,
+        jobs,
+        isCharged: createChargeLookup(gatewayDb),
+        logger,
+      });
+    })();
+    return reconciler;
+  }
+
+  /** One reconciliation of the purchases accepted more than `afterSeconds` ago (on SQS: the retry horizon). */
+  async function reconcile(afterSeconds = config.RECONCILE_AFTER_SECONDS): Promise<ReconcileReport> {
+    const horizon =
+      config.QUEUE_DRIVER === 'sqs' ? Math.max(afterSeconds, sqsRetryHorizonSeconds(config)) : afterSeconds;
+    return (await getReconciler()).reconcile({ acceptedBefore: new Date(Date.now() - horizon * 1000) });
+  }
 
   /** The SQS settler: the purchase step and the retry classification for one message. */
   async function sqsSettler(): Promise<SqsMessageSettler> {
@@ -125,6 +193,31 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
                 records.map((record) => record.receiptHandle),
               )
           : undefined,
+      });
+    },
+
+    reconcile,
+
+    /** Runs `reconcile` every RECONCILE_INTERVAL_MS (0: never), one run at a time, until `close()`. */
+    startReconciler(): void {
+      if (config.RECONCILE_INTERVAL_MS === 0) return;
+      let running: Promise<void> = Promise.resolve();
+      let busy = false;
+      const timer = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        running = reconcile()
+          .then((report) => {
+            if (report.requeued.length + report.superseded.length + report.dropped.length + report.errors > 0) {
+              logger.warn({ ...report }, 'reconciled accepted purchases');
+            }
+          })
+          .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation failed; trying again next time'))
+          .finally(() => (busy = false));
+      }, config.RECONCILE_INTERVAL_MS);
+      resources.own('reconciler', timer, async (timer) => {
+        clearInterval(timer);
+        await running;
       });
     },
 

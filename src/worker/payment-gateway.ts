@@ -143,3 +143,13 @@ export function createSimulatedGateway(options: SimulatedGatewayOptions): Paymen
     },
   };
 }
+
+/**
+ * Asks the simulated gateway's ledger whether a purchase was charged (by its gateway idempotency
+ * key, the purchase id), as a real provider answers a lookup by idempotency key. The reconciler
+ * uses it before it gives up on a purchase.
+ */
+export function createChargeLookup(db: Db): (purchaseId: string) => Promise<boolean> {
+  return async (purchaseId) =>
+    (await db('gateway_charges').where({ idempotency_key: purchaseId }).first()) !== undefined;
+}

@@ -39,6 +39,8 @@ export interface ProcessStack {
   prefix: string;
   queueName: string;
   /** Starts the API with this stack's environment plus `overrides` (LOG_LEVEL warn unless given). */
+  /** The environment this stack gives its processes, with `overrides` over it (for scripts a test runs). */
+  env(overrides?: Record<string, string>): Record<string, string>;
   startApi(overrides?: Record<string, string>): Promise<RunningApi>;
   /** Starts a worker with this stack's environment plus `overrides` (PAYMENT_DELAY_MS 0 unless given). */
   startWorker(overrides?: Record<string, string>): Promise<RunningProcess>;
@@ -120,6 +122,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     prefix,
     queueName,
 
+    env,
     async startApi(overrides = {}) {
       // A generous Redis bound: see testConfig. Outage tests still get their 503 at once.
       const api = await startApi(env({ LOG_LEVEL: 'warn', REDIS_COMMAND_TIMEOUT_MS: '5000', ...overrides }));

@@ -19,6 +19,10 @@ function fakeIdempotency() {
       claims.set(key, claim);
       return { claimed: true };
     }),
+    inspectClaim: vi.fn(async (key: string) => {
+      const existing = claims.get(key);
+      return existing ? { existing, confirmed: true } : null;
+    }),
     confirmClaim: vi.fn(async () => true),
     releaseClaim: vi.fn(async (key: string, purchaseId: string) => {
       if (claims.get(key)?.purchaseId !== purchaseId) return false;
@@ -41,6 +45,11 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
     idempotency,
     states: { getPurchaseState: vi.fn(async () => null) },
     payments: { findPayment: vi.fn(async () => null) },
+    purchases: {
+      recordAccepted: vi.fn(async () => {}),
+      findAccepted: vi.fn(async () => null),
+      markAbandoned: vi.fn(async () => {}),
+    },
     references: { lookupPurchaseReferences: vi.fn(async () => ({ userExists: true, price: 500 })) },
     producer,
     waiter: { waitForOutcome: vi.fn(() => ({ outcome: Promise.resolve(null), cancel: vi.fn() })) },
@@ -119,6 +128,64 @@ describe('createPurchaseService.submitPurchase', () => {
     expect(idempotency.releaseClaim).toHaveBeenCalledWith('user:1:product:2', PURCHASE_ID);
     expect(idempotency.claims.size).toBe(0);
     await expect(service.submitPurchase(request)).resolves.toMatchObject({ kind: 'accepted' });
+  });
+
+  it('records the purchase in Postgres before enqueueing; a failed record releases the claim and enqueues nothing', async () => {
+    const { service, deps, idempotency, producer } = setup();
+    const order: string[] = [];
+    vi.mocked(deps.purchases.recordAccepted).mockImplementation(async () => void order.push('record'));
+    producer.enqueuePurchase.mockImplementation(
+      async (job) => (order.push('enqueue'), { queuedPurchaseId: job.purchaseId }),
+    );
+    await service.submitPurchase(request);
+    expect(order).toEqual(['record', 'enqueue']);
+
+    vi.mocked(deps.purchases.recordAccepted).mockRejectedValueOnce(new Error('connect ECONNREFUSED'));
+    const failed = await service.submitPurchase({ ...request, idempotencyKey: 'k2' }).catch((error: unknown) => error);
+    expect(failed).toMatchObject({ code: 'SERVICE_UNAVAILABLE', statusCode: 503 });
+    expect(idempotency.releaseClaim).toHaveBeenCalledWith('user:1:key:k2', PURCHASE_ID);
+    expect(producer.enqueuePurchase).toHaveBeenCalledTimes(1);
+  });
+
+  it('marks a purchase abandoned when its acceptance is answered 503 or folded into another', async () => {
+    const { service, deps, producer } = setup();
+    producer.enqueuePurchase.mockRejectedValueOnce(new Error('redis down'));
+    await service.submitPurchase(request).catch(() => {});
+    producer.enqueuePurchase.mockResolvedValueOnce({ queuedPurchaseId: OTHER_ID });
+    await service.submitPurchase(request);
+    expect(deps.purchases.markAbandoned).toHaveBeenCalledTimes(2);
+  });
+
+  describe('a duplicate of a pending claim (claimed, not yet recorded and enqueued)', () => {
+    const pendingHolder = { existing: { purchaseId: OTHER_ID, fingerprint: '1/2' }, confirmed: false };
+
+    it('waits for the claim to be confirmed, then answers 204 with the holder', async () => {
+      const { service, idempotency } = setup();
+      idempotency.claimIdempotencyKey.mockResolvedValueOnce({ claimed: false, ...pendingHolder });
+      idempotency.inspectClaim
+        .mockResolvedValueOnce(pendingHolder)
+        .mockResolvedValueOnce({ ...pendingHolder, confirmed: true });
+      await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'duplicate', purchaseId: OTHER_ID });
+      expect(idempotency.inspectClaim).toHaveBeenCalledTimes(2);
+    });
+
+    it('claims the key itself once the pending claim is given up', async () => {
+      const { service, idempotency } = setup();
+      idempotency.claimIdempotencyKey.mockResolvedValueOnce({ claimed: false, ...pendingHolder });
+      idempotency.inspectClaim.mockResolvedValueOnce(null);
+      await expect(service.submitPurchase(request)).resolves.toEqual({ kind: 'accepted', purchaseId: PURCHASE_ID });
+    });
+
+    it('answers 503 IDEMPOTENCY_KEY_PENDING with Retry-After when it stays pending past the bound', async () => {
+      const { service, idempotency } = setup({ pendingClaimWaitMs: 100 });
+      idempotency.claimIdempotencyKey.mockResolvedValueOnce({ claimed: false, ...pendingHolder });
+      idempotency.inspectClaim.mockResolvedValue(pendingHolder);
+      await expect(service.submitPurchase(request)).rejects.toMatchObject({
+        code: 'IDEMPOTENCY_KEY_PENDING',
+        statusCode: 503,
+        headers: { 'retry-after': '1' },
+      });
+    });
   });
 
   it('turns a Redis failure into 503, never a 500', async () => {

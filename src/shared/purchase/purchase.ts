@@ -21,6 +21,11 @@ export const FAILURE_REASONS = {
   RETRIES_EXHAUSTED: 'retries_exhausted',
   /** The user or product was deleted between acceptance and payment. */
   REFERENCE_GONE: 'user_or_product_gone',
+  /**
+   * Never charged: its acceptance was answered 503 (its job never ran) and the client's retry
+   * under the same idempotency key was accepted as another purchase, which is the one charged.
+   */
+  SUPERSEDED: 'superseded_by_retry',
 } as const;
 
 /** A purchase as clients see it. */

@@ -1,0 +1,121 @@
+import { createBatcher } from '../batching.js';
+import type { Db } from '../db.js';
+import type { Purchase, PurchaseJob } from './purchase.js';
+
+interface AcceptedRow {
+  id: string;
+  user_id: number;
+  product_id: number;
+  amount: number;
+  idempotency_key: string;
+  accepted_at: Date;
+  abandoned_at: Date | null;
+}
+
+/** An accepted purchase without a payment, for the reconciler. */
+export interface UnpaidPurchase {
+  job: PurchaseJob;
+  /** Answered with anything but 202 (see `markAbandoned`). */
+  abandoned: boolean;
+}
+
+/**
+ * The `purchases` table: every accepted purchase, written before the API answers 202. The
+ * outcome lives in `payments`; a purchase found here without a payment is still `queued` as far
+ * as Postgres knows. Concurrent acceptances share one multi-row insert (`createBatcher`), so the
+ * accept path pays one Postgres round trip per loop turn, not one per request.
+ */
+export function createPurchasesRepository({ db }: { db: Db }) {
+  const recorder = createBatcher<PurchaseJob, true>(async (jobs) => {
+    await db('purchases')
+      .insert(
+        jobs.map((job) => ({
+          id: job.purchaseId,
+          user_id: job.userId,
+          product_id: job.productId,
+          amount: job.amount,
+          idempotency_key: job.idempotencyKey,
+          accepted_at: new Date(job.acceptedAt),
+        })),
+      )
+      // A purchase id is new for every acceptance; a repeat is a retried write, already done.
+      .onConflict('id')
+      .ignore();
+    return jobs.map(() => true as const);
+  });
+
+  const finder = createBatcher<string, Purchase | null>(async (ids) => {
+    const rows = await db<AcceptedRow>('purchases').whereIn('id', [...new Set(ids)]);
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => {
+      const row = byId.get(id);
+      return row ? toQueuedPurchase(row) : null;
+    });
+  });
+
+  return {
+    /** Records an accepted purchase durably; resolves once Postgres has committed it. */
+    async recordAccepted(job: PurchaseJob): Promise<void> {
+      await recorder.load(job);
+    },
+
+    /**
+     * Purchases accepted before `acceptedBefore` that have no payment yet, oldest first, as the
+     * jobs that would run them (for the reconciler).
+     */
+    async findUnpaid({ acceptedBefore, limit }: { acceptedBefore: Date; limit: number }): Promise<UnpaidPurchase[]> {
+      const rows: AcceptedRow[] = await db('purchases as p')
+        .leftJoin('payments as pay', 'pay.id', 'p.id')
+        .whereNull('pay.id')
+        .where('p.accepted_at', '<', acceptedBefore)
+        .orderBy('p.accepted_at')
+        .limit(limit)
+        .select('p.*');
+      return rows.map((row) => ({
+        job: {
+          purchaseId: row.id,
+          userId: row.user_id,
+          productId: row.product_id,
+          amount: row.amount,
+          idempotencyKey: row.idempotency_key,
+          acceptedAt: row.accepted_at.toISOString(),
+        },
+        abandoned: row.abandoned_at !== null,
+      }));
+    },
+
+    /**
+     * Marks an acceptance that was answered with anything but 202 (a 503 after its claim, or a
+     * submission the queue folded into another purchase), so the reconciler drops it rather than
+     * completes it.
+     */
+    async markAbandoned(purchaseId: string): Promise<void> {
+      await db('purchases').where({ id: purchaseId }).update({ abandoned_at: db.fn.now() });
+    },
+
+    /** Drops an abandoned purchase that never ran (the reconciler). */
+    async dropAbandoned(purchaseId: string): Promise<void> {
+      await db('purchases').where({ id: purchaseId }).whereNotNull('abandoned_at').delete();
+    },
+
+    /** An accepted purchase as Postgres alone knows it (`queued`), or null if it was never accepted. */
+    findAccepted(purchaseId: string): Promise<Purchase | null> {
+      return finder.load(purchaseId);
+    },
+  };
+}
+
+export type PurchasesRepository = ReturnType<typeof createPurchasesRepository>;
+
+function toQueuedPurchase(row: AcceptedRow): Purchase {
+  return {
+    purchaseId: row.id,
+    userId: row.user_id,
+    productId: row.product_id,
+    status: 'queued',
+    amount: row.amount,
+    failureReason: null,
+    createdAt: row.accepted_at,
+    updatedAt: row.accepted_at,
+  };
+}

@@ -1,0 +1,134 @@
+import type { Logger } from '../shared/logger.js';
+import type { IdempotencyStore } from '../shared/purchase/idempotency.js';
+import { purchaseFingerprint } from '../shared/purchase/idempotency.js';
+import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
+import { FAILURE_REASONS, type PurchaseJob } from '../shared/purchase/purchase.js';
+import type { PurchasesRepository, UnpaidPurchase } from '../shared/purchase/purchases-repository.js';
+import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
+
+/**
+ * What the queue knows of a purchase's job: `alive` (waiting, delayed or running: leave it),
+ * `failed` (its attempts ran out without an outcome in Postgres), `missing` (gone: Redis lost it,
+ * or it was never enqueued), or `unknown` (a queue that cannot be asked, such as SQS).
+ */
+export type JobState = 'alive' | 'failed' | 'missing' | 'unknown';
+
+/** The queue side of reconciliation, one implementation per driver. */
+export interface JobInspector {
+  jobState(purchaseId: string): Promise<JobState>;
+  /** Removes a failed job so that its purchase can be enqueued again under the same job id. */
+  discardFailed(purchaseId: string): Promise<void>;
+}
+
+/** What one reconciliation did; `npm run reconcile` prints it. */
+export interface ReconcileReport {
+  /** Accepted purchases without a payment, old enough to look at. */
+  scanned: number;
+  /** Their jobs are still queued or running. */
+  alive: number;
+  /** Enqueued again: their jobs were gone or had failed without an outcome. */
+  requeued: string[];
+  /** Recorded as failed, never charged: the client's retry under the same key was accepted instead. */
+  superseded: string[];
+  /** Acceptances answered with anything but 202 whose job never ran: removed, never charged. */
+  dropped: string[];
+  /** Could not be handled this time (they are looked at again next time). */
+  errors: number;
+}
+
+export interface ReconcilerDeps {
+  purchases: Pick<PurchasesRepository, 'findUnpaid' | 'dropAbandoned'>;
+  payments: Pick<PaymentsRepository, 'recordPayment'>;
+  idempotency: Pick<IdempotencyStore, 'claimIdempotencyKey' | 'confirmClaim'>;
+  producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
+  jobs: JobInspector;
+  /** Whether the gateway has charged a purchase (its ledger, by the purchase's gateway key). */
+  isCharged: (purchaseId: string) => Promise<boolean>;
+  logger: Logger;
+  /** Most purchases looked at per run. Default 500. */
+  batchSize?: number;
+}
+
+/**
+ * Completes accepted purchases that lost their way: accepted (recorded in `purchases`) but with
+ * no payment, and whose job is gone (Redis lost its data, an enqueue failed after the purchase
+ * was recorded) or failed without an outcome in Postgres (an approved charge whose write kept
+ * failing). Each is enqueued again, which is safe because the worker's write keeps one payment
+ * per purchase and the gateway answers a repeated key with its first result.
+ *
+ * One rule keeps it from charging a purchase the client has replaced: a purchase is completed
+ * only while it holds its idempotency key (it takes the key back when the key is free, as after a
+ * Redis data loss). A purchase whose key another purchase holds was answered 503 and retried by
+ * its client; it is recorded as failed (`superseded`) unless the gateway already charged it.
+ */
+export function createReconciler(deps: ReconcilerDeps) {
+  const { purchases, payments, idempotency, producer, jobs, isCharged, logger } = deps;
+  const batchSize = deps.batchSize ?? 500;
+
+  /** Whether `job` holds its key now, taking it back if it is free. */
+  async function holdsItsKey(job: PurchaseJob): Promise<boolean> {
+    const claim = { purchaseId: job.purchaseId, fingerprint: purchaseFingerprint(job) };
+    const result = await idempotency.claimIdempotencyKey(job.idempotencyKey, claim, {
+      userId: job.userId,
+      productId: job.productId,
+      amount: job.amount,
+      status: 'queued',
+      createdAt: job.acceptedAt,
+    });
+    if (!result.claimed && result.existing.purchaseId !== job.purchaseId) return false;
+    await idempotency.confirmClaim(job.idempotencyKey, job.purchaseId);
+    return true;
+  }
+
+  async function reconcileOne(
+    { job, abandoned }: UnpaidPurchase,
+    state: JobState,
+    report: ReconcileReport,
+  ): Promise<void> {
+    if (state === 'alive') {
+      report.alive++;
+      return;
+    }
+    if (abandoned && !(await isCharged(job.purchaseId))) {
+      // The client was never told of it (a 503, or a 204 pointing elsewhere): not a purchase.
+      await purchases.dropAbandoned(job.purchaseId);
+      report.dropped.push(job.purchaseId);
+      return;
+    }
+    if (!abandoned && !(await holdsItsKey(job)) && !(await isCharged(job.purchaseId))) {
+      await payments.recordPayment(job, { status: 'failed', failureReason: FAILURE_REASONS.SUPERSEDED });
+      report.superseded.push(job.purchaseId);
+      logger.warn({ purchaseId: job.purchaseId }, 'reconciler: superseded by a retry under the same key');
+      return;
+    }
+    if (state === 'failed') await jobs.discardFailed(job.purchaseId);
+    await producer.enqueuePurchase(job);
+    report.requeued.push(job.purchaseId);
+    logger.warn({ purchaseId: job.purchaseId, jobState: state }, 'reconciler: enqueued a purchase again');
+  }
+
+  return {
+    /**
+     * One pass over the purchases accepted before `acceptedBefore` that have no payment. With a
+     * queue that cannot be asked about a job (SQS), every such purchase is enqueued again: pass
+     * an `acceptedBefore` beyond the longest retry schedule there.
+     */
+    async reconcile({ acceptedBefore }: { acceptedBefore: Date }): Promise<ReconcileReport> {
+      const report: ReconcileReport = { scanned: 0, alive: 0, requeued: [], superseded: [], dropped: [], errors: 0 };
+      const unpaid = await purchases.findUnpaid({ acceptedBefore, limit: batchSize });
+      report.scanned = unpaid.length;
+      for (const purchase of unpaid) {
+        const { purchaseId } = purchase.job;
+        try {
+          await reconcileOne(purchase, await jobs.jobState(purchaseId), report);
+        } catch (error) {
+          report.errors++;
+          logger.warn({ err: error, purchaseId }, 'reconciler: could not handle a purchase; next time');
+        }
+      }
+      return report;
+    },
+  };
+}
+
+export type Reconciler = ReturnType<typeof createReconciler>;
