@@ -55,13 +55,15 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
   const redis = resources.own('redis', createPersistentRedis(config, logger, 'worker'), closeRedis);
   const gatewayDb = resources.own('gateway postgres', createGatewayDb(config), (gatewayDb) => gatewayDb.destroy());
   const payments = createPaymentsRepository({ db });
+  const isCharged = createChargeLookup(gatewayDb);
+  const states = createPurchaseStateStore({
+    redis,
+    prefix: config.REDIS_KEY_PREFIX,
+    claimTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+  });
   const processor = createPurchaseProcessor({
     payments,
-    states: createPurchaseStateStore({
-      redis,
-      prefix: config.REDIS_KEY_PREFIX,
-      claimTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    }),
+    states,
     gateway: createSimulatedGateway({
       db: gatewayDb,
       delayMs: config.PAYMENT_DELAY_MS,
@@ -90,6 +92,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
       return createReconciler({
         purchases: createPurchasesRepository({ db }),
         payments,
+        states,
         idempotency: createIdempotencyStore({
           redis,
           prefix: config.REDIS_KEY_PREFIX,
@@ -99,7 +102,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         }),
         producer,
         jobs,
-        isCharged: createChargeLookup(gatewayDb),
+        isCharged,
         logger,
       });
     })();
@@ -124,6 +127,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
       attempts: config.JOB_ATTEMPTS,
       backoffMs: config.JOB_BACKOFF_MS,
       maxBackoffSeconds: config.SQS_MAX_BACKOFF_SECONDS,
+      isCharged,
     });
   }
 
@@ -167,6 +171,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         concurrency: config.WORKER_CONCURRENCY,
         stalledIntervalMs: config.STALLED_INTERVAL_MS,
         lockDurationMs: config.LOCK_DURATION_MS,
+        isCharged,
       });
       resources.own('bullmq worker', worker, (worker) => closeWorkerWithin(worker, config.SHUTDOWN_TIMEOUT_MS, logger));
       void worker.run().catch((error: unknown) => logger.error({ err: error }, 'worker stopped'));

@@ -87,9 +87,9 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
   }
 
   /**
-   * Called when a job's retry budget is spent: records the purchase as failed (in Postgres when
-   * it answers, so the outcome is durable; otherwise at least in Redis), never leaving it
-   * silently in flight.
+   * Called when a job's retry budget is spent and the purchase was never charged: records it
+   * as failed (in Postgres when it answers, so the outcome is durable; otherwise at least in
+   * Redis), never leaving it silently in flight. Rejects when neither store took it.
    */
   async function recordRetriesExhausted(job: PurchaseJob, cause: unknown): Promise<Purchase | null> {
     const log = logger.child({ purchaseId: job.purchaseId });
@@ -103,7 +103,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
       return payment;
     } catch (error) {
       log.error({ err: error }, 'could not write the failure to Postgres; recorded in Redis only');
-      await markFailedWithoutPayment(job, FAILURE_REASONS.RETRIES_EXHAUSTED).catch(() => {});
+      await markFailedWithoutPayment(job, FAILURE_REASONS.RETRIES_EXHAUSTED);
       return null;
     }
   }

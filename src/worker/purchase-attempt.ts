@@ -5,10 +5,13 @@ import { PermanentPurchaseError, type PurchaseProcessor } from './process-purcha
 /**
  * How a failed attempt ends, the same for every transport (BullMQ, the SQS poller, the Lambda
  * batch handler): `permanent` must not be retried; `exhausted` was the last attempt, and the
- * purchase has been recorded as failed so it never vanishes; `retry` is transient (Postgres or
- * Redis unreachable, a timeout) and goes back to the queue with backoff.
+ * purchase, never charged, has been recorded as failed so it never vanishes; `unrecorded` was the
+ * last attempt too, but its outcome could not be recorded (the gateway charged it, or may have,
+ * or no store took the failure): the job must end visibly (BullMQ's failed set, SQS's
+ * dead-letter queue), never be deleted, and the reconciler completes it once Postgres answers;
+ * `retry` is transient (Postgres or Redis unreachable, a timeout) and goes back to the queue.
  */
-export type FailedAttempt = 'permanent' | 'exhausted' | 'retry';
+export type FailedAttempt = 'permanent' | 'exhausted' | 'unrecorded' | 'retry';
 
 /** Where an attempt stands in its job's retry budget. */
 export interface AttemptNumber {
@@ -25,8 +28,14 @@ export interface AttemptNumber {
 export function createPurchaseAttempts(deps: {
   processor: Pick<PurchaseProcessor, 'recordRetriesExhausted'>;
   logger: Logger;
+  /**
+   * Whether the gateway has charged a purchase (its ledger). An approved charge is never
+   * recorded as `retries_exhausted`. Default: never charged (for tests of the classification).
+   */
+  isCharged?: ((purchaseId: string) => Promise<boolean>) | undefined;
 }) {
   const { processor, logger } = deps;
+  const isCharged = deps.isCharged ?? (async () => false);
 
   return {
     /**
@@ -49,7 +58,21 @@ export function createPurchaseAttempts(deps: {
     ): Promise<FailedAttempt> {
       if (error instanceof PermanentPurchaseError) return 'permanent';
       if (attempt >= attempts) {
-        await processor.recordRetriesExhausted(job, error);
+        // A charge the gateway may have made is not a failure to record: an unknown answer
+        // counts as charged.
+        if (await isCharged(job.purchaseId).catch(() => true)) {
+          logger.error(
+            { err: error, purchaseId: job.purchaseId, attempt, attempts },
+            'retries exhausted after the gateway charged; left for the reconciler to record',
+          );
+          return 'unrecorded';
+        }
+        try {
+          await processor.recordRetriesExhausted(job, error);
+        } catch (recordError) {
+          logger.error({ err: recordError, purchaseId: job.purchaseId }, 'could not record the failure anywhere');
+          return 'unrecorded';
+        }
         return 'exhausted';
       }
       logger.warn({ err: error, purchaseId: job.purchaseId, attempt, attempts }, 'purchase attempt failed; will retry');

@@ -2,9 +2,10 @@ import type { Logger } from '../shared/logger.js';
 import type { IdempotencyStore } from '../shared/purchase/idempotency.js';
 import { purchaseFingerprint } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { FAILURE_REASONS, type PurchaseJob } from '../shared/purchase/purchase.js';
+import { FAILURE_REASONS, isFinal, type PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchasesRepository, UnpaidPurchase } from '../shared/purchase/purchases-repository.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
+import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
 
 /**
  * What the queue knows of a purchase's job: `alive` (waiting, delayed or running: leave it),
@@ -28,6 +29,8 @@ export interface ReconcileReport {
   alive: number;
   /** Enqueued again: their jobs were gone or had failed without an outcome. */
   requeued: string[];
+  /** Their outcome was known only to Redis (Postgres was down when it came): now in Postgres. */
+  recorded: string[];
   /** Recorded as failed, never charged: the client's retry under the same key was accepted instead. */
   superseded: string[];
   /** Acceptances answered with anything but 202 whose job never ran: removed, never charged. */
@@ -39,6 +42,7 @@ export interface ReconcileReport {
 export interface ReconcilerDeps {
   purchases: Pick<PurchasesRepository, 'findUnpaid' | 'dropAbandoned'>;
   payments: Pick<PaymentsRepository, 'recordPayment'>;
+  states: Pick<PurchaseStateStore, 'getPurchaseState'>;
   idempotency: Pick<IdempotencyStore, 'claimIdempotencyKey' | 'confirmClaim'>;
   producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
   jobs: JobInspector;
@@ -62,7 +66,7 @@ export interface ReconcilerDeps {
  * its client; it is recorded as failed (`superseded`) unless the gateway already charged it.
  */
 export function createReconciler(deps: ReconcilerDeps) {
-  const { purchases, payments, idempotency, producer, jobs, isCharged, logger } = deps;
+  const { purchases, payments, states, idempotency, producer, jobs, isCharged, logger } = deps;
   const batchSize = deps.batchSize ?? 500;
 
   /** Whether `job` holds its key now, taking it back if it is free. */
@@ -87,6 +91,13 @@ export function createReconciler(deps: ReconcilerDeps) {
   ): Promise<void> {
     if (state === 'alive') {
       report.alive++;
+      return;
+    }
+    const kept = await states.getPurchaseState(job.purchaseId);
+    if (kept && isFinal(kept.status)) {
+      // The worker kept the outcome in Redis when Postgres could not take it.
+      await payments.recordPayment(job, { status: kept.status, failureReason: kept.failureReason });
+      report.recorded.push(job.purchaseId);
       return;
     }
     if (abandoned && !(await isCharged(job.purchaseId))) {
@@ -114,7 +125,15 @@ export function createReconciler(deps: ReconcilerDeps) {
      * an `acceptedBefore` beyond the longest retry schedule there.
      */
     async reconcile({ acceptedBefore }: { acceptedBefore: Date }): Promise<ReconcileReport> {
-      const report: ReconcileReport = { scanned: 0, alive: 0, requeued: [], superseded: [], dropped: [], errors: 0 };
+      const report: ReconcileReport = {
+        scanned: 0,
+        alive: 0,
+        requeued: [],
+        recorded: [],
+        superseded: [],
+        dropped: [],
+        errors: 0,
+      };
       const unpaid = await purchases.findUnpaid({ acceptedBefore, limit: batchSize });
       report.scanned = unpaid.length;
       for (const purchase of unpaid) {

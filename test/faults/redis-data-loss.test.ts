@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
@@ -10,12 +7,10 @@ import {
   expectChargedOnceEach,
   expectOnePaymentEach,
   processingCount,
+  runReconcile,
 } from '../support/fault-kit.js';
 import { deleteKeys, seedProducts, seedUsers } from '../support/services.js';
 import type { RunningProcess } from '../support/processes.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const run = promisify(execFile);
 
 /**
  * Issue 9, item 6: Redis loses everything (a failover to a replica that had not received the
@@ -71,11 +66,7 @@ describe('Redis loses its data', () => {
       users.map((userId) => ({ userId, productId })),
     );
     await deleteKeys(stack.prefix);
-    const { stdout } = await run(process.execPath, ['dist/scripts/reconcile.js', '--after', '0'], {
-      cwd: ROOT,
-      env: { ...process.env, ...stack.env(), LOG_PRETTY: 'false' },
-    });
-    const report = JSON.parse(stdout.trim().split('\n').pop()!) as { requeued: string[] };
+    const report = await runReconcile(stack);
     expect(report.requeued.sort()).toEqual([...ids].sort());
 
     let worker: RunningProcess | undefined;

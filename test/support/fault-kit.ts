@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import type { Db } from '../../src/shared/db.js';
@@ -216,4 +219,22 @@ export function finishedIn(output: string): Set<string> {
     if (match) ids.add(match[1]!);
   }
   return ids;
+}
+
+/** What `npm run reconcile` printed (its one JSON line). */
+export interface ReconcileOutput {
+  requeued: string[];
+  superseded: string[];
+  dropped: string[];
+  alive: number;
+  errors: number;
+}
+
+/** Runs `npm run reconcile -- --after 0` (the built script) with the stack's environment, as an operator would. */
+export async function runReconcile(stack: ProcessStack): Promise<ReconcileOutput> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/reconcile.js', '--after', '0'], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    env: { ...process.env, ...stack.env(), LOG_PRETTY: 'false' },
+  });
+  return JSON.parse(stdout) as ReconcileOutput;
 }

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { Claim, ClaimResult } from '../../src/shared/purchase/idempotency.js';
-import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
+import type { Purchase, PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { createReconciler, type JobState } from '../../src/worker/reconciler.js';
 
 const job = (n: number): PurchaseJob => ({
@@ -30,6 +30,7 @@ function setup(options: {
   const deps = {
     purchases: { findUnpaid: vi.fn(async () => unpaid), dropAbandoned: vi.fn(async () => {}) },
     payments: { recordPayment: vi.fn(async () => ({}) as never) },
+    states: { getPurchaseState: vi.fn(async (_purchaseId: string): Promise<Purchase | null> => null) },
     idempotency: {
       claimIdempotencyKey: vi.fn(async (key: string, claim: Claim): Promise<ClaimResult> => {
         const existing = claims.get(key);
@@ -58,6 +59,7 @@ describe('createReconciler', () => {
       scanned: 4,
       alive: 1,
       requeued: [job(2).purchaseId, job(3).purchaseId, job(4).purchaseId],
+      recorded: [],
       superseded: [],
       dropped: [],
       errors: 0,
@@ -105,5 +107,23 @@ describe('createReconciler', () => {
     expect(report).toMatchObject({ dropped: [job(10).purchaseId], requeued: [job(11).purchaseId], alive: 1 });
     expect(deps.purchases.dropAbandoned).toHaveBeenCalledExactlyOnceWith(job(10).purchaseId);
     expect(deps.payments.recordPayment).not.toHaveBeenCalled();
+  });
+
+  it('writes to Postgres an outcome only Redis kept, instead of running the purchase again', async () => {
+    const { reconciler, deps } = setup({ states: { 13: 'failed' } });
+    deps.states.getPurchaseState.mockResolvedValueOnce({
+      ...job(13),
+      status: 'failed',
+      failureReason: 'retries_exhausted',
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
+    const report = await reconciler.reconcile({ acceptedBefore: new Date() });
+    expect(report).toMatchObject({ recorded: [job(13).purchaseId], requeued: [] });
+    expect(deps.payments.recordPayment).toHaveBeenCalledExactlyOnceWith(job(13), {
+      status: 'failed',
+      failureReason: 'retries_exhausted',
+    });
+    expect(deps.producer.enqueuePurchase).not.toHaveBeenCalled();
   });
 });

@@ -12,6 +12,8 @@ export interface BullmqPurchaseWorkerOptions {
   prefix: string;
   processor: PurchaseProcessor;
   logger: Logger;
+  /** The gateway's ledger lookup (see purchase-attempt.ts). Default: never charged. */
+  isCharged?: (purchaseId: string) => Promise<boolean>;
   /** Jobs run at once by this process. */
   concurrency: number;
   /** How often to look for jobs whose worker died (BullMQ default 30 s). */
@@ -36,7 +38,7 @@ class HandedBack extends Error {
  */
 export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions) {
   const { processor, logger } = options;
-  const attempts = createPurchaseAttempts({ processor, logger });
+  const attempts = createPurchaseAttempts({ processor, logger, isCharged: options.isCharged });
 
   const worker = new Worker<PurchaseJob, { status: PaymentStatus }>(
     options.queueName,
@@ -83,7 +85,8 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
     // A job that stalled too often is failed by BullMQ without running our step again.
     if (job && error.message === STALLED_TOO_OFTEN) {
       const parsed = PurchaseJobSchema.safeParse(job.data);
-      if (parsed.success) void processor.recordRetriesExhausted(parsed.data, error);
+      // As on a last attempt: recorded as failed unless it was charged (then the reconciler).
+      if (parsed.success) void attempts.classifyFailure(parsed.data, error, { attempt: 1, attempts: 1 });
     }
   });
 

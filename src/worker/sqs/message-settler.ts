@@ -34,6 +34,8 @@ export interface SqsMessageSettlerOptions {
   backoffMs: number;
   /** Cap on the retry delay, in seconds. */
   maxBackoffSeconds: number;
+  /** The gateway's ledger lookup (see purchase-attempt.ts). Default: never charged. */
+  isCharged?: (purchaseId: string) => Promise<boolean>;
 }
 
 /** The receive count SQS reported, 1 when it is missing. */
@@ -52,7 +54,7 @@ export function receiveCountOf(attributes: Partial<Record<string, string>> | und
  */
 export function createSqsMessageSettler(options: SqsMessageSettlerOptions) {
   const { processor, logger, attempts, backoffMs, maxBackoffSeconds } = options;
-  const classification = createPurchaseAttempts({ processor, logger });
+  const classification = createPurchaseAttempts({ processor, logger, isCharged: options.isCharged });
 
   function retryDelaySeconds(receiveCount: number): number {
     const delayMs = backoffMs * 2 ** Math.min(receiveCount - 1, 30);
@@ -75,6 +77,8 @@ export function createSqsMessageSettler(options: SqsMessageSettlerOptions) {
       const failed = await classification.classifyFailure(job, error, { attempt: message.receiveCount, attempts });
       if (failed === 'permanent') return { settled: true, result: 'permanent_failure' };
       if (failed === 'exhausted') return { settled: true, result: 'retries_exhausted' };
+      // 'unrecorded' on the last receive: not deleted, so SQS dead-letters it past
+      // maxReceiveCount (the alarm fires) and the reconciler completes it from Postgres.
       return { settled: false, error, retryDelaySeconds: retryDelaySeconds(message.receiveCount) };
     }
   };
