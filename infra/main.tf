@@ -53,6 +53,8 @@ locals {
     PAYMENT_DECLINE_RATE = tostring(var.payment_decline_rate)
     # The last receive before SQS dead-letters a message is the worker's last attempt.
     JOB_ATTEMPTS = tostring(var.queue_max_receive_count)
+    # The reconciler waits out every receive's visibility timeout before it sends a purchase again.
+    SQS_VISIBILITY_TIMEOUT_SECONDS = tostring(local.queue_visibility_timeout_seconds)
   })
 }
 

@@ -540,3 +540,14 @@ variable "alarm_sns_topic_arns" {
     error_message = "alarm_sns_topic_arns must contain SNS topic ARNs."
   }
 }
+
+variable "reconcile_schedule" {
+  description = "How often EventBridge runs the reconciler in the worker function (an EventBridge schedule expression)."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\([0-9]+ (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.reconcile_schedule))
+    error_message = "reconcile_schedule must be an EventBridge rate(...) or cron(...) expression."
+  }
+}

@@ -7,6 +7,7 @@ import { createPaymentsRepository } from '../shared/purchase/payments-repository
 import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
 import { createPurchasesRepository } from '../shared/purchase/purchases-repository.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
+import { SQS_DEDUPLICATION_WINDOW_SECONDS } from '../shared/queue/sqs-deduplication.js';
 import { closeRedis, createPersistentRedis } from '../shared/redis/connection.js';
 import { bullmqPrefix } from '../shared/redis/keys.js';
 import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
@@ -22,8 +23,9 @@ const TRANSPORT_CLOSE_MARGIN_MS = 5_000;
 
 /**
  * How long an SQS message may keep coming back: every receive's visibility timeout and every
- * retry's backoff, as the settler computes them. Past it, a purchase without a payment has no
- * message left, so the reconciler may send it again.
+ * retry's backoff, as the settler computes them, and never less than SQS's deduplication window
+ * plus a minute (a send within it would be dropped as a duplicate of the first). Past it, a
+ * purchase without a payment has no message left, so the reconciler may send it again.
  */
 export function sqsRetryHorizonSeconds(
   config: Pick<
@@ -36,7 +38,7 @@ export function sqsRetryHorizonSeconds(
     const backoff = Math.ceil((config.JOB_BACKOFF_MS * 2 ** Math.min(receive - 1, 30)) / 1000);
     seconds += config.SQS_VISIBILITY_TIMEOUT_SECONDS + Math.min(backoff, config.SQS_MAX_BACKOFF_SECONDS);
   }
-  return seconds;
+  return Math.max(seconds, SQS_DEDUPLICATION_WINDOW_SECONDS + 60);
 }
 
 /**

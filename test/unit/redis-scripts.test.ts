@@ -20,7 +20,7 @@ describe('the Redis scripts in src/shared/redis/commands', () => {
         expect(source.split(`local function ${fn}(`).length, `${file}: ${fn}`).toBeLessThanOrEqual(2);
       }
     }
-    expect(scriptSource('confirm-claims')).toContain('local function claimOwnedBy(');
+    expect(scriptSource('release-claim')).toContain('local function claimOwnedBy(');
     expect(scriptSource('keep-unrecorded')).toContain('local function hsetFields(');
   });
 });

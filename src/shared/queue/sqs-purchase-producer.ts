@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Redis } from 'ioredis';
 import { PurchaseJobSchema, type PurchaseJob } from '../purchase/purchase.js';
@@ -6,9 +5,9 @@ import { redisKeys } from '../redis/keys.js';
 import { payonceScripts } from '../redis/scripts.js';
 import { TimeoutError, withTimeout } from '../timeout.js';
 import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
+import { SQS_DEDUPLICATION_WINDOW_SECONDS, sqsDeduplicationId } from './sqs-deduplication.js';
 
-/** How long SQS FIFO remembers a deduplication id (fixed by SQS, not configurable). */
-export const SQS_DEDUPLICATION_WINDOW_SECONDS = 300;
+export { SQS_DEDUPLICATION_WINDOW_SECONDS, sqsDeduplicationId };
 
 /**
  * How much longer than SQS's window the producer remembers the job it sent under a key. It only
@@ -16,14 +15,6 @@ export const SQS_DEDUPLICATION_WINDOW_SECONDS = 300;
  * remembering too long is harmless (see `createSqsPurchaseProducer`), too short is not.
  */
 const REMEMBER_MARGIN_SECONDS = 60;
-
-/**
- * The MessageDeduplicationId for an idempotency key. SQS allows at most 128 characters from a
- * restricted set, and keys carry client-chosen text: a SHA-256 hex digest fits both rules.
- */
-export function sqsDeduplicationId(idempotencyKey: string): string {
-  return createHash('sha256').update(idempotencyKey).digest('hex');
-}
 
 export interface SqsProducerOptions {
   sqs: SQSClient;

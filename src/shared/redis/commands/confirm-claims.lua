@@ -10,20 +10,25 @@
   ARGV[2 + i]: the purchase id of claim i.
   Returns 1 (ours) or 0 (no longer ours) for each claim.
 ]]
---- @include "includes/claim-owned-by"
 local results = {}
 for i = 1, #KEYS / 2 do
   local claimKey, stateKey, purchaseId = KEYS[2 * i - 1], KEYS[2 * i], ARGV[2 + i]
-  if claimOwnedBy(claimKey, purchaseId) then
-    local current = redis.call('GET', claimKey)
-    -- "<id> p <fingerprint>" becomes "<id> c <fingerprint>", keeping its TTL for now.
-    if string.sub(current, #purchaseId + 1, #purchaseId + 3) == ' p ' then
-      redis.call('SET', claimKey, purchaseId .. ' c ' .. string.sub(current, #purchaseId + 4), 'KEEPTTL')
-    end
+  local current = redis.call('GET', claimKey)
+  -- Ours: the value starts with our purchase id (see includes/claim-owned-by).
+  if current and string.sub(current, 1, #purchaseId) == purchaseId then
     local status = redis.call('HGET', stateKey, 'status')
-    if status == 'queued' or status == 'processing' then
-      redis.call('EXPIRE', claimKey, ARGV[1])
+    local unfinished = status == 'queued' or status == 'processing'
+    -- "<id> p <fingerprint>" becomes "<id> c <fingerprint>"; the TTL follows in one command.
+    -- A claim written before claims had a state ("<id> <fingerprint>") keeps its fingerprint.
+    local mark = string.sub(current, #purchaseId + 1, #purchaseId + 3)
+    local rest = (mark == ' p ' or mark == ' c ') and string.sub(current, #purchaseId + 4)
+      or string.sub(current, #purchaseId + 2)
+    local confirmed = purchaseId .. ' c ' .. rest
+    if unfinished then
+      redis.call('SET', claimKey, confirmed, 'EX', ARGV[1])
       redis.call('EXPIRE', stateKey, ARGV[2])
+    else
+      redis.call('SET', claimKey, confirmed, 'KEEPTTL')
     end
     results[i] = 1
   else
