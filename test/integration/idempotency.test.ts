@@ -282,4 +282,15 @@ describe("a key's lifetime", () => {
     await finishing.markFinished(finishedOf(id(903)), { idempotencyKey: key });
     expect(await redis.ttl(`${prefix}:idem:${key}`)).toBeGreaterThan(60);
   });
+
+  it('reads and confirms a claim written before claims had a state (a rolling deploy) without losing its fingerprint', async () => {
+    const key = `user:3:key:${randomSuffix()}`;
+    await redis.set(`${prefix}:idem:${key}`, `${id(904)} 3/4`, 'EX', 60);
+    expect(await store.inspectClaim(key)).toEqual({
+      existing: { purchaseId: id(904), fingerprint: '3/4' },
+      confirmed: true,
+    });
+    expect(await store.confirmClaim(key, id(904))).toBe(true);
+    expect(await store.findClaim(key)).toEqual({ purchaseId: id(904), fingerprint: '3/4' });
+  });
 });

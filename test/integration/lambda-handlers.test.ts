@@ -6,49 +6,26 @@ import { closeContainer as closeApi, handler as apiHandler } from '../../src/api
 import { sqsDeduplicationId } from '../../src/shared/queue/sqs-purchase-producer.js';
 import { closeContainer as closeWorker, handler as workerHandler } from '../../src/worker/lambda.js';
 import { httpApiEvent, lambdaContext, sqsRecord } from '../support/lambda-events.js';
-import {
-  createTestDatabase,
-  deleteKeys,
-  seedUserAndProduct,
-  TEST_REDIS_URL,
-  testConfig,
-  type TestDatabase,
-} from '../support/services.js';
-import { startTestSqs, type TestFifoQueue, type TestSqs } from '../support/sqs.js';
+import { startLambdaEnvironment, type LambdaEnvironment } from '../support/lambda-environment.js';
+import { seedUserAndProduct, type TestDatabase } from '../support/services.js';
+import type { TestFifoQueue, TestSqs } from '../support/sqs.js';
 
 /** The Lambda entries, invoked in-process with real-shaped events, on real Postgres and Redis. */
 let sqs: TestSqs;
 let queue: TestFifoQueue;
 let database: TestDatabase;
-let prefix: string;
-const savedEnv = { ...process.env };
 const JOB_ATTEMPTS = 5;
+let environment: LambdaEnvironment;
 
 beforeAll(async () => {
-  [sqs, database] = await Promise.all([startTestSqs(), createTestDatabase()]);
-  queue = await sqs.createFifoQueue({ maxReceiveCount: JOB_ATTEMPTS });
-  prefix = testConfig().REDIS_KEY_PREFIX;
-  // What infra/main.tf gives the functions, pointed at the local services (no APP_SECRET_ARN).
-  Object.assign(process.env, {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    DATABASE_URL: database.url,
-    DATABASE_POOL_MAX: '2',
-    REDIS_URL: TEST_REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    PAYMENT_DELAY_MS: '0',
-    JOB_ATTEMPTS: String(JOB_ATTEMPTS),
-    ...sqs.processEnv(queue),
-  });
+  environment = await startLambdaEnvironment({ maxReceiveCount: JOB_ATTEMPTS });
+  ({ sqs, queue, database } = environment);
 });
 
 afterAll(async () => {
   await closeApi();
   await closeWorker();
-  process.env = savedEnv;
-  await database?.drop();
-  await deleteKeys(prefix);
-  await sqs?.stop();
+  await environment?.close();
 });
 
 const invokeApi = (...args: Parameters<typeof httpApiEvent>) =>

@@ -5,15 +5,8 @@ import { closeContainer as closeApi, handler as apiHandler } from '../../src/api
 import { closeContainer as closeWorker, handler as workerHandler } from '../../src/worker/lambda.js';
 import { expectChargedOnceEach } from '../support/fault-kit.js';
 import { httpApiEvent, lambdaContext, sqsRecord } from '../support/lambda-events.js';
-import {
-  createTestDatabase,
-  deleteKeys,
-  seedUserAndProduct,
-  TEST_REDIS_URL,
-  testConfig,
-  type TestDatabase,
-} from '../support/services.js';
-import { startTestSqs, type TestFifoQueue, type TestSqs } from '../support/sqs.js';
+import { startLambdaEnvironment, type LambdaEnvironment } from '../support/lambda-environment.js';
+import { seedUserAndProduct } from '../support/services.js';
 
 /** What EventBridge sends on a schedule (infra/reconcile.tf). */
 const scheduledEvent = {
@@ -35,44 +28,29 @@ const scheduledEvent = {
  * duplicate), so the test moves this process's clock (the emulator runs in it) six minutes on.
  */
 describe('the worker Lambda on its reconcile schedule', () => {
-  let sqs: TestSqs;
-  let queue: TestFifoQueue;
-  let database: TestDatabase;
-  let prefix: string;
-  const savedEnv = { ...process.env };
+  let environment: LambdaEnvironment;
 
   beforeAll(async () => {
-    [sqs, database] = await Promise.all([startTestSqs(), createTestDatabase()]);
-    queue = await sqs.createFifoQueue({ maxReceiveCount: 1, visibilityTimeoutSeconds: 5 });
-    prefix = testConfig().REDIS_KEY_PREFIX;
-    Object.assign(process.env, {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      DATABASE_URL: database.url,
-      GATEWAY_DATABASE_URL: database.url,
-      DATABASE_POOL_MAX: '2',
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_KEY_PREFIX: prefix,
-      PAYMENT_DELAY_MS: '0',
-      JOB_ATTEMPTS: '1',
-      JOB_BACKOFF_MS: '1',
-      SQS_MAX_BACKOFF_SECONDS: '0',
-      SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
-      RECONCILE_AFTER_SECONDS: '1',
-      ...sqs.processEnv(queue),
+    environment = await startLambdaEnvironment({
+      maxReceiveCount: 1,
+      visibilityTimeoutSeconds: 5,
+      env: {
+        JOB_BACKOFF_MS: '1',
+        SQS_MAX_BACKOFF_SECONDS: '0',
+        SQS_VISIBILITY_TIMEOUT_SECONDS: '5',
+        RECONCILE_AFTER_SECONDS: '1',
+      },
     });
   });
 
   afterAll(async () => {
     await closeApi();
     await closeWorker();
-    process.env = savedEnv;
-    await database?.drop();
-    await deleteKeys(prefix);
-    await sqs?.stop();
+    await environment?.close();
   });
 
   it('sends a purchase whose message was lost again, and the next batch charges it once', async () => {
+    const { sqs, queue, database } = environment;
     const { userId, productId } = await seedUserAndProduct(database.db, { price: 650 });
     const accepted = await apiHandler(
       httpApiEvent('POST', '/payment/purchase', { body: { userId, productId } }),

@@ -53,24 +53,28 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const keysOf = (finished: readonly Finished[]) =>
     finished.flatMap(({ purchase, idempotencyKey }) => [stateKey(purchase.purchaseId), keys.claim(idempotencyKey)]);
 
-  const recordedAnnouncer = createBatcher<Finished, true>(async (finished) => {
-    const outcomeKeys = keysOf(finished);
-    const outcomes = finished.map(({ purchase }) =>
-      JSON.stringify({ purchaseId: purchase.purchaseId, event: event(purchase) }),
-    );
-    await scripts.payonceAnnounceRecorded(
-      outcomeKeys.length,
-      ...outcomeKeys,
-      eventsChannel,
-      claimTtlSeconds,
-      ...outcomes,
-    );
-    return finished.map(() => true as const);
-  });
+  /** A batched outcome script: one call for the batch, every purchase's state and claim key. */
+  const outcomeBatcher = (
+    run: (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<number>,
+    extraOf: (purchase: Purchase) => Record<string, unknown>,
+  ) =>
+    createBatcher<Finished, true>(async (finished) => {
+      const outcomeKeys = keysOf(finished);
+      const outcomes = finished.map(({ purchase }) =>
+        JSON.stringify({ purchaseId: purchase.purchaseId, event: event(purchase), ...extraOf(purchase) }),
+      );
+      await run(outcomeKeys.length, ...outcomeKeys, eventsChannel, claimTtlSeconds, ...outcomes);
+      return finished.map(() => true as const);
+    });
 
-  const unrecordedKeeper = createBatcher<Finished, true>(async (finished) => {
-    const outcomeKeys = keysOf(finished);
-    const outcomes = finished.map(({ purchase }) => {
+  const recordedAnnouncer = outcomeBatcher(
+    (...args) => scripts.payonceAnnounceRecorded(...args),
+    () => ({}),
+  );
+
+  const unrecordedKeeper = outcomeBatcher(
+    (...args) => scripts.payonceKeepUnrecorded(...args),
+    (purchase) => {
       // Every field but the id, which is in the key.
       const state: Record<Exclude<keyof Purchase, 'purchaseId'>, string> = {
         userId: String(purchase.userId),
@@ -81,17 +85,9 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
         createdAt: purchase.createdAt.toISOString(),
         updatedAt: purchase.updatedAt.toISOString(),
       };
-      return JSON.stringify({ purchaseId: purchase.purchaseId, ttl: RETENTION_SECONDS, event: event(purchase), state });
-    });
-    await scripts.payonceKeepUnrecorded(
-      outcomeKeys.length,
-      ...outcomeKeys,
-      eventsChannel,
-      claimTtlSeconds,
-      ...outcomes,
-    );
-    return finished.map(() => true as const);
-  });
+      return { ttl: RETENTION_SECONDS, state };
+    },
+  );
 
   return {
     stateKey,
