@@ -2,7 +2,7 @@ import type { Logger } from '../shared/logger.js';
 import type { IdempotencyStore } from '../shared/purchase/idempotency.js';
 import { purchaseFingerprint } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { FAILURE_REASONS, isFinal, type PurchaseJob } from '../shared/purchase/purchase.js';
+import { FAILURE_REASONS, isFinal, RETENTION_SECONDS, type PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchasesRepository, UnpaidPurchase } from '../shared/purchase/purchases-repository.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
@@ -51,6 +51,13 @@ export interface ReconcilerDeps {
   logger: Logger;
   /** Most purchases looked at per run. Default 500. */
   batchSize?: number;
+  /**
+   * How far back the first run looks: a purchase unfinished for longer than its key's unfinished
+   * life (RETENTION_SECONDS) is out of reach. Later runs start where every purchase before was
+   * done. Default 7 days.
+   */
+  lookBackSeconds?: number;
+  now?: () => number;
 }
 
 /**
@@ -68,6 +75,10 @@ export interface ReconcilerDeps {
 export function createReconciler(deps: ReconcilerDeps) {
   const { purchases, payments, states, idempotency, producer, jobs, isCharged, logger } = deps;
   const batchSize = deps.batchSize ?? 500;
+  const now = deps.now ?? Date.now;
+  // Every purchase accepted before this has a payment or was dropped, as far as this process
+  // has seen: each run scans from here, not from the beginning of time.
+  let watermark = new Date(now() - (deps.lookBackSeconds ?? RETENTION_SECONDS) * 1000);
 
   /** Whether `job` holds its key now, taking it back if it is free. */
   async function holdsItsKey(job: PurchaseJob): Promise<boolean> {
@@ -134,17 +145,26 @@ export function createReconciler(deps: ReconcilerDeps) {
         dropped: [],
         errors: 0,
       };
-      const unpaid = await purchases.findUnpaid({ acceptedBefore, limit: batchSize });
+      const unpaid = await purchases.findUnpaid({ acceptedFrom: watermark, acceptedBefore, limit: batchSize });
       report.scanned = unpaid.length;
+      // The next run starts at the oldest purchase not known to be done: one still queued or
+      // running, one enqueued again, one that failed here, or the first one past a full batch.
+      let next = acceptedBefore.getTime();
+      if (unpaid.length === batchSize) next = Math.min(next, Date.parse(unpaid.at(-1)!.job.acceptedAt));
       for (const purchase of unpaid) {
-        const { purchaseId } = purchase.job;
+        const { purchaseId, acceptedAt } = purchase.job;
+        const done = report.recorded.length + report.superseded.length + report.dropped.length;
         try {
           await reconcileOne(purchase, await jobs.jobState(purchaseId), report);
         } catch (error) {
           report.errors++;
           logger.warn({ err: error, purchaseId }, 'reconciler: could not handle a purchase; next time');
         }
+        if (report.recorded.length + report.superseded.length + report.dropped.length === done) {
+          next = Math.min(next, Date.parse(acceptedAt));
+        }
       }
+      watermark = new Date(Math.max(watermark.getTime(), next));
       return report;
     },
   };

@@ -126,4 +126,26 @@ describe('createReconciler', () => {
     });
     expect(deps.producer.enqueuePurchase).not.toHaveBeenCalled();
   });
+
+  it('starts each run where every purchase before was done, so it never rescans all of history', async () => {
+    const { reconciler, deps } = setup({ states: { 14: 'alive' } });
+    const firstCutoff = new Date('2026-12-02T00:00:00.000Z');
+    await reconciler.reconcile({ acceptedBefore: firstCutoff });
+    const [first] = deps.purchases.findUnpaid.mock.calls[0] as unknown as [{ acceptedFrom: Date }];
+    // The first run looks back the default 7 days.
+    expect(Date.now() - first.acceptedFrom.getTime()).toBeGreaterThanOrEqual(7 * 24 * 3600 * 1000 - 1000);
+
+    // Purchase 14 is still queued: the next run starts at its acceptance.
+    await reconciler.reconcile({ acceptedBefore: new Date('2026-12-02T00:01:00.000Z') });
+    const [second] = deps.purchases.findUnpaid.mock.calls[1] as unknown as [{ acceptedFrom: Date }];
+    expect(second.acceptedFrom.toISOString()).toBe(job(14).acceptedAt);
+
+    // Once nothing is left undone, the next run starts at the previous run's cutoff.
+    deps.purchases.findUnpaid.mockResolvedValueOnce([]);
+    const thirdCutoff = new Date('2026-12-02T00:02:00.000Z');
+    await reconciler.reconcile({ acceptedBefore: thirdCutoff });
+    await reconciler.reconcile({ acceptedBefore: new Date('2026-12-02T00:03:00.000Z') });
+    const [fourth] = deps.purchases.findUnpaid.mock.calls[3] as unknown as [{ acceptedFrom: Date }];
+    expect(fourth.acceptedFrom).toEqual(thirdCutoff);
+  });
 });

@@ -62,13 +62,23 @@ export function createPurchasesRepository({ db }: { db: Db }) {
     },
 
     /**
-     * Purchases accepted before `acceptedBefore` that have no payment yet, oldest first, as the
-     * jobs that would run them (for the reconciler).
+     * Purchases accepted from `acceptedFrom` up to `acceptedBefore` that have no payment yet,
+     * oldest first, as the jobs that would run them (for the reconciler). The range keeps the
+     * scan to the `accepted_at` index's recent end: older purchases are known to be paid.
      */
-    async findUnpaid({ acceptedBefore, limit }: { acceptedBefore: Date; limit: number }): Promise<UnpaidPurchase[]> {
+    async findUnpaid({
+      acceptedFrom,
+      acceptedBefore,
+      limit,
+    }: {
+      acceptedFrom: Date;
+      acceptedBefore: Date;
+      limit: number;
+    }): Promise<UnpaidPurchase[]> {
       const rows: AcceptedRow[] = await db('purchases as p')
         .leftJoin('payments as pay', 'pay.id', 'p.id')
         .whereNull('pay.id')
+        .where('p.accepted_at', '>=', acceptedFrom)
         .where('p.accepted_at', '<', acceptedBefore)
         .orderBy('p.accepted_at')
         .limit(limit)
