@@ -67,6 +67,22 @@ export function readScriptSource(path: string): string {
   },
 };
 
+/**
+ * Swagger UI serves its assets from its package folder, which a zip of `index.js` alone does not
+ * carry: on Lambda it becomes a plugin that registers nothing, so `/docs*` answers 404
+ * ROUTE_NOT_FOUND there. `/openapi.json` is unaffected (it is generated in memory).
+ */
+const withoutSwaggerUi: Plugin = {
+  name: 'without-swagger-ui',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^@fastify\/swagger-ui$/ }, () => ({ path: 'swagger-ui', namespace: 'stub' }));
+    pluginBuild.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
+      loader: 'js',
+      contents: 'module.exports = async function swaggerUiNotBundled() {};',
+    }));
+  },
+};
+
 /** A fixed timestamp for zip entries: the same code gives the same zip (and source_code_hash). */
 const ZIP_MTIME = new Date('2026-01-01T00:00:00Z');
 
@@ -103,7 +119,7 @@ export async function buildLambdas(): Promise<{ name: string; zip: string; bytes
       external: EXTERNAL,
       legalComments: 'none',
       logLevel: 'warning',
-      plugins: [inlineRedisScripts],
+      plugins: [inlineRedisScripts, withoutSwaggerUi],
     });
     const zip = `${OUT}${name}.zip`;
     await zipFiles(zip, [

@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { ProductsRepository } from './catalog/products-repository.js';
 import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
+import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
@@ -42,6 +43,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body is answered 415 instead of being parsed and misread.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  // Before the routes: @fastify/swagger documents the routes added after it.
+  await registerOpenApi(app);
 
   await app.register(healthRoutes, {
     checks: deps.readinessChecks,

@@ -27,8 +27,9 @@ export const PurchaseHeaders = z.looseObject({
   'idempotency-key': z
     .string()
     .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 visible ASCII characters')
-    .optional(),
-  prefer: z.string().optional(),
+    .optional()
+    .describe('`Idempotency-Key`: a repeat answers 204 with the original `Location` (422 if its body differs)'),
+  prefer: z.string().optional().describe('`Prefer: wait=N` (RFC 7240): wait up to N seconds for the outcome'),
 });
 
 export const PurchaseView = z.object({

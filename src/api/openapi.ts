@@ -1,0 +1,95 @@
+import fastifySwagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import packageJson from '../../package.json' with { type: 'json' };
+
+/** Where the OpenAPI document is served. */
+export const OPENAPI_PATH = '/openapi.json';
+
+/** Where the interactive reference (Swagger UI) is served. */
+export const DOCS_PREFIX = '/docs';
+
+type JsonSchema = Record<string, unknown>;
+type Transform = NonNullable<FastifyDynamicSwaggerOptions['transform']>;
+
+const LOCATION = { type: 'string', description: 'The purchase: `GET` it for its status.' };
+const RETRY_AFTER = { type: 'string', description: 'Seconds to wait before retrying; retrying is safe.' };
+
+/**
+ * Response headers the routes set, by `METHOD url` and status: Fastify's response schemas
+ * describe bodies only, so they are added to the document here. The OpenAPI test checks each
+ * against real answers.
+ */
+const RESPONSE_HEADERS: Record<string, Record<string, Record<string, JsonSchema>>> = {
+  'POST /payment/purchase': {
+    200: { Location: LOCATION, 'Preference-Applied': { type: 'string', description: 'The wait granted, `wait=N`.' } },
+    202: { Location: LOCATION },
+    204: { Location: { ...LOCATION, description: 'The original purchase this key was first used for.' } },
+  },
+};
+
+const RESPONSE_DESCRIPTIONS: Record<string, string> = {
+  200: 'OK',
+  201: 'Created',
+  202: 'Accepted: queued; poll `Location`, or send `Prefer: wait=N` to wait for the outcome',
+  204: 'Duplicate: this `Idempotency-Key` was used before; `Location` points at the original purchase',
+  400: 'Invalid input (`VALIDATION_FAILED`, `INVALID_JSON`, `INVALID_IDEMPOTENCY_KEY`)',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'Body too large',
+  415: 'Not `application/json`',
+  422: 'Unknown user or product',
+  503: 'A dependency is unavailable; retry after `Retry-After` seconds',
+};
+
+/** The error body; a 503 of that shape always carries `Retry-After` (`serviceUnavailable`). */
+const isErrorBody = (schema: JsonSchema) =>
+  typeof schema.properties === 'object' && schema.properties !== null && 'code' in schema.properties;
+
+/**
+ * The zod type provider's transform (zod schemas to JSON Schema), plus what zod cannot say:
+ * each status's description and its response headers.
+ */
+const transform: Transform = (route) => {
+  const transformed = jsonSchemaTransform(route) as { schema: Record<string, unknown>; url: string };
+  const response = transformed.schema.response as Record<string, JsonSchema> | undefined;
+  if (!response) return transformed;
+  const methods = [route.route.method].flat();
+  const headersByStatus = methods.map((method) => RESPONSE_HEADERS[`${method} ${route.url}`]).find(Boolean) ?? {};
+  for (const [status, schema] of Object.entries(response)) {
+    const headers = { ...headersByStatus[status] };
+    const notReady = status === '503' && !isErrorBody(schema);
+    if (status === '503' && !notReady) headers['Retry-After'] = RETRY_AFTER;
+    response[status] = {
+      ...schema,
+      'x-response-description': notReady
+        ? 'Not ready: a dependency failed its check, or shutdown has begun'
+        : (RESPONSE_DESCRIPTIONS[status] ?? 'Response'),
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+    };
+  }
+  return transformed;
+};
+
+/**
+ * Registers the OpenAPI 3.1 document (`GET /openapi.json`, generated from every route's zod
+ * schemas) and Swagger UI at `/docs`, its assets served from the package (no CDN). Call before
+ * the routes are registered: @fastify/swagger collects routes as they are added. No security
+ * scheme yet: the API has no authentication.
+ */
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'payonce',
+        version: packageJson.version,
+        description: packageJson.description,
+      },
+    },
+    transform,
+  });
+  app.get(OPENAPI_PATH, { schema: { hide: true } }, () => app.swagger());
+  await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });
+}

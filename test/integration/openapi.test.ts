@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import type { LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
+import { seedUserAndProduct } from '../support/services.js';
+import { createTestStack, type TestStack } from '../support/stack.js';
+
+interface DocumentedResponse {
+  headers?: Record<string, { schema: Record<string, unknown> }>;
+  content?: Record<string, { schema: Record<string, unknown> }>;
+}
+interface OpenApiDocument {
+  openapi: string;
+  info: { title: string; version: string };
+  components?: { securitySchemes?: unknown };
+  paths: Record<
+    string,
+    Record<string, { parameters?: { in: string; name: string }[]; responses: Record<string, DocumentedResponse> }>
+  >;
+}
+
+const BODY_LIMIT_BYTES = 1024;
+let stack: TestStack;
+let document: OpenApiDocument;
+let ids: { userId: number; productId: number };
+/** Set to make the next enqueues fail, as an unreachable queue would (a 503). */
+let queueDown = false;
+
+beforeAll(async () => {
+  stack = await createTestStack({
+    env: { BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) },
+    wrapProducer: (producer): PurchaseProducer => ({
+      ...producer,
+      enqueuePurchase: async (job) => {
+        if (queueDown) throw new Error('queue unreachable (test)');
+        return producer.enqueuePurchase(job);
+      },
+    }),
+  });
+  const { userId, productId } = await seedUserAndProduct(stack.database.db);
+  ids = { userId, productId };
+  const answer = await stack.app.inject({ method: 'GET', url: '/openapi.json' });
+  expect(answer.statusCode).toBe(200);
+  document = answer.json();
+});
+afterAll(() => stack?.close());
+
+/** `METHOD /path/{param}` of every route the app serves, from Fastify's own route tree. */
+function appRoutes(): string[] {
+  const routes: string[] = [];
+  const stackOfPaths: string[] = [];
+  for (const line of stack.app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const match = /^([│ ]*)[├└]── (.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!match) continue;
+    const depth = match[1]!.length / 4;
+    const path = (stackOfPaths[depth - 1] ?? '') + match[2]!;
+    stackOfPaths[depth] = path;
+    stackOfPaths.length = depth + 1;
+    for (const method of (match[3] ?? '').split(', ').filter(Boolean)) {
+      routes.push(`${method} ${path.replace(/:(\w+)/g, '{$1}')}`);
+    }
+  }
+  return routes;
+}
+
+const documentedRoutes = () =>
+  Object.entries(document.paths).flatMap(([path, methods]) =>
+    Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+  );
+
+const ajv = addFormats.default(new Ajv2020({ strict: false, allErrors: true }));
+
+/** Response headers of the API's own that the document must mention wherever they are sent. */
+const API_HEADERS = ['location', 'retry-after', 'preference-applied'];
+
+/** Every `route status` a test below produced and checked against the document. */
+const checked = new Set<string>();
+
+/** Asserts a real answer matches what the document says for that route and status. */
+function expectDocumented(route: string, answer: LightMyRequestResponse, status: number): void {
+  expect(answer.statusCode, answer.body).toBe(status);
+  const [method, path] = route.split(' ') as [string, string];
+  const documented = document.paths[path]?.[method.toLowerCase()]?.responses[String(status)];
+  expect(documented, `${route} ${status} is not in the document`).toBeDefined();
+  const documentedHeaders = Object.keys(documented!.headers ?? {}).map((header) => header.toLowerCase());
+  for (const header of documentedHeaders) {
+    expect(answer.headers[header], `${route} ${status} sends no ${header}`).toBeDefined();
+  }
+  for (const header of API_HEADERS.filter((name) => answer.headers[name] !== undefined)) {
+    expect(documentedHeaders, `${route} ${status} sends ${header}, undocumented`).toContain(header);
+  }
+  const schema = documented!.content?.['application/json']?.schema;
+  if (schema === undefined) {
+    expect(answer.body, `${route} ${status} documents no body`).toBe('');
+  } else {
+    const validate = ajv.compile(schema);
+    expect(validate(answer.json()), `${route} ${status}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+  }
+  checked.add(`${route} ${status}`);
+}
+
+const json = (method: 'POST' | 'GET', url: string, body?: unknown, headers: Record<string, string> = {}) =>
+  stack.app.inject({
+    method,
+    url,
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+const textPlain = (url: string) =>
+  stack.app.inject({ method: 'POST', url, headers: { 'content-type': 'text/plain' }, payload: 'hello' });
+const tooLarge = (url: string) => json('POST', url, { name: 'x'.repeat(BODY_LIMIT_BYTES * 2) });
+
+/**
+ * Documented statuses no test here produces cheaply: a `Prefer: wait` answer needs a worker, and
+ * a 503 from Postgres or Redis needs them down. Anything else documented must be exercised.
+ */
+const NOT_EXERCISED = [
+  'POST /payment/purchase 200',
+  'POST /user 503',
+  'GET /user 503',
+  'POST /product 503',
+  'GET /product 503',
+  'GET /payment/purchase/{purchaseId} 503',
+];
+
+describe('GET /openapi.json', () => {
+  it('is a valid OpenAPI 3.1 document about payonce, with no security scheme yet', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(document as unknown as Record<string, unknown>);
+    expect(result.errors).toBeUndefined();
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    expect(document.openapi).toBe('3.1.0');
+    expect(document.info).toMatchObject({ title: 'payonce', version: '0.1.0' });
+    expect(document.components?.securitySchemes).toBeUndefined();
+  });
+
+  it('lists every route the app serves, and no documentation route', () => {
+    const served = appRoutes().filter((route) => !route.startsWith('HEAD ') && !/ \/(openapi\.json|docs)/.test(route));
+    expect(served).toContain('GET /payment/purchase/{purchaseId}');
+    expect(served.length).toBeGreaterThanOrEqual(8);
+    expect(documentedRoutes().sort()).toEqual(served.sort());
+  });
+
+  it('documents the request headers of POST /payment/purchase', () => {
+    const headers = document.paths['/payment/purchase']!.post!.parameters!.filter((p) => p.in === 'header');
+    expect(headers.map((p) => p.name.toLowerCase()).sort()).toEqual(['idempotency-key', 'prefer']);
+  });
+});
+
+describe('real answers match the document', () => {
+  it('users', async () => {
+    const username = `openapi_${randomUUID().slice(0, 8)}`;
+    expectDocumented('POST /user', await json('POST', '/user', { username }), 201);
+    expectDocumented('POST /user', await json('POST', '/user', { username }), 409);
+    expectDocumented('POST /user', await json('POST', '/user', { username: 'no spaces' }), 400);
+    expectDocumented('POST /user', await textPlain('/user'), 415);
+    expectDocumented('POST /user', await tooLarge('/user'), 413);
+    expectDocumented('GET /user', await json('GET', '/user'), 200);
+    expectDocumented('GET /user', await json('GET', '/user?limit=0'), 400);
+  });
+
+  it('products', async () => {
+    expectDocumented('POST /product', await json('POST', '/product', { name: 'Docs', price: 100 }), 201);
+    expectDocumented('POST /product', await json('POST', '/product', { name: 'Docs', price: -1 }), 400);
+    expectDocumented('POST /product', await textPlain('/product'), 415);
+    expectDocumented('POST /product', await tooLarge('/product'), 413);
+    expectDocumented('GET /product', await json('GET', '/product'), 200);
+    expectDocumented('GET /product', await json('GET', '/product?limit=abc'), 400);
+  });
+
+  it('purchases', async () => {
+    const route = 'POST /payment/purchase';
+    const key = { 'idempotency-key': `openapi-${randomUUID()}` };
+    const accepted = await json('POST', '/payment/purchase', ids, key);
+    expectDocumented(route, accepted, 202);
+    const duplicate = await json('POST', '/payment/purchase', ids, key);
+    expectDocumented(route, duplicate, 204);
+    expect(duplicate.headers.location).toBe(accepted.headers.location);
+    expectDocumented(route, await json('POST', '/payment/purchase', { userId: 'one' }), 400);
+    expectDocumented(route, await json('POST', '/payment/purchase', ids, { 'idempotency-key': 'ünïcode' }), 400);
+    expectDocumented(route, await json('POST', '/payment/purchase', { ...ids, userId: 2_000_000_000 }), 422);
+    expectDocumented(route, await textPlain('/payment/purchase'), 415);
+    expectDocumented(route, await tooLarge('/payment/purchase'), 413);
+    queueDown = true;
+    try {
+      const unavailable = await json('POST', '/payment/purchase', ids, {
+        'idempotency-key': `openapi-${randomUUID()}`,
+      });
+      expectDocumented(route, unavailable, 503);
+    } finally {
+      queueDown = false;
+    }
+
+    const status = 'GET /payment/purchase/{purchaseId}';
+    expectDocumented(status, await json('GET', accepted.headers.location as string), 200);
+    expectDocumented(status, await json('GET', `/payment/purchase/${randomUUID()}`), 404);
+    expectDocumented(status, await json('GET', '/payment/purchase/not-a-uuid'), 400);
+  });
+
+  it('health', async () => {
+    expectDocumented('GET /health/live', await json('GET', '/health/live'), 200);
+    expectDocumented('GET /health/ready', await json('GET', '/health/ready'), 200);
+    stack.root.beginShutdown();
+    expectDocumented('GET /health/ready', await json('GET', '/health/ready'), 503);
+  });
+
+  it('left no documented status unexercised (but the listed ones)', () => {
+    const documented = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).flatMap(([method, operation]) =>
+        Object.keys(operation.responses).map((status) => `${method.toUpperCase()} ${path} ${status}`),
+      ),
+    );
+    expect([...checked, ...NOT_EXERCISED].sort()).toEqual(documented.sort());
+  });
+});
+
+describe('GET /docs', () => {
+  it('serves Swagger UI as HTML, its assets from the package, and the same document', async () => {
+    const page = await stack.app.inject({ method: 'GET', url: '/docs' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toContain('swagger-ui');
+    const bundle = await stack.app.inject({ method: 'GET', url: '/docs/static/swagger-ui-bundle.js' });
+    expect(bundle.statusCode).toBe(200);
+    const json = await stack.app.inject({ method: 'GET', url: '/docs/json' });
+    expect(json.json()).toEqual(document);
+  });
+});
