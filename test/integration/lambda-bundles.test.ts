@@ -148,6 +148,16 @@ describe('the Lambda zips from npm run build:lambda', () => {
     expect(products.result).toMatchObject({ statusCode: 200, body: '[]' });
   });
 
+  it('api.zip serves the OpenAPI document, and answers /docs with 404 (Swagger UI is not bundled)', async () => {
+    const document = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/openapi.json'));
+    const { statusCode, body } = document.result as { statusCode: number; body: string };
+    expect(statusCode).toBe(200);
+    expect(JSON.parse(body)).toMatchObject({ openapi: '3.1.0', paths: { '/payment/purchase': {} } });
+    const docs = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/docs'));
+    expect(docs.result).toMatchObject({ statusCode: 404 });
+    expect(JSON.parse((docs.result as { body: string }).body)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+  });
+
   it('worker.zip answers an (empty) SQS batch', async () => {
     const { result } = await runBundle(unpacked.worker!.dir, lambdaEnv, { Records: [] });
     expect(result).toEqual({ batchItemFailures: [] });
