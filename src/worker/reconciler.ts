@@ -95,38 +95,40 @@ export function createReconciler(deps: ReconcilerDeps) {
     return true;
   }
 
+  /** Handles one purchase; true when it is done for good (recorded or removed), so later runs may skip it. */
   async function reconcileOne(
     { job, abandoned }: UnpaidPurchase,
     state: JobState,
     report: ReconcileReport,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (state === 'alive') {
       report.alive++;
-      return;
+      return false;
     }
     const kept = await states.getPurchaseState(job.purchaseId);
     if (kept && isFinal(kept.status)) {
       // The worker kept the outcome in Redis when Postgres could not take it.
       await payments.recordPayment(job, { status: kept.status, failureReason: kept.failureReason });
       report.recorded.push(job.purchaseId);
-      return;
+      return true;
     }
     if (abandoned && !(await isCharged(job.purchaseId))) {
       // The client was never told of it (a 503, or a 204 pointing elsewhere): not a purchase.
       await purchases.dropAbandoned(job.purchaseId);
       report.dropped.push(job.purchaseId);
-      return;
+      return true;
     }
     if (!abandoned && !(await holdsItsKey(job)) && !(await isCharged(job.purchaseId))) {
       await payments.recordPayment(job, { status: 'failed', failureReason: FAILURE_REASONS.SUPERSEDED });
       report.superseded.push(job.purchaseId);
       logger.warn({ purchaseId: job.purchaseId }, 'reconciler: superseded by a retry under the same key');
-      return;
+      return true;
     }
     if (state === 'failed') await jobs.discardFailed(job.purchaseId);
     await producer.enqueuePurchase(job);
     report.requeued.push(job.purchaseId);
     logger.warn({ purchaseId: job.purchaseId, jobState: state }, 'reconciler: enqueued a purchase again');
+    return false;
   }
 
   return {
@@ -153,16 +155,14 @@ export function createReconciler(deps: ReconcilerDeps) {
       if (unpaid.length === batchSize) next = Math.min(next, Date.parse(unpaid.at(-1)!.job.acceptedAt));
       for (const purchase of unpaid) {
         const { purchaseId, acceptedAt } = purchase.job;
-        const done = report.recorded.length + report.superseded.length + report.dropped.length;
+        let done = false;
         try {
-          await reconcileOne(purchase, await jobs.jobState(purchaseId), report);
+          done = await reconcileOne(purchase, await jobs.jobState(purchaseId), report);
         } catch (error) {
           report.errors++;
           logger.warn({ err: error, purchaseId }, 'reconciler: could not handle a purchase; next time');
         }
-        if (report.recorded.length + report.superseded.length + report.dropped.length === done) {
-          next = Math.min(next, Date.parse(acceptedAt));
-        }
+        if (!done) next = Math.min(next, Date.parse(acceptedAt));
       }
       watermark = new Date(Math.max(watermark.getTime(), next));
       return report;

@@ -14,18 +14,15 @@ import { payonceScripts } from './scripts.js';
 // comes first so the scripts can check ownership without parsing the rest, and the state second
 // so the confirm script can flip it in place.
 const encodeClaim = (claim: Claim, state: 'p' | 'c') => `${claim.purchaseId} ${state} ${claim.fingerprint}`;
-const STATE_MARK = / ([pc]) /y;
-function decodeClaim(value: string): { claim: Claim; confirmed: boolean } {
-  const space = value.indexOf(' ');
-  STATE_MARK.lastIndex = space;
-  const state = STATE_MARK.exec(value);
-  // A claim written before claims had a state (a rolling deploy) counts as confirmed.
-  const fingerprint = state ? value.slice(space + 3) : value.slice(space + 1);
-  return { claim: { purchaseId: value.slice(0, space), fingerprint }, confirmed: state?.[1] !== 'p' };
-}
+/** A stored claim as its holder; one written before claims had a state (a rolling deploy) counts as confirmed. */
 function toHolder(value: string): ClaimHolder {
-  const { claim, confirmed } = decodeClaim(value);
-  return { existing: claim, confirmed };
+  const space = value.indexOf(' ');
+  const mark = value.slice(space, space + 3);
+  const stated = mark === ' p ' || mark === ' c ';
+  return {
+    existing: { purchaseId: value.slice(0, space), fingerprint: value.slice(space + (stated ? 3 : 1)) },
+    confirmed: mark !== ' p ',
+  };
 }
 
 /** A purchase record's fields as the claim script writes them: every value a string. */
@@ -108,7 +105,7 @@ export function createIdempotencyStore(options: IdempotencyStoreOptions): Idempo
   return {
     async findClaim(key: string): Promise<Claim | null> {
       const value = await redis.get(keys.claim(key));
-      return value === null ? null : decodeClaim(value).claim;
+      return value === null ? null : toHolder(value).existing;
     },
 
     async inspectClaim(key: string): Promise<ClaimHolder | null> {
