@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { ProductsRepository } from './catalog/products-repository.js';
 import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
+import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
@@ -20,6 +21,8 @@ export interface AppDeps {
   isShuttingDown?: () => boolean;
   /** How `Prefer: wait` is bounded. Default: up to MAX_WAIT_SECONDS from the request's arrival. */
   wait?: PreferWaitOptions;
+  /** `GET /metrics` and what it reads. Default: no metrics route (404). */
+  metrics?: ApiMetricsOptions;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
   fastify?: FastifyHttpOptions<Server>;
 }
@@ -43,6 +46,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body is answered 415 instead of being parsed and misread.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  // Before every route it times; before @fastify/swagger, so /metrics stays out of the API document.
+  if (deps.metrics) registerMetrics(app, deps.metrics);
   // Before the routes: @fastify/swagger documents the routes added after it.
   await registerOpenApi(app);
 

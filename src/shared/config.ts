@@ -95,29 +95,15 @@ const ConfigSchema = z
       .max(30 * 24 * 3600)
       .default(10),
     /**
-     * Requests per second one API key may make (per-key, shared by every API process through the
-     * store); 0 turns the limit off. Beyond it: 429 RATE_LIMITED with Retry-After.
-     */
-    RATE_LIMIT_MAX: int().min(0).max(1_000_000).default(1000),
-    /**
      * The API sheds load (503 SERVICE_UNAVAILABLE with Retry-After) while its event loop lags
      * more than this many milliseconds; 0 turns shedding off.
      */
     EVENT_LOOP_MAX_DELAY_MS: int().min(0).max(60_000).default(1000),
     /**
-     * The bearer token of the operator routes (`/metrics`, `/admin/*`) on the API and the worker.
-     * Unset: those routes answer 404. At least 16 characters.
+     * The bearer token of the API's operator routes (`/metrics`). Unset: they answer 404, as
+     * unknown routes do. At least 16 characters.
      */
     ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
-    /** Where the worker serves /metrics, /health/live and /health/ready (on HOST); 0 picks a free port. */
-    WORKER_HTTP_PORT: int().min(0).max(65535).default(3001),
-    /** REDIS_URL names a node of a Redis Cluster: connect with ioredis' Cluster client, hash-tagged keys. */
-    REDIS_CLUSTER: booleanString.default(false),
-    /** More cluster nodes to start from (comma-separated host:port), with REDIS_CLUSTER=true. */
-    REDIS_CLUSTER_NODES: z
-      .string()
-      .regex(/^[^,\s]+:\d{1,5}(,[^,\s]+:\d{1,5})*$/, 'comma-separated host:port list')
-      .optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_PRETTY: booleanString.optional(),
     /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */

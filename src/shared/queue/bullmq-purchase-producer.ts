@@ -59,6 +59,17 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
       );
       return { queuedPurchaseId: added.id ?? job.purchaseId };
     },
+    async depth() {
+      const [counts, [oldest]] = await Promise.all([
+        queue.getJobCounts('wait', 'prioritized', 'delayed', 'active'),
+        queue.getJobs(['wait'], 0, 0, true),
+      ]);
+      return {
+        waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0) + (counts.delayed ?? 0),
+        active: counts.active ?? 0,
+        oldestWaitingAgeSeconds: oldest ? Math.max(0, (Date.now() - oldest.timestamp) / 1000) : 0,
+      };
+    },
     async ping() {
       await connection.ping();
     },

@@ -8,6 +8,15 @@ export interface EnqueueResult {
   queuedPurchaseId: string;
 }
 
+export interface QueueDepth {
+  /** Jobs waiting for a worker, delayed retries included. */
+  waiting: number;
+  /** Jobs a worker is running. */
+  active: number;
+  /** Seconds since the oldest waiting job was added; 0 when none waits. */
+  oldestWaitingAgeSeconds: number;
+}
+
 /** Sends purchase jobs to whichever queue the deployment uses (BullMQ, or SQS on AWS). */
 export interface PurchaseProducer {
   /**
@@ -15,6 +24,11 @@ export interface PurchaseProducer {
    * take the job; the job is then not queued.
    */
   enqueuePurchase(job: PurchaseJob): Promise<EnqueueResult>;
+  /**
+   * How many jobs wait to be run and how old the oldest of them is, for metrics. Absent where the
+   * queue cannot tell cheaply (SQS: CloudWatch has its own queue metrics).
+   */
+  depth?(): Promise<QueueDepth>;
   /** Answers whether the queue is reachable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

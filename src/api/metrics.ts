@@ -1,0 +1,137 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { adminGuard } from '../shared/http/admin-guard.js';
+import type { Logger } from '../shared/logger.js';
+import type { QueueDepth } from '../shared/queue/purchase-producer.js';
+import { isAppError } from './errors.js';
+
+export interface ApiMetricsOptions {
+  /** The operator token; without one `/metrics` answers 404 (see shared/http/admin-guard.ts). */
+  adminToken: string | undefined;
+  /** The queue's depth, read at each scrape. Absent (SQS): no queue gauges. */
+  queueDepth?: (() => Promise<QueueDepth>) | undefined;
+  /** How many `Prefer: wait` requests are waiting now. */
+  waiting?: (() => number) | undefined;
+  logger: Logger;
+}
+
+/**
+ * What a purchase submission came to, by its answer: `accepted` (202, or 200 after `Prefer: wait`),
+ * `duplicate` (204), `key_reused` (422 IDEMPOTENCY_KEY_REUSED), `rejected` (any other 4xx: bad
+ * input, unknown user or product), `unavailable` (5xx: nothing was accepted; retrying is safe).
+ */
+export function purchaseOutcome(statusCode: number, errorCode: string | undefined): string {
+  if (statusCode === 200 || statusCode === 202) return 'accepted';
+  if (statusCode === 204) return 'duplicate';
+  if (errorCode === 'IDEMPOTENCY_KEY_REUSED') return 'key_reused';
+  if (statusCode >= 400 && statusCode < 500) return 'rejected';
+  return 'unavailable';
+}
+
+const PURCHASE_ROUTE = '/payment/purchase';
+
+/**
+ * The API's Prometheus metrics, in a registry of this app's own (tests run many apps in one
+ * process), served at `GET /metrics` behind ADMIN_TOKEN. Register before the routes: the hooks
+ * time every route added after them.
+ */
+export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // Gauges named like counters, which promtool's lint rejects; `nodejs_active_handles` and the
+  // like (by type) carry the same numbers.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
+
+  const requestDuration = new Histogram({
+    name: 'payonce_http_request_duration_seconds',
+    help: 'Time from a request arriving to its answer being sent, by route and status.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const purchases = new Counter({
+    name: 'payonce_purchases_total',
+    help: 'Purchase submissions by outcome: accepted, duplicate, key_reused, rejected, unavailable.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['accepted', 'duplicate', 'key_reused', 'rejected', 'unavailable']) {
+    purchases.inc({ outcome }, 0); // every series exists from the start, so rate() sees its first increase
+  }
+
+  if (options.waiting) {
+    const waiting = options.waiting;
+    new Gauge({
+      name: 'payonce_prefer_wait_requests',
+      help: 'Requests holding a Prefer: wait open on this process now.',
+      registers: [registry],
+      collect() {
+        this.set(waiting());
+      },
+    });
+  }
+
+  if (options.queueDepth) {
+    const readDepth = options.queueDepth;
+    // One read of the queue per scrape, shared by both gauges.
+    let pending: Promise<QueueDepth | null> | undefined;
+    const depthOnce = () =>
+      (pending ??= readDepth()
+        .catch((error: unknown) => {
+          options.logger.warn({ err: error }, 'could not read the queue depth for /metrics');
+          return null;
+        })
+        .finally(() => setImmediate(() => (pending = undefined))));
+    new Gauge({
+      name: 'payonce_queue_jobs',
+      help: 'Purchase jobs in the queue by state: waiting (delayed retries included) or active.',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      async collect() {
+        const depth = await depthOnce();
+        this.reset(); // unreadable: no sample, rather than a stale one
+        if (depth) {
+          this.set({ state: 'waiting' }, depth.waiting);
+          this.set({ state: 'active' }, depth.active);
+        }
+      },
+    });
+    new Gauge({
+      name: 'payonce_queue_oldest_waiting_age_seconds',
+      help: 'Age of the oldest purchase job waiting for a worker; 0 when none waits.',
+      registers: [registry],
+      async collect() {
+        const depth = await depthOnce();
+        this.reset();
+        if (depth) this.set(depth.oldestWaitingAgeSeconds);
+      },
+    });
+  }
+
+  // The stable code of a failed request, for the purchase outcome (onError runs before onResponse).
+  const errorCodes = new WeakMap<FastifyRequest, string>();
+  app.addHook('onError', async (request, _reply, error) => {
+    if (isAppError(error)) errorCodes.set(request, error.code);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url;
+    if (route === '/metrics') return;
+    requestDuration.observe(
+      // Unmatched routes share one label: a scan of random paths must not create a series each.
+      { method: request.method, route: route ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    if (route === PURCHASE_ROUTE && request.method === 'POST') {
+      purchases.inc({ outcome: purchaseOutcome(reply.statusCode, errorCodes.get(request)) });
+    }
+  });
+
+  app.get('/metrics', {
+    onRequest: adminGuard(options.adminToken),
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
+  });
+  return registry;
+}

@@ -1,0 +1,132 @@
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { purchaseOutcome } from '../../src/api/metrics.js';
+import { seedUserAndProduct } from '../support/services.js';
+import { createTestStack, type TestStack } from '../support/stack.js';
+
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** The value of one sample (`name{labels} value`) in a Prometheus text scrape, or undefined. */
+function sample(scrape: string, series: string): number | undefined {
+  const line = scrape.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('GET /metrics without ADMIN_TOKEN', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await createTestStack();
+  });
+  afterAll(() => stack?.close());
+
+  it('does not exist: 404 ROUTE_NOT_FOUND, with or without a token', async () => {
+    for (const headers of [{}, { authorization: `Bearer ${ADMIN_TOKEN}` }]) {
+      const response = await stack.app.inject({ method: 'GET', url: '/metrics', headers });
+      expect(response.statusCode).toBe(404);
+      expect(response.json()).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+    }
+  });
+});
+
+describe('GET /metrics with ADMIN_TOKEN', () => {
+  let stack: TestStack;
+  let ids: { userId: number; productId: number };
+  const scrape = async () => {
+    const response = await stack.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(response.statusCode).toBe(200);
+    return response;
+  };
+  const purchase = (body: unknown, idempotencyKey: string) =>
+    stack.app.inject({
+      method: 'POST',
+      url: '/payment/purchase',
+      headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
+      payload: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    // No worker runs here: accepted jobs stay waiting in the queue.
+    stack = await createTestStack({ env: { ADMIN_TOKEN } });
+    const { userId, productId } = await seedUserAndProduct(stack.database.db);
+    ids = { userId, productId };
+  });
+  afterAll(() => stack?.close());
+
+  it('refuses a missing, malformed or wrong token with 401 UNAUTHENTICATED', async () => {
+    for (const authorization of [undefined, ADMIN_TOKEN, `Bearer ${ADMIN_TOKEN}x`, 'Bearer ', `Basic ${ADMIN_TOKEN}`]) {
+      const response = await stack.app.inject({
+        method: 'GET',
+        url: '/metrics',
+        headers: authorization === undefined ? {} : { authorization },
+      });
+      expect(response.statusCode, String(authorization)).toBe(401);
+      expect(response.json()).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(response.headers['www-authenticate']).toMatch(/^Bearer/);
+    }
+  });
+
+  it('counts purchases by outcome, times routes, and reports the queue', async () => {
+    const other = await seedUserAndProduct(stack.database.db);
+    const keyA = randomUUID();
+    const first = await purchase(ids, keyA);
+    expect(first.statusCode, first.body).toBe(202);
+    expect((await purchase(ids, keyA)).statusCode).toBe(204);
+    expect((await purchase({ ...ids, productId: other.productId }, keyA)).statusCode).toBe(422);
+    expect((await purchase({ ...ids, userId: 2_000_000_000 }, randomUUID())).statusCode).toBe(422);
+    expect((await purchase({ userId: 'x' }, randomUUID())).statusCode).toBe(400);
+    expect((await stack.app.inject({ method: 'GET', url: '/no/such/route' })).statusCode).toBe(404);
+
+    const response = await scrape();
+    expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = response.body;
+    expect(sample(text, 'payonce_purchases_total{outcome="accepted"}')).toBe(1);
+    expect(sample(text, 'payonce_purchases_total{outcome="duplicate"}')).toBe(1);
+    expect(sample(text, 'payonce_purchases_total{outcome="key_reused"}')).toBe(1);
+    expect(sample(text, 'payonce_purchases_total{outcome="rejected"}')).toBe(2);
+    expect(sample(text, 'payonce_purchases_total{outcome="unavailable"}')).toBe(0);
+    expect(
+      sample(
+        text,
+        'payonce_http_request_duration_seconds_count{method="POST",route="/payment/purchase",status_code="202"}',
+      ),
+    ).toBe(1);
+    // Every unknown path shares one series.
+    expect(
+      sample(text, 'payonce_http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"}'),
+    ).toBe(1);
+    // The one accepted job waits: no worker runs in this test.
+    expect(sample(text, 'payonce_queue_jobs{state="waiting"}')).toBe(1);
+    expect(sample(text, 'payonce_queue_oldest_waiting_age_seconds')).toBeGreaterThan(0);
+    expect(sample(text, 'payonce_prefer_wait_requests')).toBe(0);
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+  });
+
+  it("passes Prometheus' own check (promtool check metrics)", async () => {
+    const text = (await scrape()).body;
+    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    if (promtool.error) throw new Error(`promtool did not run (Debian package prometheus): ${promtool.error.message}`);
+    expect(promtool.status, `${promtool.stdout}${promtool.stderr}`).toBe(0);
+    // promtool reports lint problems (names, units, help) on stdout and stderr with exit 0 in some versions.
+    expect(`${promtool.stdout}${promtool.stderr}`.trim()).toBe('');
+  });
+});
+
+describe('purchaseOutcome', () => {
+  it.each([
+    [202, undefined, 'accepted'],
+    [200, undefined, 'accepted'],
+    [204, undefined, 'duplicate'],
+    [422, 'IDEMPOTENCY_KEY_REUSED', 'key_reused'],
+    [422, 'USER_NOT_FOUND', 'rejected'],
+    [400, 'VALIDATION_FAILED', 'rejected'],
+    [503, 'QUEUE_UNAVAILABLE', 'unavailable'],
+    [500, 'INTERNAL_ERROR', 'unavailable'],
+  ])('%i %s is %s', (status, code, outcome) => {
+    expect(purchaseOutcome(status, code)).toBe(outcome);
+  });
+});
