@@ -95,11 +95,6 @@ const ConfigSchema = z
       .max(30 * 24 * 3600)
       .default(10),
     /**
-     * The API sheds load (503 SERVICE_UNAVAILABLE with Retry-After) while its event loop lags
-     * more than this many milliseconds; 0 turns shedding off.
-     */
-    EVENT_LOOP_MAX_DELAY_MS: int().min(0).max(60_000).default(1000),
-    /**
      * The bearer token of the API's operator routes (`/metrics`). Unset: they answer 404, as
      * unknown routes do. At least 16 characters.
      */
