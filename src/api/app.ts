@@ -21,7 +21,7 @@ export interface AppDeps {
   isShuttingDown?: () => boolean;
   /** How `Prefer: wait` is bounded. Default: up to MAX_WAIT_SECONDS from the request's arrival. */
   wait?: PreferWaitOptions;
-  /** `GET /metrics` and what it reads. Default: no metrics route (404). */
+  /** `GET /metrics` and what it reads (set when ADMIN_TOKEN is). Default: no metrics route (404). */
   metrics?: ApiMetricsOptions;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
   fastify?: FastifyHttpOptions<Server>;

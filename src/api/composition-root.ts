@@ -89,12 +89,15 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         readinessChecks,
         isShuttingDown: () => shuttingDown,
         wait: options.wait,
-        metrics: {
-          adminToken: config.ADMIN_TOKEN,
-          queueDepth: producer.depth?.bind(producer),
-          waiting: () => waiter.waiting(),
-          logger,
-        },
+        metrics:
+          config.ADMIN_TOKEN === undefined
+            ? undefined
+            : {
+                adminToken: config.ADMIN_TOKEN,
+                queueDepth: producer.depth?.bind(producer),
+                waiting: () => waiter.waiting(),
+                logger,
+              },
         fastify: {
           loggerInstance: logger,
           bodyLimit: config.BODY_LIMIT_BYTES,

@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { adminGuard } from '../shared/http/admin-guard.js';
 import type { Logger } from '../shared/logger.js';
 import type { QueueDepth } from '../shared/queue/purchase-producer.js';
+import { adminGuard } from './admin-guard.js';
 import { isAppError } from './errors.js';
 
 export interface ApiMetricsOptions {
-  /** The operator token; without one `/metrics` answers 404 (see shared/http/admin-guard.ts). */
-  adminToken: string | undefined;
+  /** The operator token `GET /metrics` asks for (ADMIN_TOKEN). */
+  adminToken: string;
   /** The queue's depth, read at each scrape. Absent (SQS): no queue gauges. */
   queueDepth?: (() => Promise<QueueDepth>) | undefined;
   /** How many `Prefer: wait` requests are waiting now. */
@@ -15,12 +15,15 @@ export interface ApiMetricsOptions {
   logger: Logger;
 }
 
+const PURCHASE_OUTCOMES = ['accepted', 'duplicate', 'key_reused', 'rejected', 'unavailable'] as const;
+type PurchaseOutcome = (typeof PURCHASE_OUTCOMES)[number];
+
 /**
  * What a purchase submission came to, by its answer: `accepted` (202, or 200 after `Prefer: wait`),
  * `duplicate` (204), `key_reused` (422 IDEMPOTENCY_KEY_REUSED), `rejected` (any other 4xx: bad
  * input, unknown user or product), `unavailable` (5xx: nothing was accepted; retrying is safe).
  */
-export function purchaseOutcome(statusCode: number, errorCode: string | undefined): string {
+export function purchaseOutcome(statusCode: number, errorCode: string | undefined): PurchaseOutcome {
   if (statusCode === 200 || statusCode === 202) return 'accepted';
   if (statusCode === 204) return 'duplicate';
   if (errorCode === 'IDEMPOTENCY_KEY_REUSED') return 'key_reused';
@@ -32,7 +35,8 @@ const PURCHASE_ROUTE = '/payment/purchase';
 
 /**
  * The API's Prometheus metrics, in a registry of this app's own (tests run many apps in one
- * process), served at `GET /metrics` behind ADMIN_TOKEN. Register before the routes: the hooks
+ * process), served at `GET /metrics` behind ADMIN_TOKEN. Registered only when ADMIN_TOKEN is set:
+ * without it nobody can scrape, so requests pay for no hook. Register before the routes: the hooks
  * time every route added after them.
  */
 export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions): Registry {
@@ -53,11 +57,11 @@ export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions
   });
   const purchases = new Counter({
     name: 'payonce_purchases_total',
-    help: 'Purchase submissions by outcome: accepted, duplicate, key_reused, rejected, unavailable.',
+    help: `Purchase submissions by outcome: ${PURCHASE_OUTCOMES.join(', ')}.`,
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  for (const outcome of ['accepted', 'duplicate', 'key_reused', 'rejected', 'unavailable']) {
+  for (const outcome of PURCHASE_OUTCOMES) {
     purchases.inc({ outcome }, 0); // every series exists from the start, so rate() sees its first increase
   }
 
@@ -83,7 +87,11 @@ export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions
           options.logger.warn({ err: error }, 'could not read the queue depth for /metrics');
           return null;
         })
-        .finally(() => setImmediate(() => (pending = undefined))));
+        .finally(() => {
+          // Both gauges' collect() start in the same tick of registry.metrics(), so both
+          // already hold this promise; the next scrape reads the queue afresh.
+          pending = undefined;
+        }));
     new Gauge({
       name: 'payonce_queue_jobs',
       help: 'Purchase jobs in the queue by state: waiting (delayed retries included) or active.',
@@ -100,7 +108,7 @@ export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions
     });
     new Gauge({
       name: 'payonce_queue_oldest_waiting_age_seconds',
-      help: 'Age of the oldest purchase job waiting for a worker; 0 when none waits.',
+      help: 'Age of the oldest purchase job ready and waiting for a worker (delayed retries not counted); 0 when none waits.',
       registers: [registry],
       async collect() {
         const depth = await depthOnce();

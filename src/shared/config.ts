@@ -95,8 +95,8 @@ const ConfigSchema = z
       .max(30 * 24 * 3600)
       .default(10),
     /**
-     * The bearer token of the API's operator routes (`/metrics`). Unset: they answer 404, as
-     * unknown routes do. At least 16 characters.
+     * The bearer token of the API's operator routes (`/metrics`). Unset: those routes are not
+     * registered (404, as any unknown route). At least 16 characters.
      */
     ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

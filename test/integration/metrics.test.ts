@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { purchaseOutcome } from '../../src/api/metrics.js';
 import { seedUserAndProduct } from '../support/services.js';
@@ -20,7 +21,7 @@ describe('GET /metrics without ADMIN_TOKEN', () => {
   });
   afterAll(() => stack?.close());
 
-  it('does not exist: 404 ROUTE_NOT_FOUND, with or without a token', async () => {
+  it('is not registered: 404 ROUTE_NOT_FOUND, with or without a token', async () => {
     for (const headers of [{}, { authorization: `Bearer ${ADMIN_TOKEN}` }]) {
       const response = await stack.app.inject({ method: 'GET', url: '/metrics', headers });
       expect(response.statusCode).toBe(404);
@@ -75,6 +76,9 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
     const keyA = randomUUID();
     const first = await purchase(ids, keyA);
     expect(first.statusCode, first.body).toBe(202);
+    // A second accepted job, younger by at least the pause: the age gauge must follow the oldest.
+    await sleep(600);
+    expect((await purchase({ userId: other.userId, productId: other.productId }, randomUUID())).statusCode).toBe(202);
     expect((await purchase(ids, keyA)).statusCode).toBe(204);
     expect((await purchase({ ...ids, productId: other.productId }, keyA)).statusCode).toBe(422);
     expect((await purchase({ ...ids, userId: 2_000_000_000 }, randomUUID())).statusCode).toBe(422);
@@ -84,7 +88,7 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
     const response = await scrape();
     expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = response.body;
-    expect(sample(text, 'payonce_purchases_total{outcome="accepted"}')).toBe(1);
+    expect(sample(text, 'payonce_purchases_total{outcome="accepted"}')).toBe(2);
     expect(sample(text, 'payonce_purchases_total{outcome="duplicate"}')).toBe(1);
     expect(sample(text, 'payonce_purchases_total{outcome="key_reused"}')).toBe(1);
     expect(sample(text, 'payonce_purchases_total{outcome="rejected"}')).toBe(2);
@@ -94,16 +98,25 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
         text,
         'payonce_http_request_duration_seconds_count{method="POST",route="/payment/purchase",status_code="202"}',
       ),
-    ).toBe(1);
+    ).toBe(2);
     // Every unknown path shares one series.
     expect(
       sample(text, 'payonce_http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"}'),
     ).toBe(1);
-    // The one accepted job waits: no worker runs in this test.
-    expect(sample(text, 'payonce_queue_jobs{state="waiting"}')).toBe(1);
-    expect(sample(text, 'payonce_queue_oldest_waiting_age_seconds')).toBeGreaterThan(0);
+    // Both accepted jobs wait: no worker runs in this test.
+    expect(sample(text, 'payonce_queue_jobs{state="waiting"}')).toBe(2);
+    expect(sample(text, 'payonce_queue_jobs{state="active"}')).toBe(0);
+    expect(sample(text, 'payonce_queue_oldest_waiting_age_seconds')).toBeGreaterThanOrEqual(0.6);
     expect(sample(text, 'payonce_prefer_wait_requests')).toBe(0);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
+  });
+
+  it('stays out of the client API document', async () => {
+    const document = (await stack.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, unknown>;
+    }>();
+    expect(Object.keys(document.paths)).toContain('/payment/purchase');
+    expect(Object.keys(document.paths)).not.toContain('/metrics');
   });
 
   it("passes Prometheus' own check (promtool check metrics)", async () => {

@@ -13,7 +13,7 @@ export interface QueueDepth {
   waiting: number;
   /** Jobs a worker is running. */
   active: number;
-  /** Seconds since the oldest waiting job was added; 0 when none waits. */
+  /** Seconds since the oldest job ready to run (not a delayed retry) was added; 0 when none waits. */
   oldestWaitingAgeSeconds: number;
 }
 
