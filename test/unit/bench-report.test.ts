@@ -21,9 +21,11 @@ describe('the benchmark report', () => {
     );
     const cpu = accept.subject.cpu!;
     const total = cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator;
-    expect(written).toContain(
-      `| accept path | ${cpu.process} | ${cpu.redis} | ${cpu.postgres} | ${cpu.loadGenerator} | ${total} |`,
+    // Figures are written with thousands separators, as every count in the report is.
+    const cells = [cpu.process, cpu.redis, cpu.postgres, cpu.loadGenerator, total].map((n) =>
+      n.toLocaleString('en-US'),
     );
+    expect(written).toContain(`| accept path | ${cells.join(' | ')} |`);
   });
 
   it('starts a new file when there are no markers yet', () => {
