@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createIdempotencyStore } from '../src/shared/redis/idempotency-store.js';
+import { createRedisIdempotencyStore } from '../src/shared/redis/idempotency-store.js';
+import { bullmqPrefix } from '../src/shared/redis/keys.js';
 import { purchaseProducerFromConfig } from '../src/shared/queue/bullmq-purchase-producer.js';
 import { eventually } from '../scripts/lib/eventually.js';
 import { startWorker } from '../scripts/lib/processes.js';
@@ -15,13 +16,13 @@ export async function fillQueue(ctx: BenchContext, queueName: string, count: num
   const { prefix } = ctx;
   const config = ctx.producerConfig(queueName);
   const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
-  const idempotency = createIdempotencyStore({
+  const idempotency = createRedisIdempotencyStore({
     redis: connection,
     prefix,
     unfinishedTtlSeconds: 300,
     stateTtlSeconds: 3600,
   });
-  const producer = purchaseProducerFromConfig(config, connection);
+  const producer = purchaseProducerFromConfig(config, { backend: 'redis', connection, prefix: bullmqPrefix(prefix) });
   const queue = ctx.openQueue(queueName);
   await queue.pause();
   const jobs = Array.from({ length: count }, (_, i) => ctx.benchJob(queueName, i));

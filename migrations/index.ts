@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as createUsersProductsPayments from './20261128000000_create_users_products_payments.js';
 import * as createGatewayCharges from './20261202000000_create_gateway_charges.js';
 import * as createPurchases from './20261202000100_create_purchases.js';
+import * as createIdempotencyClaims from './20261204000000_create_idempotency_claims.js';
 
 /**
  * Every migration, in order. Listing them here (instead of letting knex scan a folder) lets the
@@ -12,6 +13,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['20261128000000_create_users_products_payments', createUsersProductsPayments],
   ['20261202000000_create_gateway_charges', createGatewayCharges],
   ['20261202000100_create_purchases', createPurchases],
+  ['20261204000000_create_idempotency_claims', createIdempotencyClaims],
   // new migrations go above this line
 ];
 

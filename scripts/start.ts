@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { seed } from '../seeds/demo.js';
 import { loadProcessConfigOrExit } from '../src/shared/config.js';
 import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
+import { migrateQueueSchema } from '../src/shared/postgres/queue-schema.js';
 
 /**
  * `npm start`: creates and migrates the database, seeds demo data into an empty one, then runs
@@ -13,6 +14,7 @@ await ensureDatabaseExists(config.DATABASE_URL);
 const db = createDb(config);
 try {
   await migrateLatest(db);
+  if (config.STORE_BACKEND === 'postgres') await migrateQueueSchema(config.DATABASE_URL);
   const [{ count }] = (await db('products').count({ count: '*' })) as [{ count: string }];
   if (Number(count) === 0) {
     await seed(db);

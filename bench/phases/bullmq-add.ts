@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { purchaseProducerFromConfig } from '../../src/shared/queue/bullmq-purchase-producer.js';
+import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
 import { log, type BenchContext } from '../context.js';
 import { startCpuMeter, type CpuUse } from '../cpu.js';
@@ -15,7 +16,11 @@ export async function measureBullmqAdd(ctx: BenchContext): Promise<CpuUse> {
     const queueName = `add_${randomSuffix()}`;
     const config = ctx.producerConfig(queueName);
     const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
-    const producer = purchaseProducerFromConfig(config, connection);
+    const producer = purchaseProducerFromConfig(config, {
+      backend: 'redis',
+      connection,
+      prefix: bullmqPrefix(ctx.prefix),
+    });
     const meter = await startCpuMeter(process.pid, redisPid);
     let next = 0;
     await Promise.all(

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import knex from 'knex';
 import { createDb, ensureDatabaseExists, migrateLatest, type Db } from '../../src/shared/db.js';
+import { migrateQueueSchema } from '../../src/shared/postgres/queue-schema.js';
 
 /**
  * Throwaway state for development tools (tests, the benchmark): a migrated database and a Redis
@@ -25,8 +26,9 @@ export interface ScratchDatabase {
 }
 
 /**
- * A fresh, migrated database named `<namePrefix>_<random suffix>`; the prefix tells a leftover's
- * owner (`payonce_test`, `payonce_bench`) when a run was killed before it could drop it.
+ * A fresh, migrated database named `<namePrefix>_<random suffix>`, BullMQ's schema included so
+ * either store backend can run on it; the prefix tells a leftover's owner (`payonce_test`,
+ * `payonce_bench`) when a run was killed before it could drop it.
  */
 export async function createScratchDatabase(namePrefix: string): Promise<ScratchDatabase> {
   const url = new URL(SERVER_URL);
@@ -34,6 +36,7 @@ export async function createScratchDatabase(namePrefix: string): Promise<Scratch
   await ensureDatabaseExists(url.toString());
   const db = createDb({ DATABASE_URL: url.toString(), DATABASE_POOL_MAX: 10 });
   await migrateLatest(db);
+  await migrateQueueSchema(url.toString());
   return {
     url: url.toString(),
     db,

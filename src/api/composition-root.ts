@@ -5,12 +5,9 @@ import { createResources } from '../shared/lifecycle.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { createPurchasesRepository } from '../shared/purchase/purchases-repository.js';
-import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
-import { closeRedis, createFailFastRedis, createPersistentRedis } from '../shared/redis/connection.js';
-import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
-import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import { openPurchaseStores } from '../shared/stores.js';
 import { buildApp, type AppDeps } from './app.js';
 import { createProductsRepository } from './catalog/products-repository.js';
 import { createPurchaseReferences } from './catalog/purchase-references.js';
@@ -32,32 +29,22 @@ export interface ApiRootOptions {
  * The API's composition root, called by the server entry, the Lambda entry and the in-process
  * test stack: creates every client once, wires the services and the Fastify app (not listening),
  * and returns a `close()` that undoes it all in reverse order (HTTP drains first, then the
- * producer, Redis, Postgres), each step guarded.
+ * producer, the store backend's connections, Postgres), each step guarded.
  */
 export async function composeApi(config: Config, options: ApiRootOptions = {}) {
   const logger = options.logger ?? createLogger(config, 'payonce-api');
   const resources = createResources(logger, { stepTimeoutMs: config.SHUTDOWN_TIMEOUT_MS });
   try {
     const db = resources.own('postgres', createDb(config), (db) => db.destroy());
-    const redis = resources.own('redis', createFailFastRedis(config, logger, 'api'), closeRedis);
-    const subscriber = resources.own('redis events', createPersistentRedis(config, logger, 'api-events'), closeRedis);
-    const producer = resources.own('queue producer', await createPurchaseProducer(config, redis), (producer) =>
+    const stores = openPurchaseStores(config, { db, logger, resources, role: 'api' });
+    const events = stores.openEvents();
+    const producer = resources.own('queue producer', await createPurchaseProducer(config, stores), (producer) =>
       producer.close(),
     );
 
-    const prefix = config.REDIS_KEY_PREFIX;
-    const states = createPurchaseStateStore({ redis, prefix });
-    const idempotency = createIdempotencyStore({
-      redis,
-      prefix,
-      // The worker shortens the claim to IDEMPOTENCY_TTL_SECONDS once the outcome is known.
-      unfinishedTtlSeconds: RETENTION_SECONDS,
-      stateTtlSeconds: RETENTION_SECONDS,
-      pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
-    });
+    const { idempotency, states } = stores;
     const waiter = createPurchaseOutcomeWaiter({
-      subscriber,
-      channel: states.eventsChannel,
+      events,
       logger,
       maxWaiters: config.WAIT_MAX_WAITERS,
       pollIntervalMs: config.WAIT_POLL_INTERVAL_MS,
@@ -74,8 +61,8 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     });
     const readinessChecks: AppDeps['readinessChecks'] = [
       { name: 'postgres', check: () => db.raw('select 1') },
-      { name: 'redis', check: () => redis.ping() },
-      // BullMQ's queue is the Redis above; SQS is a dependency of its own.
+      ...stores.readinessChecks,
+      // BullMQ's queue lives in the stores above; SQS is a dependency of its own.
       ...(config.QUEUE_DRIVER === 'sqs' ? [{ name: 'queue', check: () => producer.ping() }] : []),
     ];
 
@@ -119,7 +106,8 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       app,
       logger,
       /** The clients, for entries that must wait on them and for tests that inspect them. */
-      clients: { db, redis, subscriber, producer },
+      clients: { db, redis: stores.redis, producer },
+      stores,
       /** The `Prefer: wait` registry, for tests and metrics (`waiting()`). */
       waiter,
       /** Subscribes to purchase announcements (`Prefer: wait`); resolves once subscribed. */

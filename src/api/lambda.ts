@@ -44,7 +44,7 @@ const container = oncePerContainer(async () => {
   const api = await composeApi(config, { wait: { maxSeconds: LAMBDA_MAX_WAIT_SECONDS, hostTiming: invocationTiming } });
   const proxy = awsLambdaFastify<APIGatewayProxyEventV2>(api.app, { decorateRequest: true });
   await api.app.ready();
-  await untilRedisReady(api.clients.redis, CONNECT_WAIT_MS);
+  if (api.clients.redis) await untilRedisReady(api.clients.redis, CONNECT_WAIT_MS);
   // Subscribed before the first request, so `Prefer: wait` works from the start.
   await withTimeout(api.subscribe(), CONNECT_WAIT_MS, 'event subscription').catch((error: unknown) =>
     api.logger.warn({ err: error }, 'event subscription not ready; Prefer: wait relies on its status poll meanwhile'),

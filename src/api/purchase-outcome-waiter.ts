@@ -1,7 +1,6 @@
 import type { Logger } from '../shared/logger.js';
 import { isFinal, type Purchase } from '../shared/purchase/purchase.js';
-import { subscribeWhenReady, type Redis } from '../shared/redis/connection.js';
-import type { PurchaseFinishedEvent } from '../shared/redis/purchase-state-store.js';
+import type { PurchaseEventSource, PurchaseFinishedEvent } from '../shared/purchase/purchase-states.js';
 
 /** What a client asked for with `Prefer: wait`. */
 export interface OutcomeWaitRequest {
@@ -22,9 +21,8 @@ export interface OutcomeWait {
 }
 
 export interface PurchaseOutcomeWaiterOptions {
-  /** A connection of its own: once subscribed it can run nothing else. */
-  subscriber: Redis;
-  channel: string;
+  /** Where the worker's announcements arrive (Redis pub/sub or Postgres LISTEN/NOTIFY). */
+  events: PurchaseEventSource;
   logger: Logger;
   /** Most waits held at once; further ones are refused (their clients get the 202 at once). Default 1000. */
   maxWaiters?: number;
@@ -51,19 +49,18 @@ interface Waiting {
 
 /**
  * Lets requests that sent `Prefer: wait=N` sleep until the worker announces their purchase's
- * outcome on the Redis events channel. One subscriber connection serves every waiting request,
- * whichever queue driver runs the jobs. Waits are bounded in number (`maxWaiters`) and in time
+ * outcome (Redis pub/sub, or Postgres LISTEN/NOTIFY). One subscription serves every waiting
+ * request, whichever queue driver runs the jobs. Waits are bounded in number (`maxWaiters`) and in time
  * (a deadline each, and cancelled when the client leaves). In case an announcement is missed (a
  * Redis reconnect drops what is published meanwhile), one poll every `pollIntervalMs` reads
  * every waiting purchase, in batches; a missed announcement then costs at most that long.
  */
 export function createPurchaseOutcomeWaiter(options: PurchaseOutcomeWaiterOptions) {
-  const { subscriber, channel, logger } = options;
+  const { events, logger } = options;
   const maxWaiters = options.maxWaiters ?? 1_000;
   const pollIntervalMs = options.pollIntervalMs ?? 2_000;
   const waits = new Map<string, Set<Waiting>>();
   let count = 0;
-  let subscribed: Promise<void> | undefined;
   let poller: NodeJS.Timeout | undefined;
   let polling: Promise<void> | undefined;
   let saturated = false;
@@ -101,9 +98,9 @@ export function createPurchaseOutcomeWaiter(options: PurchaseOutcomeWaiterOption
     return polling;
   }
 
-  function onMessage(from: string, message: string): void {
+  function onMessage(message: string): void {
     // Every finished purchase is announced; most have nobody waiting, so parse nothing then.
-    if (from !== channel || count === 0) return;
+    if (closed || count === 0) return;
     let event: PurchaseFinishedEvent;
     try {
       event = JSON.parse(message) as PurchaseFinishedEvent;
@@ -115,23 +112,18 @@ export function createPurchaseOutcomeWaiter(options: PurchaseOutcomeWaiterOption
     for (const waiting of waits.get(event.purchaseId) ?? []) void check(waiting);
   }
 
-  /** After a reconnect ioredis resubscribes, but what was announced meanwhile is gone: read now. */
-  function onReconnected(): void {
-    if (count > 0) void pollAll();
+  /** After a reconnect the subscription is back, but what was announced meanwhile is gone: read now. */
+  function onResubscribed(): void {
+    if (!closed && count > 0) void pollAll();
   }
 
-  subscriber.on('message', onMessage);
+  events.onMessage(onMessage);
+  events.onResubscribed(onResubscribed);
 
   return {
-    /**
-     * Subscribes to the events channel once the subscriber connection is ready (see
-     * `subscribeWhenReady`); resolves once subscribed. Until then waits are answered by the poll.
-     */
+    /** Subscribes to the announcements; resolves once subscribed. Until then waits are answered by the poll. */
     start(): Promise<void> {
-      subscribed ??= subscribeWhenReady(subscriber, channel).then(() => {
-        if (!closed) subscriber.on('ready', onReconnected);
-      });
-      return subscribed;
+      return events.start();
     },
 
     /**
@@ -195,8 +187,6 @@ export function createPurchaseOutcomeWaiter(options: PurchaseOutcomeWaiterOption
     /** Ends every wait (their requests answer 202) so HTTP can drain, and refuses new ones. */
     close(): void {
       closed = true;
-      subscriber.off('message', onMessage);
-      subscriber.off('ready', onReconnected);
       for (const set of [...waits.values()]) for (const waiting of [...set]) waiting.settle(null);
     },
   };

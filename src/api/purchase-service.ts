@@ -12,7 +12,7 @@ import {
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
 import type { PurchasesRepository } from '../shared/purchase/purchases-repository.js';
 import type { Purchase, PurchaseJob } from '../shared/purchase/purchase.js';
-import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { OutcomeWaitRequest, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 
@@ -110,22 +110,25 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
   }
 
   async function getPurchase(purchaseId: string): Promise<Purchase | null> {
-    // Postgres is the record of finished purchases; Redis knows in-flight ones (and outcomes
-    // Postgres could not take); Postgres again knows every purchase ever accepted.
-    const payment = await dependency('Postgres', payments.findPayment(purchaseId));
+    // Postgres's `payments` is the record of finished purchases and `purchases` of every one
+    // ever accepted (with the key it holds); the state store knows in-flight ones (and outcomes
+    // `payments` could not take).
+    const [payment, accepted] = await dependency(
+      'Postgres',
+      Promise.all([payments.findPayment(purchaseId), purchases.findAccepted(purchaseId)]),
+    );
     if (payment) return payment;
-    const inFlight = await states.getPurchaseState(purchaseId).catch((error: unknown) => {
+    if (!accepted) return null;
+    const { idempotencyKey } = accepted;
+    const inFlight = await states.getPurchaseState({ purchaseId, idempotencyKey }).catch((error: unknown) => {
       // Postgres answers for it below, if less precisely (queued, never processing).
       logger.warn({ err: error, purchaseId }, 'could not read the in-flight record; answering from Postgres');
       return null;
     });
     if (inFlight) return inFlight;
     // The worker drops the in-flight record only after Postgres holds the payment, so a
-    // purchase that finished between the two reads above is in Postgres now.
-    return (
-      (await dependency('Postgres', payments.findPayment(purchaseId))) ??
-      dependency('Postgres', purchases.findAccepted(purchaseId))
-    );
+    // purchase that finished between the reads above is in Postgres now.
+    return (await dependency('Postgres', payments.findPayment(purchaseId))) ?? accepted.purchase;
   }
 
   /** Claims `key` for a new purchase, or settles the submission as a duplicate. */

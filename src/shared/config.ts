@@ -13,132 +13,161 @@ const int = () => z.coerce.number().int();
 /** SQS caps one visibility timeout at 12 hours. */
 const SQS_MAX_VISIBILITY_SECONDS = 43_200;
 
-const ConfigSchema = z
-  .object({
-    HOST: z.string().min(1).default('127.0.0.1'),
-    PORT: int().min(0).max(65535).default(3000),
-    DATABASE_URL: z
-      .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' })
-      .default('postgres://postgres@127.0.0.1:5432/payonce'),
-    DATABASE_POOL_MAX: int().min(1).max(200).default(10),
-    REDIS_URL: z
-      .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
-      .default('redis://127.0.0.1:6379'),
-    REDIS_KEY_PREFIX: redisName.default('payonce'),
-    REDIS_COMMAND_TIMEOUT_MS: int().min(50).max(60_000).default(500),
-    QUEUE_NAME: redisName.default('purchases'),
-    IDEMPOTENCY_TTL_SECONDS: int()
-      .min(1)
-      .max(30 * 24 * 3600)
-      .default(300),
-    IDEMPOTENCY_PENDING_TTL_SECONDS: int().min(1).max(3600).default(15),
-    PAYMENT_DELAY_MS: int().min(0).max(600_000).default(2000),
-    PAYMENT_DECLINE_RATE: z.coerce.number().min(0).max(1).default(0),
-    /**
-     * Where the simulated payment gateway keeps its ledger of charges (`gateway_charges`, created
-     * by payonce's migrations). A system of its own, as a real provider is: unset, it is
-     * DATABASE_URL's database, reached over a pool of its own.
-     */
-    GATEWAY_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
-    WORKER_CONCURRENCY: int().min(1).max(10_000).default(50),
-    JOB_ATTEMPTS: int().min(1).max(100).default(10),
-    JOB_BACKOFF_MS: int().min(1).max(3_600_000).default(1000),
-    STALLED_INTERVAL_MS: int().min(100).max(3_600_000).default(30_000),
-    LOCK_DURATION_MS: int().min(100).max(3_600_000).default(30_000),
-    SHUTDOWN_TIMEOUT_MS: int().min(0).max(600_000).default(10_000),
-    SHUTDOWN_READINESS_DELAY_MS: int().min(0).max(600_000).default(0),
-    BODY_LIMIT_BYTES: int()
-      .min(256)
-      .max(10 * 1024 * 1024)
-      .default(16 * 1024),
-    /**
-     * How long a client may take to send a whole request, headers and body (Node's
-     * `requestTimeout`); past it the API answers 408 and closes the connection. The time the API
-     * takes to answer, a `Prefer: wait` included, does not count.
-     */
-    REQUEST_TIMEOUT_MS: int().min(1_000).max(600_000).default(10_000),
-    /**
-     * How long a client may take to send a request's headers (Node's `headersTimeout`, the
-     * slowloris bound); also how long a new connection may stay silent. At most REQUEST_TIMEOUT_MS.
-     */
-    HEADERS_TIMEOUT_MS: int().min(100).max(600_000).default(5_000),
-    /**
-     * A connection with no traffic for this long is destroyed, even mid-request (Fastify's
-     * `connectionTimeout`): the backstop for clients that stop reading. A `Prefer: wait` request
-     * is silent while it waits, so this must exceed the longest wait (30 s).
-     */
-    CONNECTION_TIMEOUT_MS: int().min(31_000).max(3_600_000).default(60_000),
-    /**
-     * Most `Prefer: wait` requests one API process holds at once; beyond it a purchase is still
-     * accepted but answered 202 at once, without waiting.
-     */
-    WAIT_MAX_WAITERS: int().min(0).max(100_000).default(1_000),
-    /**
-     * While requests wait (`Prefer: wait`), how often the API reads their purchases' status in case
-     * an announcement was missed (a Redis reconnect): one round for all waiting requests together,
-     * 100 purchases per statement, one statement at a time. Announcements answer at once.
-     */
-    WAIT_POLL_INTERVAL_MS: int().min(100).max(3_600_000).default(2_000),
-    /**
-     * How often each worker process runs the reconciler (src/worker/reconciler.ts), which
-     * completes accepted purchases whose job is gone. 0 turns it off (`npm run reconcile` still
-     * works). Every worker runs it; runs on several workers at once are harmless.
-     */
-    RECONCILE_INTERVAL_MS: int().min(0).max(3_600_000).default(30_000),
-    /**
-     * How old an accepted purchase without a payment must be before the reconciler looks at it.
-     * On SQS, whose queue cannot be asked about one message, the reconciler waits instead for the
-     * whole retry schedule (JOB_ATTEMPTS receives, their backoff and visibility timeouts).
-     */
-    RECONCILE_AFTER_SECONDS: int()
-      .min(1)
-      .max(30 * 24 * 3600)
-      .default(10),
-    /**
-     * The bearer token of the API's operator routes (`/metrics`). Unset: those routes are not
-     * registered (404, as any unknown route). At least 16 characters.
-     */
-    ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    LOG_PRETTY: booleanString.optional(),
-    /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */
-    QUEUE_DRIVER: z.enum(['bullmq', 'sqs']).default('bullmq'),
-    /** The SQS FIFO queue's URL; required with QUEUE_DRIVER=sqs. */
-    SQS_QUEUE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// queue URL' }).optional(),
-    /**
-     * Long-poll wait of the SQS worker process (ReceiveMessage WaitTimeSeconds). A shutdown waits
-     * for the current poll, so keep it below SHUTDOWN_TIMEOUT_MS.
-     */
-    SQS_WAIT_TIME_SECONDS: int().min(0).max(20).default(5),
-    /** How long a received message stays hidden from other workers; the worker extends it while the job runs. */
-    SQS_VISIBILITY_TIMEOUT_SECONDS: int().min(5).max(SQS_MAX_VISIBILITY_SECONDS).default(30),
-    /** Upper bound of the retry delay of a failed SQS message (JOB_BACKOFF_MS doubles up to this). */
-    SQS_MAX_BACKOFF_SECONDS: int().min(0).max(SQS_MAX_VISIBILITY_SECONDS).default(900),
-    /**
-     * A Secrets Manager secret (JSON object of environment variables, e.g. DATABASE_URL and
-     * REDIS_URL) that the entries merge over the environment before this schema runs. Listed here
-     * so a malformed value is reported like any other.
-     */
-    APP_SECRET_ARN: z.string().startsWith('arn:', 'must be a Secrets Manager ARN').optional(),
-  })
-  .superRefine(
-    // Runs even when other fields are invalid, so this problem is reported together with them.
-    (env, ctx) => {
-      if (env.QUEUE_DRIVER === 'sqs' && env.SQS_QUEUE_URL === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['SQS_QUEUE_URL'], message: 'required when QUEUE_DRIVER=sqs' });
-      }
-      // Node would accept it and never apply the headers bound.
-      if (env.HEADERS_TIMEOUT_MS > env.REQUEST_TIMEOUT_MS) {
-        ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT_MS'], message: 'must not exceed REQUEST_TIMEOUT_MS' });
-      }
-    },
-    { when: () => true },
-  );
+const ConfigFields = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int().min(0).max(65535).default(3000),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' })
+    .default('postgres://postgres@127.0.0.1:5432/payonce'),
+  DATABASE_POOL_MAX: int().min(1).max(200).default(10),
+  /**
+   * Where idempotency claims, in-flight records and the queue live: `redis` (claims and records
+   * in Redis, the queue on BullMQ's Redis backend or SQS) or `postgres` (no Redis at all: claims
+   * and records in PostgreSQL, the queue on BullMQ's PostgreSQL backend, notifications by
+   * LISTEN/NOTIFY). Default: `redis` when REDIS_URL is set, `postgres` otherwise.
+   */
+  STORE_BACKEND: z.enum(['redis', 'postgres']).optional(),
+  /** Redis, for STORE_BACKEND=redis (required there). With REDIS_CLUSTER=true, any node of the cluster. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_KEY_PREFIX: redisName.default('payonce'),
+  REDIS_COMMAND_TIMEOUT_MS: int().min(50).max(60_000).default(500),
+  QUEUE_NAME: redisName.default('purchases'),
+  IDEMPOTENCY_TTL_SECONDS: int()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .default(300),
+  IDEMPOTENCY_PENDING_TTL_SECONDS: int().min(1).max(3600).default(15),
+  PAYMENT_DELAY_MS: int().min(0).max(600_000).default(2000),
+  PAYMENT_DECLINE_RATE: z.coerce.number().min(0).max(1).default(0),
+  /**
+   * Where the simulated payment gateway keeps its ledger of charges (`gateway_charges`, created
+   * by payonce's migrations). A system of its own, as a real provider is: unset, it is
+   * DATABASE_URL's database, reached over a pool of its own.
+   */
+  GATEWAY_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional(),
+  WORKER_CONCURRENCY: int().min(1).max(10_000).default(50),
+  JOB_ATTEMPTS: int().min(1).max(100).default(10),
+  JOB_BACKOFF_MS: int().min(1).max(3_600_000).default(1000),
+  STALLED_INTERVAL_MS: int().min(100).max(3_600_000).default(30_000),
+  LOCK_DURATION_MS: int().min(100).max(3_600_000).default(30_000),
+  SHUTDOWN_TIMEOUT_MS: int().min(0).max(600_000).default(10_000),
+  SHUTDOWN_READINESS_DELAY_MS: int().min(0).max(600_000).default(0),
+  BODY_LIMIT_BYTES: int()
+    .min(256)
+    .max(10 * 1024 * 1024)
+    .default(16 * 1024),
+  /**
+   * How long a client may take to send a whole request, headers and body (Node's
+   * `requestTimeout`); past it the API answers 408 and closes the connection. The time the API
+   * takes to answer, a `Prefer: wait` included, does not count.
+   */
+  REQUEST_TIMEOUT_MS: int().min(1_000).max(600_000).default(10_000),
+  /**
+   * How long a client may take to send a request's headers (Node's `headersTimeout`, the
+   * slowloris bound); also how long a new connection may stay silent. At most REQUEST_TIMEOUT_MS.
+   */
+  HEADERS_TIMEOUT_MS: int().min(100).max(600_000).default(5_000),
+  /**
+   * A connection with no traffic for this long is destroyed, even mid-request (Fastify's
+   * `connectionTimeout`): the backstop for clients that stop reading. A `Prefer: wait` request
+   * is silent while it waits, so this must exceed the longest wait (30 s).
+   */
+  CONNECTION_TIMEOUT_MS: int().min(31_000).max(3_600_000).default(60_000),
+  /**
+   * Most `Prefer: wait` requests one API process holds at once; beyond it a purchase is still
+   * accepted but answered 202 at once, without waiting.
+   */
+  WAIT_MAX_WAITERS: int().min(0).max(100_000).default(1_000),
+  /**
+   * While requests wait (`Prefer: wait`), how often the API reads their purchases' status in case
+   * an announcement was missed (a Redis reconnect): one round for all waiting requests together,
+   * 100 purchases per statement, one statement at a time. Announcements answer at once.
+   */
+  WAIT_POLL_INTERVAL_MS: int().min(100).max(3_600_000).default(2_000),
+  /**
+   * How often each worker process runs the reconciler (src/worker/reconciler.ts), which
+   * completes accepted purchases whose job is gone. 0 turns it off (`npm run reconcile` still
+   * works). Every worker runs it; runs on several workers at once are harmless.
+   */
+  RECONCILE_INTERVAL_MS: int().min(0).max(3_600_000).default(30_000),
+  /**
+   * How old an accepted purchase without a payment must be before the reconciler looks at it.
+   * On SQS, whose queue cannot be asked about one message, the reconciler waits instead for the
+   * whole retry schedule (JOB_ATTEMPTS receives, their backoff and visibility timeouts).
+   */
+  RECONCILE_AFTER_SECONDS: int()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .default(10),
+  /**
+   * The bearer token of the API's operator routes (`/metrics`). Unset: those routes are not
+   * registered (404, as any unknown route). At least 16 characters.
+   */
+  ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: booleanString.optional(),
+  /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */
+  QUEUE_DRIVER: z.enum(['bullmq', 'sqs']).default('bullmq'),
+  /** The SQS FIFO queue's URL; required with QUEUE_DRIVER=sqs. */
+  SQS_QUEUE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s):// queue URL' }).optional(),
+  /**
+   * Long-poll wait of the SQS worker process (ReceiveMessage WaitTimeSeconds). A shutdown waits
+   * for the current poll, so keep it below SHUTDOWN_TIMEOUT_MS.
+   */
+  SQS_WAIT_TIME_SECONDS: int().min(0).max(20).default(5),
+  /** How long a received message stays hidden from other workers; the worker extends it while the job runs. */
+  SQS_VISIBILITY_TIMEOUT_SECONDS: int().min(5).max(SQS_MAX_VISIBILITY_SECONDS).default(30),
+  /** Upper bound of the retry delay of a failed SQS message (JOB_BACKOFF_MS doubles up to this). */
+  SQS_MAX_BACKOFF_SECONDS: int().min(0).max(SQS_MAX_VISIBILITY_SECONDS).default(900),
+  /**
+   * A Secrets Manager secret (JSON object of environment variables, e.g. DATABASE_URL and
+   * REDIS_URL) that the entries merge over the environment before this schema runs. Listed here
+   * so a malformed value is reported like any other.
+   */
+  APP_SECRET_ARN: z.string().startsWith('arn:', 'must be a Secrets Manager ARN').optional(),
+});
 
+type StoreBackend = 'redis' | 'postgres';
+
+/** STORE_BACKEND as set, or `redis` when REDIS_URL is set and `postgres` otherwise. */
+const storeBackendOf = (env: { STORE_BACKEND?: StoreBackend | undefined; REDIS_URL?: string | undefined }) =>
+  env.STORE_BACKEND ?? (env.REDIS_URL === undefined ? 'postgres' : 'redis');
+
+const ConfigSchema = ConfigFields.superRefine(
+  // Runs even when other fields are invalid, so this problem is reported together with them.
+  (env, ctx) => {
+    const backend = storeBackendOf(env);
+    if (backend === 'redis' && env.REDIS_URL === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'required when STORE_BACKEND=redis' });
+    }
+    // The SQS producer remembers what it sent under each key in Redis (sqs-purchase-producer.ts).
+    if (backend === 'postgres' && env.QUEUE_DRIVER === 'sqs') {
+      ctx.addIssue({ code: 'custom', path: ['QUEUE_DRIVER'], message: 'sqs needs STORE_BACKEND=redis' });
+    }
+    if (env.QUEUE_DRIVER === 'sqs' && env.SQS_QUEUE_URL === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['SQS_QUEUE_URL'], message: 'required when QUEUE_DRIVER=sqs' });
+    }
+    // Node would accept it and never apply the headers bound.
+    if (env.HEADERS_TIMEOUT_MS > env.REQUEST_TIMEOUT_MS) {
+      ctx.addIssue({ code: 'custom', path: ['HEADERS_TIMEOUT_MS'], message: 'must not exceed REQUEST_TIMEOUT_MS' });
+    }
+  },
+  { when: () => true },
+).transform((env) =>
+  // The refinement above has made sure REDIS_URL is set for the Redis backend.
+  storeBackendOf(env) === 'redis'
+    ? { ...env, STORE_BACKEND: 'redis' as const, REDIS_URL: env.REDIS_URL! }
+    : { ...env, STORE_BACKEND: 'postgres' as const },
+);
+
+/**
+ * The parsed configuration. STORE_BACKEND is always decided, and with `redis` REDIS_URL is set:
+ * narrow on `config.STORE_BACKEND === 'redis'` to read it as a string.
+ */
 export type Config = Readonly<z.output<typeof ConfigSchema>>;
 
 /** Every environment variable the configuration reads (`.env.example` and compose list them). */
-export const CONFIG_KEYS: readonly string[] = Object.keys(ConfigSchema.shape);
+export const CONFIG_KEYS: readonly string[] = Object.keys(ConfigFields.shape);
 
 /** Thrown when the environment does not describe a valid configuration; lists every problem. */
 export class ConfigError extends Error {

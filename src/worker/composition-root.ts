@@ -4,14 +4,10 @@ import { createDb } from '../shared/db.js';
 import { createResources } from '../shared/lifecycle.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { RETENTION_SECONDS } from '../shared/purchase/purchase.js';
 import { createPurchasesRepository } from '../shared/purchase/purchases-repository.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import { SQS_DEDUPLICATION_WINDOW_SECONDS } from '../shared/queue/sqs-deduplication.js';
-import { closeRedis, createPersistentRedis } from '../shared/redis/connection.js';
-import { bullmqPrefix } from '../shared/redis/keys.js';
-import { createIdempotencyStore } from '../shared/redis/idempotency-store.js';
-import { createPurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import { openPurchaseStores } from '../shared/stores.js';
 import { createChargeLookup, createGatewayDb, createSimulatedGateway } from './payment-gateway.js';
 import { createPurchaseProcessor } from './process-purchase.js';
 import { createReconciler, type JobInspector, type Reconciler, type ReconcileReport } from './reconciler.js';
@@ -41,11 +37,15 @@ export function sqsRetryHorizonSeconds(
   return Math.max(seconds, SQS_DEDUPLICATION_WINDOW_SECONDS + 60);
 }
 
+/** How many connections the reconciler's own BullMQ queues (producer and inspector) open at most, on Postgres. */
+const RECONCILER_QUEUE_POOL_MAX = 2;
+
 /**
  * The worker's composition root, called by the worker process and the Lambda entry: creates the
- * clients once (Postgres, and the Redis connection that waits out reconnects, as BullMQ's
- * production guide requires), wires the purchase step, and returns a `close()` that undoes it all
- * in reverse order (the transport first, then Redis, then Postgres), each step guarded. The
+ * clients once (Postgres, and the store backend's: on Redis a connection that waits out
+ * reconnects, as BullMQ's production guide requires), wires the purchase step, and returns a
+ * `close()` that undoes it all in reverse order (the transport first, then the store backend,
+ * then Postgres), each step guarded. The
  * transport that feeds the step is started by the entry that needs it: `startTransport` for the
  * long-running process, `createSqsBatchHandler` for Lambda. Each driver's modules (and the AWS
  * SDK) load only when chosen.
@@ -54,15 +54,16 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
   const logger = options.logger ?? createLogger(config, 'payonce-worker');
   const resources = createResources(logger, { stepTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + TRANSPORT_CLOSE_MARGIN_MS });
   const db = resources.own('postgres', createDb(config), (db) => db.destroy());
-  const redis = resources.own('redis', createPersistentRedis(config, logger, 'worker'), closeRedis);
+  const stores = openPurchaseStores(config, { db, logger, resources, role: 'worker' });
   const gatewayDb = resources.own('gateway postgres', createGatewayDb(config), (gatewayDb) => gatewayDb.destroy());
   const payments = createPaymentsRepository({ db });
   const isCharged = createChargeLookup(gatewayDb);
-  const states = createPurchaseStateStore({
-    redis,
-    prefix: config.REDIS_KEY_PREFIX,
-    claimTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-  });
+  const { states } = stores;
+  // The reconciler's queues are few and quiet: on Postgres they get small pools of their own.
+  const reconcilerStores =
+    stores.bullmq.backend === 'postgres'
+      ? { ...stores, bullmq: { ...stores.bullmq, poolMax: RECONCILER_QUEUE_POOL_MAX } }
+      : stores;
   const processor = createPurchaseProcessor({
     payments,
     states,
@@ -78,16 +79,17 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
   /** The reconciler, made on first use: it needs a producer and a view of the queue. */
   function getReconciler(): Promise<Reconciler> {
     reconciler ??= (async () => {
-      const producer = resources.own('reconciler producer', await createPurchaseProducer(config, redis), (p) =>
-        p.close(),
+      const producer = resources.own(
+        'reconciler producer',
+        await createPurchaseProducer(config, reconcilerStores),
+        (p) => p.close(),
       );
       let jobs: JobInspector = { jobState: async () => 'unknown', discardFailed: async () => {} };
       if (config.QUEUE_DRIVER === 'bullmq') {
         const { createBullmqJobInspector } = await import('./bullmq/job-inspector.js');
-        const prefix = bullmqPrefix(config.REDIS_KEY_PREFIX);
         jobs = resources.own(
           'reconciler queue',
-          createBullmqJobInspector({ connection: redis, queueName: config.QUEUE_NAME, prefix }),
+          createBullmqJobInspector({ store: reconcilerStores.bullmq, queueName: config.QUEUE_NAME }),
           (inspector) => inspector.close(),
         );
       }
@@ -95,13 +97,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         purchases: createPurchasesRepository({ db }),
         payments,
         states,
-        idempotency: createIdempotencyStore({
-          redis,
-          prefix: config.REDIS_KEY_PREFIX,
-          unfinishedTtlSeconds: RETENTION_SECONDS,
-          stateTtlSeconds: RETENTION_SECONDS,
-          pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
-        }),
+        idempotency: stores.idempotency,
         producer,
         jobs,
         isCharged,
@@ -136,7 +132,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
   return {
     logger,
     processor,
-    clients: { db, redis },
+    clients: { db, redis: stores.redis },
 
     /** Starts feeding jobs from the configured queue to the step, until `close()`. */
     async startTransport(): Promise<void> {
@@ -165,9 +161,8 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
       // Loaded only here: the Lambda bundles ship without BullMQ.
       const { closeWorkerWithin, createBullmqPurchaseWorker } = await import('./bullmq/purchase-worker.js');
       const worker = createBullmqPurchaseWorker({
-        connection: redis,
+        store: stores.bullmq,
         queueName: config.QUEUE_NAME,
-        prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
         processor,
         logger,
         concurrency: config.WORKER_CONCURRENCY,
@@ -205,7 +200,10 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
 
     reconcile,
 
-    /** Runs `reconcile` every RECONCILE_INTERVAL_MS (0: never), one run at a time, until `close()`. */
+    /**
+     * Runs `reconcile` every RECONCILE_INTERVAL_MS (0: never), one run at a time, until `close()`;
+     * on the Postgres backend each run also sweeps long-expired claims.
+     */
     startReconciler(): void {
       if (config.RECONCILE_INTERVAL_MS === 0) return;
       let running: Promise<void> = Promise.resolve();
@@ -214,10 +212,11 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         if (busy) return;
         busy = true;
         running = reconcile()
-          .then((report) => {
+          .then(async (report) => {
             if (report.requeued.length + report.superseded.length + report.dropped.length + report.errors > 0) {
               logger.warn({ ...report }, 'reconciled accepted purchases');
             }
+            await stores.sweepExpiredClaims?.();
           })
           .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation failed; trying again next time'))
           .finally(() => (busy = false));

@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/logger.js';
 import { ReferenceGoneError, type PaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { FAILURE_REASONS, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
-import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 import type { PaymentGateway } from './payment-gateway.js';
 
 /** A failure that retrying cannot fix; the transport must not retry the job. */
@@ -44,7 +44,7 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
       return existing;
     }
 
-    await states.markProcessing(purchaseId);
+    await states.markProcessing({ purchaseId, idempotencyKey: job.idempotencyKey });
     const charge = await gateway.charge({ purchaseId, amount: job.amount });
     const outcome = charge.approved
       ? { status: 'succeeded' as const, failureReason: null }

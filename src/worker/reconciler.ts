@@ -5,7 +5,7 @@ import type { PaymentsRepository } from '../shared/purchase/payments-repository.
 import { FAILURE_REASONS, isFinal, RETENTION_SECONDS, type PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchasesRepository, UnpaidPurchase } from '../shared/purchase/purchases-repository.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
-import type { PurchaseStateStore } from '../shared/redis/purchase-state-store.js';
+import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 
 /**
  * What the queue knows of a purchase's job: `alive` (waiting, delayed or running: leave it),
@@ -105,7 +105,7 @@ export function createReconciler(deps: ReconcilerDeps) {
       report.alive++;
       return false;
     }
-    const kept = await states.getPurchaseState(job.purchaseId);
+    const kept = await states.getPurchaseState(job);
     if (kept && isFinal(kept.status)) {
       // The worker kept the outcome in Redis when Postgres could not take it.
       await payments.recordPayment(job, { status: kept.status, failureReason: kept.failureReason });

@@ -44,16 +44,7 @@ describe('crash between claim and enqueue, in-process: an enqueue that never ret
         },
       }),
     });
-    const { config } = stack;
-    worker = await startWorker({
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      DATABASE_URL: config.DATABASE_URL,
-      REDIS_URL: config.REDIS_URL,
-      REDIS_KEY_PREFIX: config.REDIS_KEY_PREFIX,
-      QUEUE_NAME: config.QUEUE_NAME,
-      PAYMENT_DELAY_MS: '0',
-    });
+    worker = await startWorker(stack.workerEnv());
   });
 
   afterAll(async () => {

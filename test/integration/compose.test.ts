@@ -230,7 +230,8 @@ describe('docker-compose.yml: what payonce relies on', () => {
     expect(database.hostname).toBe('postgres');
     expect(decodeURIComponent(database.username)).toBe(postgres.POSTGRES_USER ?? 'postgres');
     expect(decodeURIComponent(database.password)).toBe(postgres.POSTGRES_PASSWORD);
-    expect(new URL(config.REDIS_URL).hostname).toBe('redis');
+    expect(config.STORE_BACKEND).toBe('redis');
+    expect(new URL(config.REDIS_URL ?? '').hostname).toBe('redis');
   });
 
   it('waits longer than each process takes to shut down before killing it', () => {

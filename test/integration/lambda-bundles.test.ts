@@ -175,6 +175,7 @@ describe('the Lambda zips from npm run build:lambda', () => {
           '20261128000000_create_users_products_payments',
           '20261202000000_create_gateway_charges',
           '20261202000100_create_purchases',
+          '20261204000000_create_idempotency_claims',
         ],
         seeded: false,
       });

@@ -118,6 +118,15 @@ describe('the worker Lambda (SQS event source mapping, ReportBatchItemFailures)'
       idempotencyKey: `user:${userId}:product:${productId}`,
       acceptedAt: new Date().toISOString(),
     };
+    // Accepted as the API accepts every purchase (its amount as the column holds it); only the job is broken.
+    await database.db('purchases').insert({
+      id: failing.purchaseId,
+      user_id: userId,
+      product_id: productId,
+      amount: 100,
+      idempotency_key: failing.idempotencyKey,
+      accepted_at: failing.acceptedAt,
+    });
     await sqs.client.send(
       new SendMessageCommand({
         QueueUrl: queue.url,

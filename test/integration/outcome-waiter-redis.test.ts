@@ -6,6 +6,7 @@ import { createPurchaseOutcomeWaiter, type PurchaseOutcomeWaiter } from '../../s
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { closeRedis, createPersistentRedis } from '../../src/shared/redis/connection.js';
 import { redisKeys } from '../../src/shared/redis/keys.js';
+import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 import { eventually, randomSuffix, TEST_REDIS_URL, testConfig } from '../support/services.js';
 
 /** A logger that keeps every line, to assert that nothing was logged at warn or above. */
@@ -51,9 +52,10 @@ describe('the outcome waiter on a real Redis subscriber', () => {
     const config = testConfig();
     const channel = redisKeys(config.REDIS_KEY_PREFIX).purchaseEvents;
     const { logger, warnings } = recordingLogger();
-    const subscriber = createPersistentRedis(config, logger, role);
+    const subscriber = createPersistentRedis({ ...config, REDIS_URL: TEST_REDIS_URL }, logger, role);
     // The poll is off: only an announcement can answer.
-    const waiter = createPurchaseOutcomeWaiter({ subscriber, channel, logger, pollIntervalMs: 3_600_000 });
+    const events = createRedisPurchaseEvents(subscriber, channel);
+    const waiter = createPurchaseOutcomeWaiter({ events, logger, pollIntervalMs: 3_600_000 });
     opened.push({ waiter, subscriber });
     const subscribers = async () => {
       const [, count] = (await publisher.pubsub('NUMSUB', channel)) as [string, number];

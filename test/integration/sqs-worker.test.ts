@@ -3,7 +3,7 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPaymentsRepository, type PaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
-import { createPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
+import { createRedisPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { createSqsPurchaseProducer, sqsRememberSeconds } from '../../src/shared/queue/sqs-purchase-producer.js';
 import { createPersistentRedis, type Redis } from '../../src/shared/redis/connection.js';
@@ -60,7 +60,7 @@ function startWorker(queue: TestFifoQueue, options: WorkerOptions = {}) {
   const inner: PaymentGateway = options.gateway ?? { charge: async () => ({ approved: true }) };
   const processor = createPurchaseProcessor({
     payments: options.payments ?? createPaymentsRepository({ db: database.db }),
-    states: createPurchaseStateStore({ redis, prefix }),
+    states: createRedisPurchaseStateStore({ redis, prefix }),
     gateway: {
       charge: async (request) => {
         charges.push(request.purchaseId);

@@ -1,86 +1,95 @@
-import { Queue, type Worker } from 'bullmq';
+import type { Worker } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createResources } from '../../src/shared/lifecycle.js';
 import { createPaymentsRepository, type PaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
-import { createPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
-import { bullmqPrefix } from '../../src/shared/redis/keys.js';
-import { createPersistentRedis, type Redis } from '../../src/shared/redis/connection.js';
+import type { PurchaseStores } from '../../src/shared/purchase/purchase-stores.js';
+import { createQueue } from '../../src/shared/queue/bullmq-store.js';
+import { openPurchaseStores } from '../../src/shared/stores.js';
 import { closeWorkerWithin, createBullmqPurchaseWorker } from '../../src/worker/bullmq/purchase-worker.js';
 import { createSimulatedGateway, type PaymentGateway } from '../../src/worker/payment-gateway.js';
 import { createPurchaseProcessor } from '../../src/worker/process-purchase.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
 
 const logger = pino({ level: 'silent' });
-let stack: TestStack;
-let workerRedis: Redis;
-let running: Worker | undefined;
-let charges: string[];
 
-beforeAll(async () => {
-  stack = await createTestStack({ env: { JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '20' } });
-  workerRedis = createPersistentRedis(stack.config, logger, 'test-worker');
-});
-afterEach(async () => {
-  if (running) await closeWorkerWithin(running, 5_000, logger);
-  running = undefined;
-});
-afterAll(async () => {
-  workerRedis?.disconnect();
-  await stack?.close();
-});
+describe.each(STORE_BACKENDS)('the worker on a real BullMQ queue and Postgres (%s backend)', (backend) => {
+  let stack: TestStack;
+  /** The worker side's stores, opened as the worker's composition root opens them. */
+  let workerStores: PurchaseStores;
+  const workerResources = createResources(logger);
+  let running: Worker | undefined;
+  let charges: string[];
 
-/** Starts an in-process BullMQ worker on the stack's queue; `payments` may inject faults. */
-function startWorker(options: { payments?: PaymentsRepository; declineRate?: number; delayMs?: number } = {}) {
-  charges = [];
-  const simulated = createSimulatedGateway({
-    db: stack.database.db,
-    delayMs: options.delayMs ?? 0,
-    declineRate: options.declineRate ?? 0,
+  beforeAll(async () => {
+    stack = await createTestStack({ backend, env: { JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '20' } });
+    workerStores = openPurchaseStores(stack.config, {
+      db: stack.database.db,
+      logger,
+      resources: workerResources,
+      role: 'worker',
+    });
   });
-  const gateway: PaymentGateway = {
-    charge: async (request) => {
-      charges.push(request.purchaseId);
-      return simulated.charge(request);
-    },
-  };
-  const processor = createPurchaseProcessor({
-    payments: options.payments ?? createPaymentsRepository({ db: stack.database.db }),
-    states: createPurchaseStateStore({ redis: workerRedis, prefix: stack.config.REDIS_KEY_PREFIX }),
-    gateway,
-    logger,
+  afterEach(async () => {
+    if (running) await closeWorkerWithin(running, 5_000, logger);
+    running = undefined;
   });
-  running = createBullmqPurchaseWorker({
-    connection: workerRedis,
-    queueName: stack.config.QUEUE_NAME,
-    prefix: bullmqPrefix(stack.config.REDIS_KEY_PREFIX),
-    processor,
-    logger,
-    concurrency: 10,
-    stalledIntervalMs: 30_000,
-    lockDurationMs: 30_000,
+  afterAll(async () => {
+    await workerResources.close();
+    await stack?.close();
   });
-  void running.run();
-  return running;
-}
 
-async function submit(headers: Record<string, string> = {}) {
-  const { userId, productId } = await seedUserAndProduct(stack.database.db, { price: 999 });
-  const response = await stack.app.inject({
-    method: 'POST',
-    url: '/payment/purchase',
-    headers,
-    payload: { userId, productId },
-  });
-  return { response, userId, productId };
-}
+  /** Starts an in-process BullMQ worker on the stack's queue; `payments` may inject faults. */
+  function startWorker(options: { payments?: PaymentsRepository; declineRate?: number; delayMs?: number } = {}) {
+    charges = [];
+    const simulated = createSimulatedGateway({
+      db: stack.database.db,
+      delayMs: options.delayMs ?? 0,
+      declineRate: options.declineRate ?? 0,
+    });
+    const gateway: PaymentGateway = {
+      charge: async (request) => {
+        charges.push(request.purchaseId);
+        return simulated.charge(request);
+      },
+    };
+    const processor = createPurchaseProcessor({
+      payments: options.payments ?? createPaymentsRepository({ db: stack.database.db }),
+      states: workerStores.states,
+      gateway,
+      logger,
+    });
+    running = createBullmqPurchaseWorker({
+      store: workerStores.bullmq,
+      queueName: stack.config.QUEUE_NAME,
+      processor,
+      logger,
+      concurrency: 10,
+      stalledIntervalMs: 30_000,
+      lockDurationMs: 30_000,
+    });
+    void running.run();
+    return running;
+  }
 
-const status = async (purchaseId: string) =>
-  (await stack.app.inject({ method: 'GET', url: `/payment/purchase/${purchaseId}` })).json();
+  async function submit(headers: Record<string, string> = {}) {
+    const { userId, productId } = await seedUserAndProduct(stack.database.db, { price: 999 });
+    const response = await stack.app.inject({
+      method: 'POST',
+      url: '/payment/purchase',
+      headers,
+      payload: { userId, productId },
+    });
+    return { response, userId, productId };
+  }
 
-const rowsFor = (purchaseId: string) => stack.database.db('payments').where({ id: purchaseId });
+  const status = async (purchaseId: string) =>
+    (await stack.app.inject({ method: 'GET', url: `/payment/purchase/${purchaseId}` })).json();
 
-describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
+  const rowsFor = (purchaseId: string) => stack.database.db('payments').where({ id: purchaseId });
+
   it('charges and writes an accepted purchase once; Prefer: wait returns it finished', async () => {
     startWorker();
     const { response } = await submit({ prefer: 'wait=10' });
@@ -102,10 +111,7 @@ describe('the worker on a real BullMQ queue, Postgres and Redis', () => {
     });
     // A redelivery: the same purchase arrives again as a new job.
     const job = await stack.queue.getJob(purchaseId);
-    const queue = new Queue(stack.config.QUEUE_NAME, {
-      connection: stack.inspector,
-      prefix: bullmqPrefix(stack.config.REDIS_KEY_PREFIX),
-    });
+    const queue = createQueue(stack.config.QUEUE_NAME, workerStores.bullmq);
     const again = await queue.add('purchase', job!.data, { jobId: `${purchaseId}-again` });
     await eventually(async () => ((await again.getState()) === 'completed' ? true : undefined));
     await queue.close();

@@ -1,7 +1,8 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
-import { bullmqPrefix } from '../../src/shared/redis/keys.js';
+import { createQueue } from '../../src/shared/queue/bullmq-store.js';
+import { backendEnv, bullmqStoreOf, type StoreBackendName } from './backends.js';
 import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 
@@ -33,6 +34,8 @@ export interface JobCounts {
  * left them in.
  */
 export interface ProcessStack {
+  /** The store backend the processes run on (STORE_BACKEND). */
+  backend: StoreBackendName;
   db: Db;
   /** The stack's own database, as the processes get it in DATABASE_URL. */
   databaseUrl: string;
@@ -49,26 +52,31 @@ export interface ProcessStack {
   jobCounts(): Promise<JobCounts>;
   /** Waits until no job is waiting, delayed or running, and returns the counts. */
   queueDrained(timeoutMs?: number): Promise<JobCounts>;
-  /** Redis keys under this stack's prefix matching `pattern` (after `<prefix>:`). */
+  /** Redis keys under this stack's prefix matching `pattern` (after `<prefix>:`); none on the Postgres backend. */
   keys(pattern: string): Promise<string[]>;
+  /** The idempotency keys held now (`user:<id>:…`), whichever backend holds them. */
+  claims(): Promise<string[]>;
   close(): Promise<void>;
 }
 
 export interface ProcessStackOptions {
-  /** The Redis every process and helper uses. Default the shared test Redis. */
+  /** The store backend (STORE_BACKEND) the processes run on. Default `redis`. */
+  backend?: StoreBackendName;
+  /** The Redis every process and helper uses (Redis backend). Default the shared test Redis. */
   redisUrl?: string;
 }
 
 /** Creates the database, prefix and queue name; processes start when the test asks. */
 export async function createProcessStack(options: ProcessStackOptions = {}): Promise<ProcessStack> {
+  const backend = options.backend ?? 'redis';
   const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
   const database = await createTestDatabase();
   // testConfig validates the names the processes will get and draws the random ones.
-  const config = testConfig({ DATABASE_URL: database.url, REDIS_URL: redisUrl });
+  const config = testConfig({ DATABASE_URL: database.url, ...backendEnv(backend, redisUrl) });
   const prefix = config.REDIS_KEY_PREFIX;
   const queueName = config.QUEUE_NAME;
   const started: RunningProcess[] = [];
-  let inspector: { redis: Redis; queue: Queue } | undefined;
+  let inspector: { redis?: Redis; queue: Queue } | undefined;
 
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
     NODE_ENV: 'test',
@@ -76,7 +84,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     // Set, so a GATEWAY_DATABASE_URL in the developer's environment cannot leak into the test.
     GATEWAY_DATABASE_URL: database.url,
     DATABASE_POOL_MAX: '10',
-    REDIS_URL: redisUrl,
+    ...backendEnv(backend, redisUrl),
     REDIS_KEY_PREFIX: prefix,
     QUEUE_NAME: queueName,
     PAYMENT_DELAY_MS: '0',
@@ -89,10 +97,17 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
 
   function queueInspector(): Queue {
     if (!inspector) {
-      const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-      redis.on('error', () => {});
-      inspector = { redis, queue: new Queue(queueName, { connection: redis, prefix: bullmqPrefix(prefix) }) };
-      inspector.queue.on('error', () => {});
+      let redis: Redis | undefined;
+      const connect = () => {
+        redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+        redis.on('error', () => {});
+        return redis;
+      };
+      const queue = createQueue(
+        queueName,
+        bullmqStoreOf(backend, { redis: connect, prefix, databaseUrl: database.url }),
+      );
+      inspector = { redis, queue };
     }
     return inspector.queue;
   }
@@ -116,7 +131,26 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     };
   }
 
+  async function keys(pattern: string): Promise<string[]> {
+    if (backend === 'postgres') return [];
+    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await redis.connect();
+      const found: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:${pattern}`, 'COUNT', 1000);
+        cursor = next;
+        found.push(...batch);
+      } while (cursor !== '0');
+      return found;
+    } finally {
+      redis.disconnect();
+    }
+  }
+
   return {
+    backend,
     db: database.db,
     databaseUrl: database.url,
     prefix,
@@ -152,22 +186,18 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
       );
     },
 
-    async keys(pattern) {
-      const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-      try {
-        await redis.connect();
-        const found: string[] = [];
-        let cursor = '0';
-        do {
-          const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:${pattern}`, 'COUNT', 1000);
-          cursor = next;
-          found.push(...batch);
-        } while (cursor !== '0');
-        return found;
-      } finally {
-        redis.disconnect();
+    async claims() {
+      if (backend === 'postgres') {
+        const rows = (await database
+          .db('idempotency_claims')
+          .where('expires_at', '>', database.db.fn.now())
+          .select('key')) as Array<{ key: string }>;
+        return rows.map((row) => row.key);
       }
+      return (await keys('idem:*')).map((key) => key.slice(`${prefix}:idem:`.length));
     },
+
+    keys,
 
     async close() {
       // Processes first (newest first), so nothing writes while the database and keys go away.
@@ -177,10 +207,11 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
       }
       if (inspector) {
         await inspector.queue.close().catch(() => {});
-        inspector.redis.disconnect();
+        inspector.redis?.disconnect();
       }
       await database.drop().catch((error: unknown) => errors.push(error));
-      if (redisUrl === TEST_REDIS_URL) await deleteKeys(prefix).catch((error: unknown) => errors.push(error));
+      if (backend === 'redis' && redisUrl === TEST_REDIS_URL)
+        await deleteKeys(prefix).catch((error: unknown) => errors.push(error));
       if (errors.length > 0) throw new AggregateError(errors, 'stack cleanup failed');
     },
   };

@@ -8,7 +8,8 @@ describe('loadConfig', () => {
       PORT: 3000,
       HOST: '127.0.0.1',
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payonce',
-      REDIS_URL: 'redis://127.0.0.1:6379',
+      // No Redis needed: without REDIS_URL everything lives in Postgres.
+      STORE_BACKEND: 'postgres',
       QUEUE_NAME: 'purchases',
       IDEMPOTENCY_TTL_SECONDS: 300,
       PAYMENT_DELAY_MS: 2000,
@@ -17,6 +18,17 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'info',
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('picks the store backend from REDIS_URL unless STORE_BACKEND says otherwise', () => {
+    expect(loadConfig({}).REDIS_URL).toBeUndefined();
+    expect(loadConfig({ REDIS_URL: 'redis://cache:6379' })).toMatchObject({
+      STORE_BACKEND: 'redis',
+      REDIS_URL: 'redis://cache:6379',
+    });
+    expect(loadConfig({ REDIS_URL: 'redis://cache:6379', STORE_BACKEND: 'postgres' }).STORE_BACKEND).toBe('postgres');
+    expect(() => loadConfig({ STORE_BACKEND: 'redis' })).toThrow(/REDIS_URL: required when STORE_BACKEND=redis/);
+    expect(() => loadConfig({ STORE_BACKEND: 'mongodb' })).toThrow(/STORE_BACKEND/);
   });
 
   it('coerces numbers and treats empty strings as unset', () => {

@@ -59,7 +59,10 @@ describe('processPurchase', () => {
     const result = await processor.processPurchase(job);
     expect(result).toMatchObject({ purchaseId: job.purchaseId, status: 'succeeded', amount: 700, failureReason: null });
     expect(charge).toHaveBeenCalledWith({ purchaseId: job.purchaseId, amount: 700 });
-    expect(states.markProcessing).toHaveBeenCalledWith(job.purchaseId);
+    expect(states.markProcessing).toHaveBeenCalledWith({
+      purchaseId: job.purchaseId,
+      idempotencyKey: job.idempotencyKey,
+    });
     expect(states.markFinished).toHaveBeenCalledWith(result, { idempotencyKey: job.idempotencyKey });
     expect(payments.rows.size).toBe(1);
   });

@@ -8,6 +8,7 @@ import {
 } from '../../src/api/purchase-outcome-waiter.js';
 import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { Redis } from '../../src/shared/redis/connection.js';
+import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 
 const CHANNEL = 'test:events';
 
@@ -30,8 +31,7 @@ function fakeSubscriber(status = 'ready') {
 function waiterWith(options: Partial<PurchaseOutcomeWaiterOptions> = {}) {
   const fake = fakeSubscriber();
   const waiter = createPurchaseOutcomeWaiter({
-    subscriber: fake.asRedis,
-    channel: CHANNEL,
+    events: createRedisPurchaseEvents(fake.asRedis, CHANNEL),
     logger: pino({ level: 'silent' }),
     // The poll is off unless a test turns it on.
     pollIntervalMs: 3_600_000,
@@ -171,8 +171,7 @@ describe('createPurchaseOutcomeWaiter', () => {
   it('subscribes only once its connection is ready', async () => {
     const { subscriber, asRedis } = fakeSubscriber('connect');
     const waiter = createPurchaseOutcomeWaiter({
-      subscriber: asRedis,
-      channel: CHANNEL,
+      events: createRedisPurchaseEvents(asRedis, CHANNEL),
       logger: pino({ level: 'silent' }),
     });
     const started = waiter.start();

@@ -296,16 +296,37 @@ describe('createPurchaseService.getPurchase', () => {
     const finished = finishedPurchase();
     // Postgres does not have it yet; meanwhile the worker writes it and drops the Redis record.
     let written = false;
+    const getPurchaseState = vi.fn(async () => {
+      written = true;
+      return null;
+    });
     const { service } = setup({
       payments: { findPayment: vi.fn(async () => (written ? finished : null)) },
-      states: {
-        getPurchaseState: vi.fn(async () => {
-          written = true;
-          return null;
-        }),
+      states: { getPurchaseState },
+      purchases: {
+        recordAccepted: vi.fn(async () => {}),
+        findAccepted: vi.fn(async () => ({
+          purchase: { ...finished, status: 'queued' as const },
+          idempotencyKey: 'user:1:key:k',
+        })),
+        markAbandoned: vi.fn(async () => {}),
       },
     });
     await expect(service.getPurchase(PURCHASE_ID)).resolves.toEqual(finished);
+    // The state store finds a purchase's records by the key it was accepted under.
+    expect(getPurchaseState).toHaveBeenCalledWith({ purchaseId: PURCHASE_ID, idempotencyKey: 'user:1:key:k' });
+  });
+
+  it('answers from Postgres alone (queued) when the state store knows nothing', async () => {
+    const queued = { ...finishedPurchase(), status: 'queued' as const };
+    const { service } = setup({
+      purchases: {
+        recordAccepted: vi.fn(async () => {}),
+        findAccepted: vi.fn(async () => ({ purchase: queued, idempotencyKey: 'user:1:key:k' })),
+        markAbandoned: vi.fn(async () => {}),
+      },
+    });
+    await expect(service.getPurchase(PURCHASE_ID)).resolves.toEqual(queued);
   });
 
   it('answers null for a purchase neither store knows', async () => {

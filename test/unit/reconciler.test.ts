@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { Claim, ClaimResult } from '../../src/shared/purchase/idempotency.js';
 import type { Purchase, PurchaseJob } from '../../src/shared/purchase/purchase.js';
+import type { PurchaseRef } from '../../src/shared/purchase/purchase-states.js';
 import { createReconciler, type JobState } from '../../src/worker/reconciler.js';
 
 const job = (n: number): PurchaseJob => ({
@@ -30,7 +31,7 @@ function setup(options: {
   const deps = {
     purchases: { findUnpaid: vi.fn(async () => unpaid), dropAbandoned: vi.fn(async () => {}) },
     payments: { recordPayment: vi.fn(async () => ({}) as never) },
-    states: { getPurchaseState: vi.fn(async (_purchaseId: string): Promise<Purchase | null> => null) },
+    states: { getPurchaseState: vi.fn(async (_ref: PurchaseRef): Promise<Purchase | null> => null) },
     idempotency: {
       claimIdempotencyKey: vi.fn(async (key: string, claim: Claim): Promise<ClaimResult> => {
         const existing = claims.get(key);

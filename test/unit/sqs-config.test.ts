@@ -14,10 +14,18 @@ describe('loadConfig: the queue driver', () => {
 
   it('takes SQS with a queue URL', () => {
     const url = 'https://sqs.eu-west-1.amazonaws.com/123456789012/payonce-prod-purchases.fifo';
-    expect(loadConfig({ QUEUE_DRIVER: 'sqs', SQS_QUEUE_URL: url })).toMatchObject({
+    expect(loadConfig({ QUEUE_DRIVER: 'sqs', SQS_QUEUE_URL: url, REDIS_URL: 'redis://cache:6379' })).toMatchObject({
       QUEUE_DRIVER: 'sqs',
       SQS_QUEUE_URL: url,
+      STORE_BACKEND: 'redis',
     });
+  });
+
+  it('refuses SQS on the Postgres backend: the SQS producer keeps its records in Redis', () => {
+    const url = 'https://sqs.eu-west-1.amazonaws.com/123456789012/payonce-prod-purchases.fifo';
+    expect(() => loadConfig({ QUEUE_DRIVER: 'sqs', SQS_QUEUE_URL: url })).toThrow(
+      /QUEUE_DRIVER: sqs needs STORE_BACKEND=redis/,
+    );
   });
 
   it('reports a missing SQS_QUEUE_URL together with every other problem', () => {

@@ -12,6 +12,12 @@ interface AcceptedRow {
   abandoned_at: Date | null;
 }
 
+/** An accepted purchase as Postgres alone knows it (`queued`), and the idempotency key it holds. */
+export interface AcceptedPurchase {
+  purchase: Purchase;
+  idempotencyKey: string;
+}
+
 /** An accepted purchase without a payment, for the reconciler. */
 export interface UnpaidPurchase {
   job: PurchaseJob;
@@ -46,12 +52,12 @@ export function createPurchasesRepository({ db }: { db: Db }) {
     return jobs.map(() => true as const);
   });
 
-  const finder = createBatcher<string, Purchase | null>(async (ids) => {
+  const finder = createBatcher<string, AcceptedPurchase | null>(async (ids) => {
     const rows = await db<AcceptedRow>('purchases').whereIn('id', [...new Set(ids)]);
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
       const row = byId.get(id);
-      return row ? toQueuedPurchase(row) : null;
+      return row ? { purchase: toQueuedPurchase(row), idempotencyKey: row.idempotency_key } : null;
     });
   });
 
@@ -111,7 +117,7 @@ export function createPurchasesRepository({ db }: { db: Db }) {
     },
 
     /** An accepted purchase as Postgres alone knows it (`queued`), or null if it was never accepted. */
-    findAccepted(purchaseId: string): Promise<Purchase | null> {
+    findAccepted(purchaseId: string): Promise<AcceptedPurchase | null> {
       return finder.load(purchaseId);
     },
   };

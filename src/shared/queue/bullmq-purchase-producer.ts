@@ -1,18 +1,15 @@
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { RETENTION_SECONDS, type PurchaseJob } from '../purchase/purchase.js';
-import { bullmqPrefix } from '../redis/keys.js';
 import { withTimeout } from '../timeout.js';
+import { createQueue, type BullmqStore } from './bullmq-store.js';
 import type { EnqueueResult, PurchaseProducer } from './purchase-producer.js';
 
 export const PURCHASE_JOB_NAME = 'purchase';
 
 export interface BullmqProducerOptions {
-  connection: Redis;
+  /** Where the queue lives (Redis or PostgreSQL); the caller's connection is never closed here. */
+  store: BullmqStore;
   queueName: string;
-  /** BullMQ key prefix (kept under the payonce prefix so tests and tenants never collide). */
-  prefix: string;
   /** Attempts per job before it fails for good (transient failures only). */
   attempts: number;
   /** First retry delay; doubles on each attempt. */
@@ -28,19 +25,14 @@ export interface BullmqProducerOptions {
  * how the API tells. After the outcome the claim in Redis blocks duplicates for the TTL.
  */
 export function createBullmqPurchaseProducer(options: BullmqProducerOptions): PurchaseProducer {
-  const { connection, queueName, prefix, attempts, backoffMs, timeoutMs = 2_000 } = options;
-  const queue = new Queue<PurchaseJob>(queueName, {
-    connection,
-    prefix,
+  const { store, queueName, attempts, backoffMs, timeoutMs = 2_000 } = options;
+  const queue = createQueue<PurchaseJob>(queueName, store, {
     defaultJobOptions: {
       attempts,
       backoff: { type: 'exponential', delay: backoffMs },
       removeOnComplete: { age: 3600, count: 10_000 },
       removeOnFail: { age: RETENTION_SECONDS },
     },
-  });
-  queue.on('error', () => {
-    // The shared connection logs its own errors; without a listener Node would throw.
   });
   let closing: Promise<void> | undefined;
 
@@ -71,7 +63,8 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
       };
     },
     async ping() {
-      await connection.ping();
+      if (store.backend === 'redis') await store.connection.ping();
+      else await queue.getJobCounts('active');
     },
     close() {
       closing ??= queue.close();
@@ -82,13 +75,12 @@ export function createBullmqPurchaseProducer(options: BullmqProducerOptions): Pu
 
 /** The producer as every process configures it: attempts, backoff and dedup window from config. */
 export function purchaseProducerFromConfig(
-  config: Pick<Config, 'QUEUE_NAME' | 'REDIS_KEY_PREFIX' | 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS'>,
-  connection: Redis,
+  config: Pick<Config, 'QUEUE_NAME' | 'JOB_ATTEMPTS' | 'JOB_BACKOFF_MS'>,
+  store: BullmqStore,
 ): PurchaseProducer {
   return createBullmqPurchaseProducer({
-    connection,
+    store,
     queueName: config.QUEUE_NAME,
-    prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
     attempts: config.JOB_ATTEMPTS,
     backoffMs: config.JOB_BACKOFF_MS,
   });

@@ -4,7 +4,8 @@ import type { Logger } from '../logger.js';
 
 export type { Redis };
 
-type RedisConfig = Pick<Config, 'REDIS_URL' | 'REDIS_COMMAND_TIMEOUT_MS'>;
+/** What a connection needs of the config (with STORE_BACKEND=redis, where REDIS_URL is set). */
+type RedisConfig = { REDIS_URL: string } & Pick<Config, 'REDIS_COMMAND_TIMEOUT_MS'>;
 
 /**
  * A connection for request paths: commands fail at once while Redis is unreachable (no offline

@@ -68,7 +68,7 @@ interface PendingClaim {
  * Atomic idempotency claims in Redis. The claim and confirm scripts take a batch, so concurrent
  * requests share one round trip.
  */
-export function createIdempotencyStore(options: IdempotencyStoreOptions): IdempotencyStore {
+export function createRedisIdempotencyStore(options: IdempotencyStoreOptions): IdempotencyStore {
   const { redis, unfinishedTtlSeconds, stateTtlSeconds } = options;
   const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, unfinishedTtlSeconds);
   const keys = redisKeys(options.prefix);

@@ -1,14 +1,9 @@
 import type { Redis } from 'ioredis';
 import { createBatcher } from '../batching.js';
 import { PURCHASE_STATUSES, RETENTION_SECONDS, type Purchase, type PurchaseStatus } from '../purchase/purchase.js';
+import type { PurchaseFinishedEvent, PurchaseRef, PurchaseStateStore } from '../purchase/purchase-states.js';
 import { redisKeys } from './keys.js';
 import { payonceScripts } from './scripts.js';
-
-/** Published on the events channel when a purchase reaches a final status. */
-export interface PurchaseFinishedEvent {
-  purchaseId: string;
-  status: PurchaseStatus;
-}
 
 // Every script here takes a batch of purchases, one state key each: a worker running many jobs
 // at once updates them in one round trip per batch instead of one per job.
@@ -34,7 +29,7 @@ interface Finished {
  * could not take, and the channel on which the worker announces finished purchases. Postgres is
  * the record of finished purchases; this store only answers for purchases it does not have.
  */
-export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
+export function createRedisPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, claimTtlSeconds = 300 } = options;
   const keys = redisKeys(options.prefix);
   const scripts = payonceScripts(redis);
@@ -89,34 +84,27 @@ export function createPurchaseStateStore(options: PurchaseStateStoreOptions) {
     },
   );
 
-  return {
-    stateKey,
-    eventsChannel,
-
-    async getPurchaseState(purchaseId: string): Promise<Purchase | null> {
+  const store: PurchaseStateStore = {
+    async getPurchaseState({ purchaseId }: PurchaseRef): Promise<Purchase | null> {
       const fields = await redis.hgetall(stateKey(purchaseId));
       return parseState(purchaseId, fields);
     },
 
-    /** Marks a queued purchase as processing; a no-op for one that is already further along. */
-    async markProcessing(purchaseId: string): Promise<void> {
+    async markProcessing({ purchaseId }: PurchaseRef): Promise<void> {
       await processingMarker.load(purchaseId);
     },
 
     /**
-     * Announces a final outcome and lets the purchase's claim on `idempotencyKey` expire
-     * `claimTtlSeconds` from now. Once Postgres holds the outcome, the in-flight record is
-     * dropped (status reads ask Postgres first); with `inPostgres: false`, when it could not be
-     * written there, Redis keeps it as the only record for `RETENTION_SECONDS`.
+     * Once Postgres holds the outcome, the in-flight record is dropped (status reads ask Postgres
+     * first); with `inPostgres: false` Redis keeps it as the only record for `RETENTION_SECONDS`.
      */
     async markFinished(purchase: Purchase, options: { idempotencyKey: string; inPostgres?: boolean }): Promise<void> {
       const finished = { purchase, idempotencyKey: options.idempotencyKey };
       await (options.inPostgres === false ? unrecordedKeeper : recordedAnnouncer).load(finished);
     },
   };
+  return Object.assign(store, { stateKey, eventsChannel });
 }
-
-export type PurchaseStateStore = ReturnType<typeof createPurchaseStateStore>;
 
 function parseState(purchaseId: string, fields: Record<string, string>): Purchase | null {
   const status = fields.status as PurchaseStatus | undefined;

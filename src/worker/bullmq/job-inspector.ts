@@ -1,16 +1,12 @@
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { createQueue, type BullmqStore } from '../../shared/queue/bullmq-store.js';
 import type { JobInspector, JobState } from '../reconciler.js';
 
 /**
  * The reconciler's view of the BullMQ queue: a purchase's job is found by its id, which is the
- * purchase id. Close it with `close()`; the connection stays its owner's.
+ * purchase id. Close it with `close()`; a Redis connection stays its owner's.
  */
-export function createBullmqJobInspector(options: { connection: Redis; queueName: string; prefix: string }) {
-  const queue = new Queue(options.queueName, { connection: options.connection, prefix: options.prefix });
-  queue.on('error', () => {
-    // The shared connection logs its own errors; without a listener Node would throw.
-  });
+export function createBullmqJobInspector(options: { store: BullmqStore; queueName: string }) {
+  const queue = createQueue(options.queueName, options.store);
 
   const inspector: JobInspector & { close(): Promise<void> } = {
     async jobState(purchaseId: string): Promise<JobState> {

@@ -1,15 +1,15 @@
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { UnrecoverableError, WaitingError, type Job, type Worker } from 'bullmq';
 import type { Logger } from '../../shared/logger.js';
+import { createWorker, type BullmqStore } from '../../shared/queue/bullmq-store.js';
 import { PurchaseJobSchema, type PaymentStatus, type PurchaseJob } from '../../shared/purchase/purchase.js';
 import { TimeoutError, withTimeout } from '../../shared/timeout.js';
 import type { PurchaseProcessor } from '../process-purchase.js';
 import { createPurchaseAttempts } from '../purchase-attempt.js';
 
 export interface BullmqPurchaseWorkerOptions {
-  connection: Redis;
+  /** Where the queue lives (Redis or PostgreSQL). */
+  store: BullmqStore;
   queueName: string;
-  prefix: string;
   processor: PurchaseProcessor;
   logger: Logger;
   /** The gateway's ledger lookup (see purchase-attempt.ts). Default: never charged. */
@@ -40,7 +40,7 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
   const { processor, logger } = options;
   const attempts = createPurchaseAttempts({ processor, logger, isCharged: options.isCharged });
 
-  const worker = new Worker<PurchaseJob, { status: PaymentStatus }>(
+  const worker = createWorker<PurchaseJob, { status: PaymentStatus }>(
     options.queueName,
     async (job: Job<PurchaseJob>, token?: string, signal?: AbortSignal) => {
       const data = attempts.parseJob(job.data, { jobId: job.id });
@@ -68,9 +68,8 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
         throw error;
       }
     },
+    options.store,
     {
-      connection: options.connection,
-      prefix: options.prefix,
       concurrency: options.concurrency,
       stalledInterval: options.stalledIntervalMs,
       lockDuration: options.lockDurationMs,

@@ -1,19 +1,21 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createIdempotencyStore } from '../../src/shared/redis/idempotency-store.js';
-import { createPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
+import { createRedisIdempotencyStore } from '../../src/shared/redis/idempotency-store.js';
+import { createRedisPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { deleteKeys, eventually, randomSuffix, TEST_REDIS_URL } from '../support/services.js';
 
 const prefix = `test_${randomSuffix()}`;
 let redis: Redis;
-let states: ReturnType<typeof createPurchaseStateStore>;
-let store: ReturnType<typeof createIdempotencyStore>;
+let states: ReturnType<typeof createRedisPurchaseStateStore>;
+let store: ReturnType<typeof createRedisIdempotencyStore>;
 
 const state = { userId: 1, productId: 2, amount: 300, status: 'queued' as const, createdAt: new Date().toISOString() };
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 /** An idempotency key no test claims, for outcomes whose claim does not matter. */
 const keyOf = (purchaseId: string) => `user:9:key:unclaimed-${purchaseId}`;
+/** A purchase as the state store names it (its key matters only on a Redis Cluster). */
+const ref = (purchaseId: string) => ({ purchaseId, idempotencyKey: keyOf(purchaseId) });
 const finishedOf = (purchaseId: string): Purchase => ({
   purchaseId,
   userId: 1,
@@ -27,8 +29,8 @@ const finishedOf = (purchaseId: string): Purchase => ({
 
 beforeAll(async () => {
   redis = new Redis(TEST_REDIS_URL);
-  states = createPurchaseStateStore({ redis, prefix });
-  store = createIdempotencyStore({
+  states = createRedisPurchaseStateStore({ redis, prefix });
+  store = createRedisIdempotencyStore({
     redis,
     prefix,
     unfinishedTtlSeconds: 300,
@@ -56,7 +58,7 @@ describe('idempotency claims on a real Redis', () => {
       if (!result.claimed) expect(result.existing).toEqual({ purchaseId: winners[0], fingerprint: '1/2' });
     }
     // The winner's purchase record exists, the losers' do not.
-    expect(await states.getPurchaseState(winners[0]!)).toMatchObject({ status: 'queued', amount: 300 });
+    expect(await states.getPurchaseState(ref(winners[0]!))).toMatchObject({ status: 'queued', amount: 300 });
     const losers = Array.from({ length: 50 }, (_, n) => id(n)).filter((candidate) => candidate !== winners[0]);
     expect(await redis.exists(...losers.map(states.stateKey))).toBe(0);
   });
@@ -88,7 +90,7 @@ describe('idempotency claims on a real Redis', () => {
           confirmed: false,
         });
       });
-      for (const n of [0, 17, 29]) expect((await states.getPurchaseState(id(800 + n)))?.amount).toBe(n);
+      for (const n of [0, 17, 29]) expect((await states.getPurchaseState(ref(id(800 + n))))?.amount).toBe(n);
 
       sent.mockClear();
       // Confirming: only the owner's confirmation extends a claim.
@@ -127,7 +129,7 @@ describe('idempotency claims on a real Redis', () => {
     expect(await store.confirmClaim(key, id(201))).toBe(false);
     expect(await store.releaseClaim(key, id(200))).toBe(true);
     expect(await store.findClaim(key)).toBeNull();
-    expect(await states.getPurchaseState(id(200))).toBeNull();
+    expect(await states.getPurchaseState(ref(id(200)))).toBeNull();
     // Once released, the key can be claimed again.
     await expect(store.claimIdempotencyKey(key, { purchaseId: id(202), fingerprint: 'f' }, state)).resolves.toEqual({
       claimed: true,
@@ -139,7 +141,7 @@ describe('idempotency claims on a real Redis', () => {
     await store.claimIdempotencyKey(key, { purchaseId: id(300), fingerprint: 'f' }, state);
     expect(await store.redirectClaim(key, id(300), { purchaseId: id(301), fingerprint: 'f' })).toBe(true);
     expect(await store.findClaim(key)).toEqual({ purchaseId: id(301), fingerprint: 'f' });
-    expect(await states.getPurchaseState(id(300))).toBeNull();
+    expect(await states.getPurchaseState(ref(id(300)))).toBeNull();
   });
 
   it('keeps a claim with a fingerprint containing spaces intact', async () => {
@@ -153,8 +155,8 @@ describe('purchase state records', () => {
   it('moves queued -> processing, then drops the record once Postgres holds the outcome, never back', async () => {
     const key = `user:9:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(500), fingerprint: 'f' }, state);
-    await states.markProcessing(id(500));
-    expect((await states.getPurchaseState(id(500)))?.status).toBe('processing');
+    await states.markProcessing(ref(id(500)));
+    expect((await states.getPurchaseState(ref(id(500))))?.status).toBe('processing');
     const subscriber = new Redis(TEST_REDIS_URL);
     try {
       await subscriber.subscribe(states.eventsChannel);
@@ -168,7 +170,7 @@ describe('purchase state records', () => {
     }
     expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
     // A late "processing" (a slow batch) does not bring the record back.
-    await states.markProcessing(id(500));
+    await states.markProcessing(ref(id(500)));
     expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
   });
 });
@@ -182,7 +184,7 @@ describe('batched state updates', () => {
       ),
     );
     // Load the scripts first, so each batch below is exactly one EVALSHA.
-    await states.markProcessing(id(799));
+    await states.markProcessing(ref(id(799)));
     await states.markFinished(finishedOf(id(799)), { idempotencyKey: keyOf(id(799)) });
     await states.markFinished(finishedOf(id(798)), { idempotencyKey: keyOf(id(798)), inPostgres: false });
     const subscriber = new Redis(TEST_REDIS_URL);
@@ -191,9 +193,9 @@ describe('batched state updates', () => {
     subscriber.on('message', (_channel, message) => events.push(JSON.parse(message)));
     const sent = vi.spyOn(redis, 'sendCommand');
     try {
-      await Promise.all(ids.map((purchaseId) => states.markProcessing(purchaseId)));
+      await Promise.all(ids.map((purchaseId) => states.markProcessing(ref(purchaseId))));
       expect(sent).toHaveBeenCalledTimes(1);
-      for (const purchaseId of ids) expect((await states.getPurchaseState(purchaseId))?.status).toBe('processing');
+      for (const purchaseId of ids) expect((await states.getPurchaseState(ref(purchaseId)))?.status).toBe('processing');
 
       sent.mockClear();
       const outcomes = ids.map((purchaseId, i) => ({
@@ -218,7 +220,7 @@ describe('batched state updates', () => {
         ),
       );
       expect(sent).toHaveBeenCalledTimes(1);
-      for (const outcome of unrecorded) expect(await states.getPurchaseState(outcome.purchaseId)).toEqual(outcome);
+      for (const outcome of unrecorded) expect(await states.getPurchaseState(ref(outcome.purchaseId))).toEqual(outcome);
       await eventually(() => (events.length >= ids.length ? true : undefined));
       expect(events).toEqual(outcomes.map(({ purchaseId, status }) => ({ purchaseId, status })));
     } finally {
@@ -242,7 +244,7 @@ describe('outcomes Redis alone holds', () => {
     };
     await states.markFinished(failed, { idempotencyKey: keyOf(id(600)), inPostgres: false });
     expect(await redis.ttl(states.stateKey(id(600)))).toBeGreaterThan(6 * 24 * 3600);
-    await states.markProcessing(id(601));
+    await states.markProcessing(ref(id(601)));
     await states.markFinished({ ...failed, purchaseId: id(601) }, { idempotencyKey: keyOf(id(601)) });
     expect(await redis.exists(states.stateKey(id(601)))).toBe(0);
   });
@@ -250,7 +252,7 @@ describe('outcomes Redis alone holds', () => {
 
 describe("a key's lifetime", () => {
   it('blocks duplicates while the purchase is unfinished, then for the claim TTL after its outcome', async () => {
-    const finishing = createPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
+    const finishing = createRedisPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
     const key = `user:3:key:${randomSuffix()}`;
     const claimKey = `${prefix}:idem:${key}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(900), fingerprint: 'f' }, state);
@@ -265,7 +267,7 @@ describe("a key's lifetime", () => {
   });
 
   it('keeps the short TTL of a purchase that finished before its claim was confirmed', async () => {
-    const finishing = createPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
+    const finishing = createRedisPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
     const key = `user:3:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(901), fingerprint: 'f' }, state);
     // A fast worker: the outcome is announced before the API confirms the claim.
@@ -275,7 +277,7 @@ describe("a key's lifetime", () => {
   });
 
   it('leaves a claim that belongs to another purchase alone', async () => {
-    const finishing = createPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
+    const finishing = createRedisPurchaseStateStore({ redis, prefix, claimTtlSeconds: 5 });
     const key = `user:3:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(902), fingerprint: 'f' }, state);
     await store.confirmClaim(key, id(902));
