@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedProducts, seedUserAndProduct, seedUsers } from '../support/services.js';
 import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
-describe('concurrent purchases', () => {
+describe.each(STORE_BACKENDS)('concurrent purchases (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     const api = await stack.startApi();
     await stack.startWorker();
     client = createPurchaseClient(api.url);

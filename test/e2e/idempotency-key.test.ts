@@ -1,17 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSuffix, seedProducts, seedUsers } from '../support/services.js';
 import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type JobCounts, type ProcessStack } from '../support/process-stack.js';
 
 const jobsEver = (counts: JobCounts) =>
   counts.waiting + counts.prioritized + counts.delayed + counts.active + counts.completed + counts.failed;
 
-describe('Idempotency-Key', () => {
+describe.each(STORE_BACKENDS)('Idempotency-Key (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     const api = await stack.startApi();
     await stack.startWorker();
     client = createPurchaseClient(api.url);

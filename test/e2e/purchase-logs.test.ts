@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogLines, type RunningApi, type RunningProcess } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
 import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 /** The JSON log lines a process wrote so far. */
@@ -10,14 +11,14 @@ const logLines = (process: RunningProcess) => jsonLogLines(process.output());
 /** The worker's lines about itself rather than about a purchase. */
 const WORKER_LIFECYCLE = new Set(['worker started', 'shutting down: finishing in-flight jobs', 'shut down cleanly']);
 
-describe('log lines about a purchase carry its purchaseId', () => {
+describe.each(STORE_BACKENDS)('log lines about a purchase carry its purchaseId (%s backend)', (backend) => {
   let stack: ProcessStack;
   let api: RunningApi;
   let worker: RunningProcess;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     api = await stack.startApi({ LOG_LEVEL: 'info' });
     worker = await stack.startWorker({ LOG_LEVEL: 'info' });
     client = createPurchaseClient(api.url);

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi, RunningProcess } from '../support/processes.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -18,13 +19,13 @@ function simulateBurst(stack: ProcessStack, api: RunningApi, args: string[]) {
   });
 }
 
-describe('npm run simulate:burst against running processes', () => {
+describe.each(STORE_BACKENDS)('npm run simulate:burst against running processes (%s backend)', (backend) => {
   let stack: ProcessStack;
   let api: RunningApi;
   let worker: RunningProcess;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     api = await stack.startApi();
     worker = await stack.startWorker();
   });

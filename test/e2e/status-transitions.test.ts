@@ -8,14 +8,15 @@ import {
   type PurchaseStatus,
   type PurchaseView,
 } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
-describe('purchase status', () => {
+describe.each(STORE_BACKENDS)('purchase status (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     client = createPurchaseClient((await stack.startApi()).url);
   });
 

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSuffix, seedProducts, seedUsers } from '../support/services.js';
 import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
-describe('unknown user or product', () => {
+describe.each(STORE_BACKENDS)('unknown user or product (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     client = createPurchaseClient((await stack.startApi()).url);
     await stack.startWorker();
   });
@@ -35,8 +36,10 @@ describe('unknown user or product', () => {
     expect(unknownProduct.body).toMatchObject({ statusCode: 422, code: 'PRODUCT_NOT_FOUND' });
     expect(unknownBoth.status).toBe(422);
     expect(['USER_NOT_FOUND', 'PRODUCT_NOT_FOUND']).toContain(unknownBoth.body?.code);
-    expect(await stack.keys('idem:*')).toEqual([]);
+    // No claim, no in-flight record, no accepted purchase, whichever backend.
+    expect(await stack.claims()).toEqual([]);
     expect(await stack.keys('purchase:*')).toEqual([]);
+    expect(await stack.db('purchases')).toEqual([]);
     expect(await stack.jobCounts()).toMatchObject({ waiting: 0, active: 0, completed: 0, failed: 0 });
     expect(await stack.payments()).toEqual([]);
 

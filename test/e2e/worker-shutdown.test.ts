@@ -6,14 +6,15 @@ import {
   type PurchaseClient,
   type PurchaseView,
 } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 
-describe('worker shutdown', () => {
+describe.each(STORE_BACKENDS)('worker shutdown (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     client = createPurchaseClient((await stack.startApi()).url);
   });
 
