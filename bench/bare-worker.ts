@@ -1,24 +1,8 @@
-import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { loadConfigOrExit } from '../src/shared/config.js';
+import { serveBullmqWorker } from './bullmq-worker-process.js';
 
 /**
- * The worker baseline: a BullMQ worker on the same queue options that does nothing with each
- * job. Its drain rate is the ceiling for any BullMQ worker process here.
+ * The floor of every worker here: a BullMQ worker on the same queue options that does nothing
+ * with each job. Its drain rate is the ceiling for any BullMQ worker process on this machine.
  */
-const connection = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: null });
-const worker = new Worker(process.env.QUEUE_NAME ?? 'purchases', async () => ({ status: 'succeeded' }), {
-  connection,
-  prefix: `${process.env.REDIS_KEY_PREFIX ?? 'payonce'}:bull`,
-  concurrency: Number(process.env.WORKER_CONCURRENCY ?? 50),
-});
-worker.on('error', () => {});
-await worker.waitUntilReady();
-console.log('worker started');
-process.on(
-  'SIGTERM',
-  () =>
-    void worker
-      .close()
-      .then(() => connection.quit())
-      .then(() => process.exit(0)),
-);
+await serveBullmqWorker(loadConfigOrExit(), async () => ({ status: 'succeeded' }));

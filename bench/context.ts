@@ -53,20 +53,22 @@ export async function peakRssMb(pid: number): Promise<number> {
   return Math.round(kb / 1024);
 }
 
-/** Runs `baseline` and `subject` alternately, `rounds` times each, and keeps each one's best. */
-export async function compare(
+/**
+ * Runs each of `runs` in turn, `rounds` times over, and keeps each one's best run (by req/s):
+ * alternating spreads a noisy neighbour over all of them instead of one.
+ */
+export async function bestOf<Name extends string>(
   rounds: number,
-  baseline: () => Promise<LoadResult>,
-  subject: () => Promise<LoadResult>,
-): Promise<{ baseline: LoadResult; subject: LoadResult }> {
-  const best: { baseline?: LoadResult; subject?: LoadResult } = {};
+  runs: Record<Name, () => Promise<LoadResult>>,
+): Promise<Record<Name, LoadResult>> {
+  const best: Partial<Record<Name, LoadResult>> = {};
   for (let round = 0; round < rounds; round++) {
-    const b = await baseline();
-    const s = await subject();
-    if (!best.baseline || b.requestsPerSecond > best.baseline.requestsPerSecond) best.baseline = b;
-    if (!best.subject || s.requestsPerSecond > best.subject.requestsPerSecond) best.subject = s;
+    for (const name of Object.keys(runs) as Name[]) {
+      const result = await runs[name]();
+      if (!best[name] || result.requestsPerSecond > best[name].requestsPerSecond) best[name] = result;
+    }
   }
-  return best as { baseline: LoadResult; subject: LoadResult };
+  return best as Record<Name, LoadResult>;
 }
 
 /**

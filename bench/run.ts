@@ -11,12 +11,14 @@ import { measureWorker } from './phases/worker.js';
 import { renderMarkdown, renderTable, type BenchReport } from './report.js';
 
 /**
- * `npm run bench [-- --quick]`: measures payonce against baselines measured in the same run on
- * the same machine, Redis and Postgres, and writes BENCHMARKS.md / BENCHMARKS.json (full runs
- * only). Everything it starts (database, key prefix, queues, processes) is its own and is
- * removed at the end. `--no-write` prints the figures without recording them. `--profile DIR` also writes a CPU profile of each process under test and
- * each baseline into DIR (open them as flame graphs in Chrome DevTools or speedscope, or
- * summarise them with `npm run bench:profile -- DIR/*.cpuprofile`); such a run records nothing.
+ * `npm run bench [-- --quick]`: measures payonce against the naive design a user would write
+ * instead (bench/naive-service.ts, bench/naive-worker.ts) and against bare floors, all in the
+ * same run on the same machine, Redis and Postgres, and writes BENCHMARKS.md / BENCHMARKS.json
+ * (full runs only). Everything it starts (database, key prefix, queues, processes) is its own
+ * and is removed at the end. `--no-write` prints the figures without recording them.
+ * `--profile DIR` also writes a CPU profile of each process under test and each baseline into
+ * DIR (open them as flame graphs in Chrome DevTools or speedscope, or summarise them with
+ * `npm run bench:profile -- DIR/*.cpuprofile`); such a run records nothing.
  */
 const { values: args } = parseArgs({
   options: {
@@ -54,10 +56,12 @@ async function main(): Promise<void> {
       scaling,
       memory: {
         apiPeakRssMbAccept: paths.apiPeakRssMb,
+        naiveApiPeakRssMbAccept: paths.naiveApiPeakRssMb,
         apiPeakRssMbEndToEnd: endToEnd.apiPeakRssMb,
         workerPeakRssMbThroughput: throughput.workerPeakRssMb,
         workerPeakRssMbEndToEnd: endToEnd.workerPeakRssMb,
         bareWorkerPeakRssMb: throughput.bareWorkerPeakRssMb,
+        naiveWorkerPeakRssMb: throughput.naiveWorkerPeakRssMb,
       },
       seconds: Math.round((Date.now() - started) / 1000),
     };

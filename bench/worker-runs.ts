@@ -10,9 +10,10 @@ import { startCpuMeter, type CpuUse } from './cpu.js';
 
 /**
  * Fills a paused queue with `count` purchase jobs the way the API accepts them, so that a worker
- * started afterwards finds them all waiting.
+ * started afterwards finds them all waiting. `claims: false` enqueues only, for a worker that
+ * reads nothing of payonce's claims (the naive worker).
  */
-export async function fillQueue(ctx: BenchContext, queueName: string, count: number) {
+export async function fillQueue(ctx: BenchContext, queueName: string, count: number, { claims = true } = {}) {
   const { prefix } = ctx;
   const config = ctx.producerConfig(queueName);
   const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
@@ -26,10 +27,14 @@ export async function fillQueue(ctx: BenchContext, queueName: string, count: num
   const queue = ctx.openQueue(queueName);
   await queue.pause();
   const jobs = Array.from({ length: count }, (_, i) => ctx.benchJob(queueName, i));
-  // The API's own steps: claim (with the in-flight record), enqueue, confirm.
+  // payonce's API's own steps: claim (with the in-flight record), enqueue, confirm.
   for (let i = 0; i < jobs.length; i += 200) {
     await Promise.all(
       jobs.slice(i, i + 200).map(async (job) => {
+        if (!claims) {
+          await producer.enqueuePurchase(job);
+          return;
+        }
         await idempotency.claimIdempotencyKey(
           job.idempotencyKey,
           { purchaseId: job.purchaseId, fingerprint: 'bench' },

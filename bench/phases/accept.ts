@@ -1,39 +1,61 @@
 import { eventually } from '../../scripts/lib/eventually.js';
-import { freePort, startApi, startNodeProcess, type RunningProcess } from '../../scripts/lib/processes.js';
+import { freePort, startApi, startNodeProcess, type RunningApi } from '../../scripts/lib/processes.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
-import { compare, log, peakRssMb, type BenchContext } from '../context.js';
+import { bestOf, log, peakRssMb, type BenchContext } from '../context.js';
 import { startCpuMeter } from '../cpu.js';
 import { purchaseLoad } from '../load.js';
 
+/** Starts one of the bench's own servers (`bench/*.ts`) and waits until it answers /health/live. */
+async function startBenchServer(
+  ctx: BenchContext,
+  script: string,
+  environment: Record<string, string>,
+  profileName: string,
+): Promise<RunningApi> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const server = ctx.track({
+    ...startNodeProcess(script, { ...environment, PORT: String(port) }, ctx.profiled(profileName)),
+    url,
+  });
+  await eventually(
+    async () => {
+      if (server.child.exitCode !== null) throw new Error(`${script} exited early:\n${server.output()}`);
+      return (await fetch(`${url}/health/live`).catch(() => null))?.ok ? true : undefined;
+    },
+    { timeoutMs: 20_000, what: script },
+  );
+  return server;
+}
+
 /**
  * The accept path (a fresh Idempotency-Key per request) and the duplicate path (one key
- * throughout) against the bare Fastify baseline. Both paths run on the same two processes, so
- * the duplicate path is measured on a warm API.
+ * throughout) of payonce, of the naive service and of bare Fastify, in turn. Each path runs on
+ * the same processes, so the duplicate path is measured on warm servers.
  */
 export async function measureAcceptPaths(ctx: BenchContext) {
-  const { plan, bodies, redisPid, track, stop, env, profiled } = ctx;
+  const { plan, bodies, redisPid, stop, env, profiled } = ctx;
   log('accept and duplicate paths');
-  const basePort = await freePort();
-  const bare = track(
-    startNodeProcess('bench/bare-fastify.ts', { PORT: String(basePort), LOG_LEVEL: 'warn' }, profiled('bare-fastify')),
+  const bare = await startBenchServer(ctx, 'bench/bare-fastify.ts', { LOG_LEVEL: 'warn' }, 'bare-fastify');
+  const naive = await startBenchServer(
+    ctx,
+    'bench/naive-service.ts',
+    env({ QUEUE_NAME: `naive_accept_${randomSuffix()}` }),
+    'naive-api',
   );
-  const bareUrl = `http://127.0.0.1:${basePort}`;
-  await eventually(async () => ((await fetch(`${bareUrl}/health/live`).catch(() => null))?.ok ? true : undefined), {
-    timeoutMs: 20_000,
-    what: 'the baseline server',
-  });
-  const api = track(
+  const api = ctx.track(
     await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` }), { nodeArgs: profiled('api-accept') }),
   );
   const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
     purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys });
   /** A load run with the CPU per request of every process taking part. */
-  const measuredLoad = async (server: RunningProcess & { url: string }, keys: 'distinct' | 'duplicate') => {
+  const measuredLoad = async (server: RunningApi, keys: 'distinct' | 'duplicate') => {
     const meter = await startCpuMeter(server.pid, redisPid);
     const result = await load(server.url, keys);
     // Throughput counts only the answers the path is measured for: a 503 or a 4xx is not one.
-    // With one key, payonce accepts the first request (202) and answers the rest 204.
-    const expected = keys === 'duplicate' && server !== bareServer ? [202, 204] : [202];
+    // With one key, payonce and the naive service accept the first request (202) and answer
+    // the rest 204; bare Fastify answers everything 202.
+    const expected = keys === 'duplicate' && server !== bare ? [202, 204] : [202];
     const unexpected = Object.keys(result.statusCounts).filter((status) => !expected.includes(Number(status)));
     if (
       result.errors > 0 ||
@@ -44,25 +66,26 @@ export async function measureAcceptPaths(ctx: BenchContext) {
     }
     return { ...result, cpu: await meter.stop(result.requests) };
   };
-  const bareServer = { ...bare, url: bareUrl };
-  await load(bareUrl, 'distinct', plan.warmup);
-  await load(api.url, 'distinct', plan.warmup);
-  const accept = await compare(
-    plan.rounds,
-    () => measuredLoad(bareServer, 'distinct'),
-    () => measuredLoad(api, 'distinct'),
-  );
-  const duplicate = await compare(
-    plan.rounds,
-    () => measuredLoad(bareServer, 'duplicate'),
-    () => measuredLoad(api, 'duplicate'),
-  );
+  for (const server of [bare, naive, api]) await load(server.url, 'distinct', plan.warmup);
+  const runs = (keys: 'distinct' | 'duplicate') =>
+    bestOf(plan.rounds, {
+      bare: () => measuredLoad(bare, keys),
+      naive: () => measuredLoad(naive, keys),
+      payonce: () => measuredLoad(api, keys),
+    });
+  const accept = await runs('distinct');
+  const duplicate = await runs('duplicate');
   const apiPeakRssMb = await peakRssMb(api.pid);
+  const naiveApiPeakRssMb = await peakRssMb(naive.pid);
   await stop(api);
+  await stop(naive);
   await stop(bare);
-  return {
-    accept: { ...accept, ratio: accept.subject.requestsPerSecond / accept.baseline.requestsPerSecond },
-    duplicate: { ...duplicate, ratio: duplicate.subject.requestsPerSecond / duplicate.baseline.requestsPerSecond },
-    apiPeakRssMb,
-  };
+  const comparison = ({ bare: baseline, naive, payonce: subject }: typeof accept) => ({
+    baseline,
+    subject,
+    ratio: subject.requestsPerSecond / baseline.requestsPerSecond,
+    naive,
+    ratioToNaive: subject.requestsPerSecond / naive.requestsPerSecond,
+  });
+  return { accept: comparison(accept), duplicate: comparison(duplicate), apiPeakRssMb, naiveApiPeakRssMb };
 }

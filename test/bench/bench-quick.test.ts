@@ -25,6 +25,7 @@ describe('npm run bench -- --quick', () => {
       'accept path (req/s)',
       'duplicate path (req/s)',
       'worker, no delay (jobs/s)',
+      'bare BullMQ worker',
       'raw single-row inserts',
       'end-to-end overhead',
       'scaling: 2 process(es)',
@@ -37,7 +38,24 @@ describe('npm run bench -- --quick', () => {
     const ratios = [...stdout.matchAll(/ (\d+\.\d\d)\s*$/gm)].map((match) => Number(match[1]));
     expect(ratios.length).toBeGreaterThanOrEqual(5);
     for (const ratio of ratios) expect(ratio).toBeGreaterThan(0);
-    expect(stdout).toMatch(/(met |MISS)\s+accept path/);
+    // payonce beside the naive design on every path, then the bare floors, each with its ratio.
+    for (const path of ['accept', 'duplicate']) {
+      expect(stdout).toMatch(
+        new RegExp(`^${path} path \\(req/s\\)\\s+[\\d,]+\\s+[\\d,]+ naive service\\s+\\d+\\.\\d\\d$`, 'm'),
+      );
+      expect(stdout).toMatch(
+        new RegExp(`^${path} p50 / p99\\s+[\\d.]+ ms / [\\d.]+ ms\\s+[\\d.]+ ms / [\\d.]+ ms naive service$`, 'm'),
+      );
+    }
+    expect(stdout).toMatch(/^\s+[\d,]+ bare Fastify\s+\d+\.\d\d$/m);
+    expect(stdout).toMatch(/^worker, no delay \(jobs\/s\)\s+[\d,]+\s+[\d,]+ naive worker\s+\d+\.\d\d$/m);
+    expect(stdout).toMatch(/^peak RSS: naiveApiPeakRssMbAccept\s+\d+ MB$/m);
+    expect(stdout).toMatch(/^peak RSS: naiveWorkerPeakRssMb\s+\d+ MB$/m);
+    for (const target of ['accept path', 'duplicate path', 'worker']) {
+      expect(stdout).toMatch(
+        new RegExp(`^(met |MISS)  ${target}: \\d+\\.\\d\\dx \\(target >= [\\d.]+x the naive`, 'm'),
+      );
+    }
     // The end-to-end time is split, and every process's CPU is counted where the work lands.
     expect(stdout).toMatch(/of which queued \(accepted -> taken\)\s+p50 \d/);
     expect(stdout).toMatch(/of which in the worker \(taken -> written\)\s+p50 \d/);
@@ -56,13 +74,26 @@ describe('npm run bench -- --quick', () => {
     expect(accept.loadGenerator).toBeGreaterThan(0);
     expect(cpu('BullMQ add alone \\(its client as process\\)').redis).toBeGreaterThan(0);
     expect(cpu('payonce worker').process).toBeGreaterThan(0);
+    for (const keys of ['distinct keys', 'one key']) {
+      const naive = cpu(`naive service, ${keys}`);
+      expect(naive.process).toBeGreaterThan(0);
+      expect(naive.loadGenerator).toBeGreaterThan(0);
+    }
+    expect(cpu('naive worker').process).toBeGreaterThan(0);
 
     // A CPU profile of every process under test and every baseline, and their summary.
     try {
       expect((await readdir(profiles)).sort()).toEqual(
-        ['api-accept', 'api-end-to-end', 'bare-fastify', 'bare-worker', 'worker-end-to-end', 'worker-throughput'].map(
-          (name) => `${name}.cpuprofile`,
-        ),
+        [
+          'api-accept',
+          'api-end-to-end',
+          'bare-fastify',
+          'bare-worker',
+          'naive-api',
+          'naive-worker',
+          'worker-end-to-end',
+          'worker-throughput',
+        ].map((name) => `${name}.cpuprofile`),
       );
       const summary = await promisify(execFile)(
         process.execPath,
