@@ -8,6 +8,8 @@ describe('loadConfig', () => {
       PORT: 3000,
       HOST: '127.0.0.1',
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payonce',
+      EMBEDDED_POSTGRES_PORT: 54329,
+      PAYONCE_HOME: '.payonce',
       REDIS_URL: 'redis://127.0.0.1:6379',
       QUEUE_NAME: 'purchases',
       IDEMPOTENCY_TTL_SECONDS: 300,
