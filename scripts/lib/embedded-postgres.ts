@@ -64,7 +64,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
     );
   }
   const log = join(dataDir, 'server.log');
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`;
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=`;
   try {
     await pgCtlRun(['start', '-w', '-t', PG_CTL_TIMEOUT_SECONDS, '-l', log, '-o', options]);
   } catch (error) {
