@@ -1,7 +1,17 @@
 import { Worker, type Processor } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { Config } from '../src/shared/config.js';
+import { loadConfigOrExit, type Config } from '../src/shared/config.js';
 import { bullmqPrefix } from '../src/shared/redis/keys.js';
+
+/** The configuration of a bench baseline process: they all run on Redis (the bench sets REDIS_URL). */
+export function loadRedisConfigOrExit(): Extract<Config, { STORE_BACKEND: 'redis' }> {
+  const config = loadConfigOrExit();
+  if (config.STORE_BACKEND !== 'redis') {
+    console.error('the bench baselines run on Redis: set REDIS_URL');
+    process.exit(1);
+  }
+  return config;
+}
 
 /**
  * Runs a BullMQ worker on payonce's queue and prefix with `processor`, at WORKER_CONCURRENCY, and
@@ -10,7 +20,7 @@ import { bullmqPrefix } from '../src/shared/redis/keys.js';
  * `processor`.
  */
 export async function serveBullmqWorker(
-  config: Pick<Config, 'REDIS_URL' | 'QUEUE_NAME' | 'REDIS_KEY_PREFIX' | 'WORKER_CONCURRENCY'>,
+  config: { REDIS_URL: string } & Pick<Config, 'QUEUE_NAME' | 'REDIS_KEY_PREFIX' | 'WORKER_CONCURRENCY'>,
   processor: Processor,
   close: () => Promise<unknown> = async () => {},
 ): Promise<void> {

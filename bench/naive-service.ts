@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { loadConfigOrExit } from '../src/shared/config.js';
 import { createDb } from '../src/shared/db.js';
 import { idempotencyKeyFor } from '../src/shared/purchase/idempotency.js';
 import type { PurchaseJob } from '../src/shared/purchase/purchase.js';
+import { bullmqPrefix } from '../src/shared/redis/keys.js';
 import { purchaseProducerFromConfig } from '../src/shared/queue/bullmq-purchase-producer.js';
+import { loadRedisConfigOrExit } from './bullmq-worker-process.js';
 import { servePurchases } from './purchase-route.js';
 
 /**
@@ -16,10 +17,14 @@ import { servePurchases } from './purchase-route.js';
  * a replay has the same body, no `Location` on a 204, no `Prefer: wait`. The bench compares
  * payonce's accept and duplicate paths with it.
  */
-const config = loadConfigOrExit();
+const config = loadRedisConfigOrExit();
 const redis = new Redis(config.REDIS_URL);
 redis.on('error', () => {});
-const producer = purchaseProducerFromConfig(config, redis);
+const producer = purchaseProducerFromConfig(config, {
+  backend: 'redis',
+  connection: redis,
+  prefix: bullmqPrefix(config.REDIS_KEY_PREFIX),
+});
 const db = createDb(config);
 const claimTtlMs = config.IDEMPOTENCY_TTL_SECONDS * 1000;
 

@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from 'bullmq';
-import { loadConfigOrExit } from '../src/shared/config.js';
 import { createDb } from '../src/shared/db.js';
 import type { PurchaseJob } from '../src/shared/purchase/purchase.js';
-import { serveBullmqWorker } from './bullmq-worker-process.js';
+import { loadRedisConfigOrExit, serveBullmqWorker } from './bullmq-worker-process.js';
 
 /**
  * The worker a user would write instead of payonce's, from the same packages: per job the
@@ -12,7 +11,7 @@ import { serveBullmqWorker } from './bullmq-worker-process.js';
  * announcement of the outcome, no retry classification, no record of a purchase that cannot be
  * written.
  */
-const config = loadConfigOrExit();
+const config = loadRedisConfigOrExit();
 const db = createDb(config);
 
 await serveBullmqWorker(

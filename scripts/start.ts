@@ -1,51 +1,114 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { seed } from '../seeds/demo.js';
-import { loadProcessConfigOrExit } from '../src/shared/config.js';
+import { loadAppSecretsOrExit, loadConfigOrExit } from '../src/shared/config.js';
 import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
 import { migrateQueueSchema } from '../src/shared/postgres/queue-schema.js';
+import { embeddedDataDir, startEmbeddedPostgres, type EmbeddedPostgres } from './lib/embedded-postgres.js';
 
 /**
- * `npm start`: creates and migrates the database, seeds demo data into an empty one, then runs
- * the API and one worker as two processes until Ctrl-C, which stops both gracefully.
+ * `npm start`: without DATABASE_URL, starts the embedded PostgreSQL (its data in PAYONCE_HOME);
+ * creates and migrates the database, seeds demo data into an empty one, then runs the API and
+ * one worker as two processes until Ctrl-C, which stops both gracefully, then the embedded server.
  */
-const config = await loadProcessConfigOrExit();
-await ensureDatabaseExists(config.DATABASE_URL);
-const db = createDb(config);
-try {
-  await migrateLatest(db);
-  if (config.STORE_BACKEND === 'postgres') await migrateQueueSchema(config.DATABASE_URL);
-  const [{ count }] = (await db('products').count({ count: '*' })) as [{ count: string }];
-  if (Number(count) === 0) {
-    await seed(db);
-    console.log('seeded demo users and products (GET /user, GET /product)');
-  }
-} finally {
-  await db.destroy();
-}
+const env = await loadAppSecretsOrExit();
+const config = loadConfigOrExit(env);
 
-const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
-// Each child gets its own process group, so a Ctrl-C reaches it once, forwarded from here, and
-// not also from the terminal (a second signal would make it exit without draining). The IPC
-// channel closes if this process dies without forwarding anything (SIGKILL), and the child
-// then shuts down gracefully by itself instead of running on unattended.
-const start = (script: string) =>
-  spawn(process.execPath, [entry(script)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true });
-const children = new Map<string, ChildProcess>([
-  ['api', start('../src/api/server.js')],
-  ['worker', start('../src/worker/main.js')],
-]);
-
+/** Where the embedded server keeps its data; undefined when DATABASE_URL names a server. */
+const dataDir = env.DATABASE_URL ? undefined : embeddedDataDir(config.PAYONCE_HOME);
+let embedded: EmbeddedPostgres | undefined;
+const children = new Map<string, ChildProcess>();
 let stopping = false;
 let exitCode = 0;
+
 function stopAll(signal: NodeJS.Signals): void {
   // npm and the terminal may both deliver the same Ctrl-C: forward only the first.
   if (stopping) return;
   stopping = true;
   for (const child of children.values()) if (child.exitCode === null) child.kill(signal);
 }
+// Handled from the start: the embedded server runs in a session of its own and would outlive
+// this process, so even a Ctrl-C during the set-up ends with `exit()` below.
 process.on('SIGINT', () => stopAll('SIGINT'));
 process.on('SIGTERM', () => stopAll('SIGTERM'));
+process.on('SIGHUP', () => stopAll('SIGTERM'));
+
+/** The last step: the embedded server stops once nothing uses it any more. */
+async function exit(): Promise<never> {
+  try {
+    await embedded?.stop();
+  } catch (error) {
+    console.error('the embedded PostgreSQL did not stop:', error);
+    exitCode ||= 1;
+  }
+  process.exit(exitCode);
+}
+
+/** Creates and migrates the database (BullMQ's schema too, on the Postgres backend), and seeds it when it has no products. */
+async function prepareDatabase(url: string): Promise<void> {
+  await ensureDatabaseExists(url);
+  const db = createDb({ ...config, DATABASE_URL: url });
+  try {
+    await migrateLatest(db);
+    if (config.STORE_BACKEND === 'postgres') await migrateQueueSchema(url);
+    const [{ count }] = (await db('products').count({ count: '*' })) as [{ count: string }];
+    if (Number(count) === 0) {
+      await seed(db);
+      console.log('seeded demo users and products (GET /user, GET /product)');
+    }
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A URL as it may be printed: its password, if any, masked. */
+function printable(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+try {
+  if (dataDir) {
+    embedded = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT);
+    if (embedded.initialised) console.log(`created a PostgreSQL cluster in ${dataDir}`);
+  }
+  await prepareDatabase(embedded?.url ?? config.DATABASE_URL);
+} catch (error) {
+  // After a Ctrl-C the error is the interruption's: initdb runs in this process group and gets it too.
+  if (!stopping) console.error(error);
+  exitCode = 1;
+  stopping = true;
+}
+if (stopping) await exit();
+
+console.log(`API:      http://${config.HOST}:${config.PORT}`);
+console.log(
+  embedded
+    ? `database: ${embedded.url} (embedded PostgreSQL on this machine, data in ${dataDir})`
+    : `database: ${printable(config.DATABASE_URL)} (DATABASE_URL)`,
+);
+console.log(
+  config.STORE_BACKEND === 'redis'
+    ? `Redis:    used, ${printable(config.REDIS_URL)} (STORE_BACKEND=redis)`
+    : 'Redis:    not used (STORE_BACKEND=postgres: claims, in-flight state and the queue live in PostgreSQL)',
+);
+
+const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+// REDIS_URL and everything else pass through as set; only the embedded server's URL is added.
+const childEnv = embedded ? { ...process.env, DATABASE_URL: embedded.url } : process.env;
+// Each child gets its own process group, so a Ctrl-C reaches it once, forwarded from here, and
+// not also from the terminal (a second signal would make it exit without draining). The IPC
+// channel closes if this process dies without forwarding anything (SIGKILL), and the child
+// then shuts down gracefully by itself instead of running on unattended.
+const start = (script: string) =>
+  spawn(process.execPath, [entry(script)], {
+    env: childEnv,
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    detached: true,
+  });
+children.set('api', start('../src/api/server.js'));
+children.set('worker', start('../src/worker/main.js'));
 
 for (const [name, child] of children) {
   child.on('exit', (code, signal) => {
@@ -58,6 +121,6 @@ for (const [name, child] of children) {
     } else if (code !== 0) {
       exitCode = code ?? 1;
     }
-    if (children.size === 0) process.exit(exitCode);
+    if (children.size === 0) void exit();
   });
 }

@@ -3,9 +3,11 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { eventually } from './eventually.js';
 
-// This file runs from scripts/lib/ (tsx) and from dist/scripts/lib/ (the build); either way the
-// processes it starts are the repository's.
-const ROOT = fileURLToPath(new URL('.', import.meta.url)).replace(/(dist\/)?scripts\/lib\/$/, '');
+/**
+ * The repository's root folder, with a trailing slash. This file runs from scripts/lib/ (tsx)
+ * and from dist/scripts/lib/ (the build); either way the processes it starts are the repository's.
+ */
+export const PROJECT_ROOT = fileURLToPath(new URL('.', import.meta.url)).replace(/(dist\/)?scripts\/lib\/$/, '');
 
 /** A free TCP port on 127.0.0.1 (asked of the OS). */
 export async function freePort(): Promise<number> {
@@ -38,10 +40,10 @@ export interface RunningProcess {
 export function startNodeProcess(script: string, env: Record<string, string>, nodeArgs: string[] = []): RunningProcess {
   const args = [
     ...nodeArgs,
-    ...(script.endsWith('.ts') ? ['--import', 'tsx', `${ROOT}${script}`] : [`${ROOT}dist/${script}`]),
+    ...(script.endsWith('.ts') ? ['--import', 'tsx', `${PROJECT_ROOT}${script}`] : [`${PROJECT_ROOT}dist/${script}`]),
   ];
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd: PROJECT_ROOT,
     env: { ...process.env, LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -21,6 +21,17 @@ const ConfigFields = z.object({
     .default('postgres://postgres@127.0.0.1:5432/payonce'),
   DATABASE_POOL_MAX: int().min(1).max(200).default(10),
   /**
+   * `npm start` without DATABASE_URL: the port of the embedded PostgreSQL it runs on
+   * 127.0.0.1 (user and password `postgres`, database `payonce`). Default 54329, clear of a
+   * local server's 5432.
+   */
+  EMBEDDED_POSTGRES_PORT: int().min(1).max(65535).default(54329),
+  /**
+   * `npm start` without DATABASE_URL: the folder of its local state, the embedded PostgreSQL's
+   * cluster in `postgres/` (kept across restarts). Relative paths count from the project root.
+   */
+  PAYONCE_HOME: z.string().min(1).default('.payonce'),
+  /**
    * Where idempotency claims, in-flight records and the queue live: `redis` (claims and records
    * in Redis, the queue on BullMQ's Redis backend or SQS) or `postgres` (no Redis at all: claims
    * and records in PostgreSQL, the queue on BullMQ's PostgreSQL backend, notifications by
@@ -268,8 +279,11 @@ export async function loadProcessConfigOrExit(): Promise<Config> {
   return loadConfigOrExit(await loadAppSecretsOrExit());
 }
 
-/** For process entries: the merged environment, or a clear message and exit code 1. */
-async function loadAppSecretsOrExit(env: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
+/**
+ * For process entries: the merged environment, or a clear message and exit code 1. `npm start`
+ * reads it to tell a set DATABASE_URL from the default.
+ */
+export async function loadAppSecretsOrExit(env: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
   try {
     return await loadAppSecrets(env);
   } catch (error) {

@@ -10,6 +10,8 @@ describe('loadConfig', () => {
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payonce',
       // No Redis needed: without REDIS_URL everything lives in Postgres.
       STORE_BACKEND: 'postgres',
+      EMBEDDED_POSTGRES_PORT: 54329,
+      PAYONCE_HOME: '.payonce',
       QUEUE_NAME: 'purchases',
       IDEMPOTENCY_TTL_SECONDS: 300,
       PAYMENT_DELAY_MS: 2000,
