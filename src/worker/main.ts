@@ -20,6 +20,7 @@ closeWhenParentExits(close, logger);
 
 logger.info(
   {
+    backend: config.STORE_BACKEND,
     driver: config.QUEUE_DRIVER,
     queue: config.QUEUE_DRIVER === 'sqs' ? config.SQS_QUEUE_URL : config.QUEUE_NAME,
     concurrency: config.WORKER_CONCURRENCY,
