@@ -98,11 +98,11 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
     const redisPid = await redisServerPid(() => inspector.info('server'));
     const users = await database
       .db('users')
-      .insert(Array.from({ length: 1000 }, (_, i) => ({ username: `bench_${i}` })))
+      .insert(Array.from({ length: 1000 }, (_, i) => ({ account_id: database.account.id, username: `bench_${i}` })))
       .returning('id');
     const [product] = await database
       .db('products')
-      .insert({ name: 'bench', price: 999 })
+      .insert({ account_id: database.account.id, name: 'bench', price: 999 })
       .returning<{ id: number }[]>('id');
     const productId = product!.id;
     const bodies = users.map((row) => ({ userId: (row as { id: number }).id, productId }));
@@ -115,6 +115,8 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
       redisPid,
       /** The purchases load generators send, round-robin: one per seeded user. */
       bodies,
+      /** The bench account's API key, which every request to payonce sends. */
+      apiKey: database.account.apiKey,
       productId,
       /** node's arguments for a process under test: a CPU profile named after it with --profile. */
       profiled: (name: string) =>
@@ -134,6 +136,9 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
         REDIS_URL: redisUrl,
         REDIS_KEY_PREFIX: prefix,
         LOG_LEVEL: 'warn',
+        // The limiter counts every request, as in production, but never refuses one here: the
+        // bench measures its cost, not its limit.
+        RATE_LIMIT_MAX: '1000000',
         ...extra,
       }),
       /** What the bench's own producers run with: payonce's defaults on the bench's prefix and `queueName`. */

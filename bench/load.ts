@@ -22,6 +22,8 @@ export interface PurchaseLoadOptions {
   bodies: Array<{ userId: number; productId: number }>;
   /** 'distinct': a fresh Idempotency-Key per request; 'duplicate': the same key and body always. */
   keys: 'distinct' | 'duplicate';
+  /** The account's API key every request sends (the baselines ignore it). */
+  apiKey: string;
 }
 
 let runCounter = 0;
@@ -44,6 +46,7 @@ export async function purchaseLoad(options: PurchaseLoadOptions): Promise<LoadRe
           return {
             ...request,
             headers: {
+              authorization: `Bearer ${options.apiKey}`,
               'content-type': 'application/json',
               'idempotency-key': duplicate ? `bench-${run}` : `bench-${run}-${n}`,
             },
@@ -103,6 +106,8 @@ export async function pacedPurchases(options: {
   rate: number;
   seconds: number;
   bodies: Array<{ userId: number; productId: number }>;
+  /** The account's API key every request sends. */
+  apiKey: string;
 }): Promise<{ accepted: string[]; sentPerSecond: number }> {
   const run = `${process.pid}-${++runCounter}-${Date.now()}`;
   const total = Math.round(options.rate * options.seconds);
@@ -114,7 +119,11 @@ export async function pacedPurchases(options: {
   for (let n = 0; n < total; n++) {
     const wait = started + (n * 1000) / options.rate - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    const headers = { 'content-type': 'application/json', 'idempotency-key': `paced-${run}-${n}` };
+    const headers = {
+      authorization: `Bearer ${options.apiKey}`,
+      'content-type': 'application/json',
+      'idempotency-key': `paced-${run}-${n}`,
+    };
     inFlight.push(
       post(agent, target, headers, JSON.stringify(options.bodies[n % options.bodies.length])).then(
         ({ status, text }) => {

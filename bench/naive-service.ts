@@ -45,7 +45,9 @@ await servePurchases({
       'NX',
     );
     if (claimed === null) return { accepted: false };
-    const product = await db('products').where({ id: productId }).first<{ price: number } | undefined>('price');
+    const product = await db('products')
+      .where({ id: productId })
+      .first<{ price: number; account_id: number } | undefined>('price', 'account_id');
     if (!product) throw Object.assign(new Error(`product ${productId} not found`), { statusCode: 404 });
     const job: PurchaseJob = {
       purchaseId,
@@ -58,6 +60,7 @@ await servePurchases({
     await producer.enqueuePurchase(job);
     await db('purchases').insert({
       id: purchaseId,
+      account_id: product.account_id,
       user_id: userId,
       product_id: productId,
       amount: product.price,

@@ -3,6 +3,8 @@ import * as createUsersProductsPayments from './20261128000000_create_users_prod
 import * as createGatewayCharges from './20261202000000_create_gateway_charges.js';
 import * as createPurchases from './20261202000100_create_purchases.js';
 import * as createIdempotencyClaims from './20261204000000_create_idempotency_claims.js';
+import * as createAccounts from './20261204000100_create_accounts.js';
+import * as createRateLimitCounters from './20261204000200_create_rate_limit_counters.js';
 
 /**
  * Every migration, in order. Listing them here (instead of letting knex scan a folder) lets the
@@ -14,6 +16,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['20261202000000_create_gateway_charges', createGatewayCharges],
   ['20261202000100_create_purchases', createPurchases],
   ['20261204000000_create_idempotency_claims', createIdempotencyClaims],
+  ['20261204000100_create_accounts', createAccounts],
+  ['20261204000200_create_rate_limit_counters', createRateLimitCounters],
   // new migrations go above this line
 ];
 

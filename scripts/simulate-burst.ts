@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createDb } from '../src/shared/db.js';
 import { createGatewayDb } from '../src/worker/payment-gateway.js';
 import { summarize, type LatencySummary } from './burst/stats.js';
+import { readDemoApiKey } from './lib/quick-start-secrets.js';
 import {
   verifyBurst,
   type BurstPair,
@@ -30,6 +31,8 @@ const HELP = `Usage: npm run simulate:burst -- [options]
   --pause MS          pause between waves (default 1000)
   --drain-timeout S   how long to wait for the queue to drain (default 120)
   --json              print the report as JSON
+  --api-key KEY       the API key to send (default PAYONCE_API_KEY, else the demo key npm start
+                      keeps in PAYONCE_HOME, default .payonce/demo-api-key)
   DATABASE_URL        the Postgres that payonce writes to (default the local one)
   GATEWAY_DATABASE_URL  the simulated gateway's ledger, as the worker has it (default DATABASE_URL)`;
 
@@ -44,6 +47,7 @@ const { values: args } = parseArgs({
     pause: { type: 'string', default: '1000' },
     'drain-timeout': { type: 'string', default: '120' },
     json: { type: 'boolean', default: false },
+    'api-key': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -71,6 +75,13 @@ const options = {
   pauseMs: Number(args.pause) || 0,
   drainTimeoutMs: positiveInt('drain-timeout', args['drain-timeout'], 3600) * 1000,
 };
+const apiKey =
+  args['api-key'] ?? process.env.PAYONCE_API_KEY ?? (await readDemoApiKey(process.env.PAYONCE_HOME ?? '.payonce'));
+if (!apiKey) {
+  console.error(`no API key: pass --api-key, set PAYONCE_API_KEY, or run npm start once\n\n${HELP}`);
+  process.exit(2);
+}
+const authorization = `Bearer ${apiKey}`;
 const totalRequests = options.pairs * options.duplicates * options.waves;
 if (totalRequests > 1_000_000) {
   console.error('refusing to send more than 1,000,000 requests in one run');
@@ -88,7 +99,7 @@ async function api<T>(
 ): Promise<{ status: number; body: T | null; location: string | null }> {
   const response = await fetch(`${options.url}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? { authorization } : { authorization, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
@@ -161,7 +172,7 @@ async function fire(run: string, pairs: BurstPair[]) {
       Array.from({ length: Math.min(options.concurrency, work.length) }, async () => {
         for (let pair = work.pop(); pair !== undefined; pair = work.pop()) {
           const { userId, productId } = pairs[pair]!;
-          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          const headers: Record<string, string> = { authorization, 'content-type': 'application/json' };
           if (options.keys) headers['idempotency-key'] = `burst-${run}-${pair}`;
           const sentAt = performance.now();
           let status: number;

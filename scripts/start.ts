@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { seed } from '../seeds/demo.js';
+import { DEMO_ACCOUNT, seed } from '../seeds/demo.js';
+import { createAccountsRepository } from '../src/shared/accounts/accounts-repository.js';
 import { loadAppSecretsOrExit, loadConfigOrExit } from '../src/shared/config.js';
 import { createDb, ensureDatabaseExists, migrateLatest } from '../src/shared/db.js';
 import { migrateQueueSchema } from '../src/shared/postgres/queue-schema.js';
 import { embeddedDataDir, startEmbeddedPostgres, type EmbeddedPostgres } from './lib/embedded-postgres.js';
+import { quickStartSecrets } from './lib/quick-start-secrets.js';
 
 /**
  * `npm start`: without DATABASE_URL, starts the embedded PostgreSQL (its data in PAYONCE_HOME);
@@ -44,8 +46,12 @@ async function exit(): Promise<never> {
   process.exit(exitCode);
 }
 
-/** Creates and migrates the database (BullMQ's schema too, on the Postgres backend), and seeds it when it has no products. */
-async function prepareDatabase(url: string): Promise<void> {
+/**
+ * Creates and migrates the database (BullMQ's schema too, on the Postgres backend), seeds the
+ * demo account into one that has no products, and returns the demo account's API key (null when
+ * the database has data but no demo account).
+ */
+async function prepareDatabase(url: string): Promise<string | null> {
   await ensureDatabaseExists(url);
   const db = createDb({ ...config, DATABASE_URL: url });
   try {
@@ -54,8 +60,11 @@ async function prepareDatabase(url: string): Promise<void> {
     const [{ count }] = (await db('products').count({ count: '*' })) as [{ count: string }];
     if (Number(count) === 0) {
       await seed(db);
-      console.log('seeded demo users and products (GET /user, GET /product)');
+      console.log('seeded the demo account with users and products (GET /user, GET /product)');
     }
+    const accounts = createAccountsRepository({ db });
+    const demoAccountId = await accounts.findAccountByName(DEMO_ACCOUNT);
+    return demoAccountId === null ? null : (await secrets.demoApiKey(accounts, demoAccountId)).apiKey;
   } finally {
     await db.destroy();
   }
@@ -68,12 +77,17 @@ function printable(url: string): string {
   return parsed.toString();
 }
 
+/** The demo account's key and the operator token, kept in PAYONCE_HOME across restarts. */
+const secrets = quickStartSecrets(config.PAYONCE_HOME);
+let demoApiKey: string | null = null;
+let adminToken = '';
 try {
   if (dataDir) {
     embedded = await startEmbeddedPostgres(dataDir, config.EMBEDDED_POSTGRES_PORT);
     if (embedded.initialised) console.log(`created a PostgreSQL cluster in ${dataDir}`);
   }
-  await prepareDatabase(embedded?.url ?? config.DATABASE_URL);
+  demoApiKey = await prepareDatabase(embedded?.url ?? config.DATABASE_URL);
+  adminToken = config.ADMIN_TOKEN ?? (await secrets.adminToken());
 } catch (error) {
   // After a Ctrl-C the error is the interruption's: initdb runs in this process group and gets it too.
   if (!stopping) console.error(error);
@@ -93,10 +107,25 @@ console.log(
     ? `Redis:    used, ${printable(config.REDIS_URL)} (STORE_BACKEND=redis)`
     : 'Redis:    not used (STORE_BACKEND=postgres: claims, in-flight state and the queue live in PostgreSQL)',
 );
+console.log(
+  demoApiKey
+    ? `API key:  ${demoApiKey} (the demo account's; kept in ${secrets.demoKeyPath})`
+    : `API key:  none printed: this database has no "${DEMO_ACCOUNT}" account (npm run -s account:create -- --name NAME)`,
+);
+console.log(
+  config.ADMIN_TOKEN
+    ? 'admin:    ADMIN_TOKEN as set (GET /metrics, /admin/queues)'
+    : `admin:    ${adminToken} (ADMIN_TOKEN for GET /metrics and /admin/queues; kept beside the API key)`,
+);
 
 const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
-// REDIS_URL and everything else pass through as set; only the embedded server's URL is added.
-const childEnv = embedded ? { ...process.env, DATABASE_URL: embedded.url } : process.env;
+// REDIS_URL and everything else pass through as set; only the embedded server's URL and the
+// operator token are added.
+const childEnv = {
+  ...process.env,
+  ADMIN_TOKEN: adminToken,
+  ...(embedded ? { DATABASE_URL: embedded.url } : {}),
+};
 // Each child gets its own process group, so a Ctrl-C reaches it once, forwarded from here, and
 // not also from the terminal (a second signal would make it exit without draining). The IPC
 // channel closes if this process dies without forwarding anything (SIGKILL), and the child

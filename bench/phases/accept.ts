@@ -47,7 +47,7 @@ export async function measureAcceptPaths(ctx: BenchContext) {
     await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` }), { nodeArgs: profiled('api-accept') }),
   );
   const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
-    purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys });
+    purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys, apiKey: ctx.apiKey });
   /** A load run with the CPU per request of every process taking part. */
   const measuredLoad = async (server: RunningApi, keys: 'distinct' | 'duplicate') => {
     const meter = await startCpuMeter(server.pid, redisPid);

@@ -36,7 +36,13 @@ export async function measureEndToEnd(ctx: BenchContext) {
   );
   // Warm both processes up first (JIT, pools, connections), as the accept phase does, and
   // let the warm-up's purchases finish before measuring.
-  const warmup = await pacedPurchases({ url: e2eApi.url, rate: plan.e2eRate, seconds: plan.warmup, bodies });
+  const warmup = await pacedPurchases({
+    url: e2eApi.url,
+    rate: plan.e2eRate,
+    seconds: plan.warmup,
+    bodies,
+    apiKey: ctx.apiKey,
+  });
   await allWritten(warmup.accepted);
   const apiMeter = await startCpuMeter(e2eApi.pid, redisPid);
   const workerMeter = await startCpuMeter(e2eWorker.pid, redisPid);
@@ -45,6 +51,7 @@ export async function measureEndToEnd(ctx: BenchContext) {
     rate: plan.e2eRate,
     seconds: plan.e2eSeconds,
     bodies,
+    apiKey: ctx.apiKey,
   });
   // Per purchase, while sending (the worker keeps up, so this is nearly all of its work).
   const e2eApiCpu = await apiMeter.stop(accepted.length);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import knex from 'knex';
 import { createDb, ensureDatabaseExists, migrateLatest, type Db } from '../../src/shared/db.js';
+import { createAccountsRepository } from '../../src/shared/accounts/accounts-repository.js';
 import { migrateQueueSchema } from '../../src/shared/postgres/queue-schema.js';
 
 /**
@@ -15,12 +16,29 @@ const SERVER_URL = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.
 /** The Redis that scratch key prefixes live on. */
 export const SCRATCH_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** The account each scratch database was made with, by its pool. */
+const scratchAccounts = new WeakMap<Db, number>();
+
+/**
+ * The account users and products go into when a tool seeds `db`: the one its scratch database was
+ * made with, or else the database's first account.
+ */
+export async function scratchAccountId(db: Db): Promise<number> {
+  const known = scratchAccounts.get(db);
+  if (known !== undefined) return known;
+  const row = await db<{ id: number }>('accounts').orderBy('id').first('id');
+  if (!row) throw new Error('the database has no account to seed into');
+  return row.id;
+}
+
 /** A short random suffix for database names, key prefixes and queue names. */
 export const randomSuffix = () => randomBytes(5).toString('hex');
 
 export interface ScratchDatabase {
   url: string;
   db: Db;
+  /** An account made with the database, and an API key of it: what clients of the run send. */
+  account: { id: number; apiKey: string };
   /** Closes the pool and drops the database. */
   drop(): Promise<void>;
 }
@@ -37,9 +55,12 @@ export async function createScratchDatabase(namePrefix: string): Promise<Scratch
   const db = createDb({ DATABASE_URL: url.toString(), DATABASE_POOL_MAX: 10 });
   await migrateLatest(db);
   await migrateQueueSchema(url.toString());
+  const { accountId, apiKey } = await createAccountsRepository({ db }).createAccount(namePrefix);
+  scratchAccounts.set(db, accountId);
   return {
     url: url.toString(),
     db,
+    account: { id: accountId, apiKey },
     async drop() {
       await db.destroy();
       const admin = knex({

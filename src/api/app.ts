@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyHttpOptions, type FastifyInstance, type onRequestAsyncHookHandler } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ProductsRepository } from './catalog/products-repository.js';
 import type { UsersRepository } from './catalog/users-repository.js';
@@ -9,10 +9,15 @@ import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
+import { registerRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
 import { usersRoutes } from './routes/users.js';
 
 export interface AppDeps {
+  /** The API key check in front of every client route (`apiKeyAuth`); it sets `request.accountId`. */
+  authenticate: onRequestAsyncHookHandler;
+  /** Per-key rate limiting of the client routes. Default: none (RATE_LIMIT_MAX=0). */
+  rateLimit?: RateLimitOptions | undefined;
   users: UsersRepository;
   products: ProductsRepository;
   purchases: PurchaseService;
@@ -56,8 +61,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     isShuttingDown: deps.isShuttingDown ?? (() => false),
     timeoutMs: READINESS_CHECK_TIMEOUT_MS,
   });
-  await app.register(usersRoutes, { users: deps.users });
-  await app.register(productsRoutes, { products: deps.products });
-  await app.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
+  // The client routes, and only they, need an API key: health, the API document and the operator
+  // routes (ADMIN_TOKEN) are outside this context. The limiter counts after the key check.
+  await app.register(async (client) => {
+    client.addHook('onRequest', deps.authenticate);
+    if (deps.rateLimit) await registerRateLimit(client, deps.rateLimit);
+    await client.register(usersRoutes, { users: deps.users });
+    await client.register(productsRoutes, { products: deps.products });
+    await client.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
+  });
   return app;
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { createAccountsRepository } from '../shared/accounts/accounts-repository.js';
 import type { Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createResources } from '../shared/lifecycle.js';
@@ -9,6 +10,7 @@ import { createPurchaseProducer } from '../shared/queue/create-purchase-producer
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import { openPurchaseStores } from '../shared/stores.js';
 import { buildApp, type AppDeps } from './app.js';
+import { apiKeyAuth } from './auth.js';
 import { createProductsRepository } from './catalog/products-repository.js';
 import { createPurchaseReferences } from './catalog/purchase-references.js';
 import { createUsersRepository } from './catalog/users-repository.js';
@@ -70,6 +72,9 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     const app: FastifyInstance = resources.own(
       'http',
       await buildApp({
+        authenticate: apiKeyAuth({ apiKeys: createAccountsRepository({ db }) }),
+        rateLimit:
+          config.RATE_LIMIT_MAX > 0 ? { counter: stores.rateCounter, maxPerSecond: config.RATE_LIMIT_MAX } : undefined,
         users: createUsersRepository({ db }),
         products: createProductsRepository({ db }),
         purchases,

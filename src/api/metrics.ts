@@ -15,18 +15,20 @@ export interface ApiMetricsOptions {
   logger: Logger;
 }
 
-const PURCHASE_OUTCOMES = ['accepted', 'duplicate', 'key_reused', 'rejected', 'unavailable'] as const;
+const PURCHASE_OUTCOMES = ['accepted', 'duplicate', 'key_reused', 'rejected', 'rate_limited', 'unavailable'] as const;
 type PurchaseOutcome = (typeof PURCHASE_OUTCOMES)[number];
 
 /**
  * What a purchase submission came to, by its answer: `accepted` (202, or 200 after `Prefer: wait`),
- * `duplicate` (204), `key_reused` (422 IDEMPOTENCY_KEY_REUSED), `rejected` (any other 4xx: bad
- * input, unknown user or product), `unavailable` (5xx: nothing was accepted; retrying is safe).
+ * `duplicate` (204), `key_reused` (422 IDEMPOTENCY_KEY_REUSED), `rate_limited` (429),
+ * `rejected` (any other 4xx: bad input, a missing or bad API key, unknown user or product),
+ * `unavailable` (5xx: nothing was accepted; retrying is safe).
  */
 export function purchaseOutcome(statusCode: number, errorCode: string | undefined): PurchaseOutcome {
   if (statusCode === 200 || statusCode === 202) return 'accepted';
   if (statusCode === 204) return 'duplicate';
   if (errorCode === 'IDEMPOTENCY_KEY_REUSED') return 'key_reused';
+  if (statusCode === 429) return 'rate_limited';
   if (statusCode >= 400 && statusCode < 500) return 'rejected';
   return 'unavailable';
 }

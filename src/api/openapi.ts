@@ -15,6 +15,18 @@ type Transform = NonNullable<FastifyDynamicSwaggerOptions['transform']>;
 
 const LOCATION = { type: 'string', description: 'The purchase: `GET` it for its status.' };
 const RETRY_AFTER = { type: 'string', description: 'Seconds to wait before retrying; retrying is safe.' };
+/** The rate limiter's headers (IETF draft names), on every answer of a client route while it is on. */
+const RATE_LIMIT_HEADERS: Record<string, JsonSchema> = {
+  'RateLimit-Limit': { type: 'string', description: 'Requests a second this API key may make (RATE_LIMIT_MAX).' },
+  'RateLimit-Remaining': { type: 'string', description: 'Requests left in the current second.' },
+  'RateLimit-Reset': { type: 'string', description: 'Seconds until the count starts again.' },
+};
+
+/** The security scheme of every client route: an account's API key. */
+const API_KEY_SCHEME = 'apiKey';
+
+/** Routes anyone may call, without an API key. */
+const isPublic = (url: string) => url.startsWith('/health/');
 
 /**
  * Response headers the routes set, by `METHOD url` and status: Fastify's response schemas
@@ -35,11 +47,13 @@ const RESPONSE_DESCRIPTIONS: Record<string, string> = {
   202: 'Accepted: queued; poll `Location`, or send `Prefer: wait=N` to wait for the outcome',
   204: 'Duplicate: this `Idempotency-Key` was used before; `Location` points at the original purchase',
   400: 'Invalid input (`VALIDATION_FAILED`, `INVALID_JSON`, `INVALID_IDEMPOTENCY_KEY`)',
+  401: '`UNAUTHENTICATED`: no `Authorization: Bearer <API key>`, or a key that is malformed, unknown or revoked',
   404: 'Not found',
   409: 'Conflict',
   413: 'Body too large',
   415: 'Not `application/json`',
-  422: 'Unknown user or product',
+  422: "Unknown user or product (another account's are unknown too), or an `Idempotency-Key` reused with another body",
+  429: '`RATE_LIMITED`: more than `RATE_LIMIT_MAX` requests a second with this API key; nothing was done',
   503: 'A dependency is unavailable; retry after `Retry-After` seconds',
 };
 
@@ -53,6 +67,8 @@ const isErrorBody = (schema: JsonSchema) =>
  */
 const transform: Transform = (route) => {
   const transformed = jsonSchemaTransform(route) as { schema: Record<string, unknown>; url: string };
+  // Every client route needs an account's API key; health checks need none.
+  transformed.schema.security = isPublic(route.url) ? [] : [{ [API_KEY_SCHEME]: [] }];
   const response = transformed.schema.response as Record<string, JsonSchema> | undefined;
   if (!response) return transformed;
   const methods = [route.route.method].flat();
@@ -61,6 +77,8 @@ const transform: Transform = (route) => {
     const headers = { ...headersByStatus[status] };
     const notReady = status === '503' && !isErrorBody(schema);
     if (status === '503' && !notReady) headers['Retry-After'] = RETRY_AFTER;
+    if (status === '401') headers['WWW-Authenticate'] = { type: 'string', description: '`Bearer realm="payonce"`' };
+    if (status === '429') Object.assign(headers, { 'Retry-After': RETRY_AFTER, ...RATE_LIMIT_HEADERS });
     response[status] = {
       ...schema,
       'x-response-description': notReady
@@ -75,8 +93,8 @@ const transform: Transform = (route) => {
 /**
  * Registers the OpenAPI 3.1 document (`GET /openapi.json`, generated from every route's zod
  * schemas) and Swagger UI at `/docs`, its assets served from the package (no CDN). Call before
- * the routes are registered: @fastify/swagger collects routes as they are added. No security
- * scheme yet: the API has no authentication.
+ * the routes are registered: @fastify/swagger collects routes as they are added. Client routes
+ * require the `apiKey` bearer scheme; health checks are public.
  */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwagger, {
@@ -86,6 +104,16 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         title: 'payonce',
         version: packageJson.version,
         description: packageJson.description,
+      },
+      components: {
+        securitySchemes: {
+          [API_KEY_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              "An account's API key (`pk_live_…`), from `npm run -s account:create` or `apikey:create`, sent as `Authorization: Bearer <key>`.",
+          },
+        },
       },
     },
     transform,

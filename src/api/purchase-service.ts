@@ -10,13 +10,15 @@ import {
   type IdempotencyStore,
 } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
-import type { PurchasesRepository } from '../shared/purchase/purchases-repository.js';
-import type { Purchase, PurchaseJob } from '../shared/purchase/purchase.js';
+import type { AccountPurchaseJob, PurchasesRepository } from '../shared/purchase/purchases-repository.js';
+import type { Purchase } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { OutcomeWaitRequest, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 
 export interface PurchaseRequest {
+  /** The account the request acts for (its API key's). */
+  accountId: number;
   userId: number;
   productId: number;
   /** The client's `Idempotency-Key` header, if it sent one. */
@@ -109,14 +111,27 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     return current ? current.existing.purchaseId : null;
   }
 
-  async function getPurchase(purchaseId: string): Promise<Purchase | null> {
+  /** Whether a purchase accepted before accounts existed (no `purchases` row) is the account's: its user is. */
+  async function ownedThroughUser(accountId: number, purchase: Purchase): Promise<boolean> {
+    const { userExists } = await dependency(
+      'Postgres',
+      references.lookupPurchaseReferences(accountId, purchase.userId, purchase.productId),
+    );
+    return userExists;
+  }
+
+  /** The purchase as its account sees it; null when it does not exist or is another account's. */
+  async function getPurchase(purchaseId: string, accountId: number): Promise<Purchase | null> {
     // Postgres's `payments` is the record of finished purchases and `purchases` of every one
-    // ever accepted (with the key it holds); the state store knows in-flight ones (and outcomes
-    // `payments` could not take).
+    // ever accepted (with its account and the key it holds); the state store knows in-flight
+    // ones (and outcomes `payments` could not take).
     const [payment, accepted] = await dependency(
       'Postgres',
       Promise.all([payments.findPayment(purchaseId), purchases.findAccepted(purchaseId)]),
     );
+    if (accepted ? accepted.accountId !== accountId : !payment || !(await ownedThroughUser(accountId, payment))) {
+      return null;
+    }
     if (payment) return payment;
     if (!accepted) return null;
     const { idempotencyKey } = accepted;
@@ -154,12 +169,18 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
   }
 
   async function submitPurchase(request: PurchaseRequest): Promise<PurchaseSubmission> {
-    const { userId, productId } = request;
+    const { accountId, userId, productId } = request;
+    // A user id is global and belongs to one account, which the lookup below checks: the key is
+    // scoped to the account through its user.
     const key = idempotencyKeyFor({ userId, productId, headerKey: request.idempotencyKey });
     const fingerprint = purchaseFingerprint({ userId, productId });
 
-    // Usually answered from memory; unknown ids are rejected before anything is claimed.
-    const { userExists, price } = await dependency('Postgres', references.lookupPurchaseReferences(userId, productId));
+    // Usually answered from memory; unknown ids, and another account's, are rejected before
+    // anything is claimed.
+    const { userExists, price } = await dependency(
+      'Postgres',
+      references.lookupPurchaseReferences(accountId, userId, productId),
+    );
     if (!userExists) throw new AppError('USER_NOT_FOUND', `User ${userId} does not exist`);
     if (price === null) throw new AppError('PRODUCT_NOT_FOUND', `Product ${productId} does not exist`);
 
@@ -173,8 +194,9 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     );
     if (duplicate) return duplicate;
 
-    const job: PurchaseJob = {
+    const job: AccountPurchaseJob = {
       purchaseId,
+      accountId,
       userId,
       productId,
       amount: price,
@@ -183,7 +205,9 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     };
     // Listen before enqueueing so a fast worker cannot finish unseen. No wait either when every
     // waiting place is taken: the client then gets its 202 at once.
-    const wait = request.wait ? waiter.waitForOutcome(purchaseId, request.wait, () => getPurchase(purchaseId)) : null;
+    const wait = request.wait
+      ? waiter.waitForOutcome(purchaseId, request.wait, () => getPurchase(purchaseId, accountId))
+      : null;
 
     // Durable before anything can run it: a purchase that got 202 outlives a Redis that lost
     // its data, and its status URL answers from Postgres.

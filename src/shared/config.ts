@@ -115,6 +115,11 @@ const ConfigFields = z.object({
    * registered (404, as any unknown route). At least 16 characters.
    */
   ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
+  /**
+   * Requests per second one API key may make, counted across every API process (in Redis, or in
+   * Postgres on the Postgres backend); past it, 429 RATE_LIMITED. 0 turns the limiter off.
+   */
+  RATE_LIMIT_MAX: int().min(0).max(1_000_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: booleanString.optional(),
   /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */

@@ -202,7 +202,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
 
     /**
      * Runs `reconcile` every RECONCILE_INTERVAL_MS (0: never), one run at a time, until `close()`;
-     * on the Postgres backend each run also sweeps long-expired claims.
+     * on the Postgres backend each run also sweeps long-expired claims and rate counters.
      */
     startReconciler(): void {
       if (config.RECONCILE_INTERVAL_MS === 0) return;
@@ -216,7 +216,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
             if (report.requeued.length + report.superseded.length + report.dropped.length + report.errors > 0) {
               logger.warn({ ...report }, 'reconciled accepted purchases');
             }
-            await stores.sweepExpiredClaims?.();
+            await stores.sweepExpired?.();
           })
           .catch((error: unknown) => logger.warn({ err: error }, 'reconciliation failed; trying again next time'))
           .finally(() => (busy = false));

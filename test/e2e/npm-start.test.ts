@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import knex from 'knex';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRunning, startNpmStart } from '../support/npm-start.js';
@@ -7,8 +10,11 @@ import { deleteKeys, eventually, randomSuffix } from '../support/services.js';
 const server = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/payonce');
 const database = `payonce_start_${randomSuffix()}`;
 const prefix = `test_${randomSuffix()}`;
+/** npm start keeps its demo key and admin token in PAYONCE_HOME: one of the test's own. */
+const home = mkdtempSync(join(tmpdir(), 'payonce-start-'));
 
 afterAll(async () => {
+  rmSync(home, { recursive: true, force: true });
   const admin = knex({ client: 'pg', connection: new URL('/postgres', server).toString() });
   try {
     await admin.raw('drop database if exists ?? with (force)', [database]);
@@ -26,6 +32,7 @@ function startService(port: number) {
     {
       ...process.env,
       DATABASE_URL: url.toString(),
+      PAYONCE_HOME: home,
       REDIS_KEY_PREFIX: prefix,
       QUEUE_NAME: `start_${randomSuffix()}`,
       PAYMENT_DELAY_MS: '100',
@@ -40,15 +47,16 @@ describe('npm start (scripts/start.ts)', () => {
     try {
       await service.ready();
       const { base } = service;
-      const products = (await (await fetch(`${base}/product`)).json()) as Array<{ id: number }>;
-      const users = (await (await fetch(`${base}/user`)).json()) as Array<{ id: number }>;
+      const auth = service.authorization();
+      const products = (await (await fetch(`${base}/product`, { headers: auth })).json()) as Array<{ id: number }>;
+      const users = (await (await fetch(`${base}/user`, { headers: auth })).json()) as Array<{ id: number }>;
       expect(products.length).toBeGreaterThan(0);
       // DATABASE_URL set: that server, and no embedded one.
       expect(service.output()).toContain(`/${database} (DATABASE_URL)`);
       expect(service.output()).not.toContain('embedded');
       const response = await fetch(`${base}/payment/purchase`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', prefer: 'wait=20' },
+        headers: { ...auth, 'content-type': 'application/json', prefer: 'wait=20' },
         body: JSON.stringify({ userId: users[0]!.id, productId: products[0]!.id }),
       });
       expect(response.status).toBe(200);

@@ -134,9 +134,12 @@ describe.skipIf(!isRoot)('npm start on a fresh machine (root: a network namespac
       'Redis:    not used (STORE_BACKEND=postgres: claims, in-flight state and the queue live in PostgreSQL)',
     ];
     const burstRows = { purchases: 1, payments: 1, charges: 1 };
+    // The demo account's key, printed and kept: the second start prints the same one.
+    expect(first.apiKey).toMatch(/^pk_live_[A-Za-z0-9_-]{32}$/);
     expect(first).toEqual({
       initialised: true,
       seeded: true,
+      apiKey: first.apiKey,
       printed,
       waited: { status: 200, purchase: 'succeeded' },
       burst: { 202: 1, 204: 19 },
@@ -151,6 +154,7 @@ describe.skipIf(!isRoot)('npm start on a fresh machine (root: a network namespac
     expect(second).toEqual({
       initialised: false,
       seeded: false,
+      apiKey: first.apiKey,
       printed,
       earlier: { status: 200, purchase: 'succeeded' },
       rows: burstRows,

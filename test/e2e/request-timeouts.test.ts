@@ -69,13 +69,15 @@ describe('request timeouts', () => {
     ],
     [
       'a client that trickles its body',
-      'POST /payment/purchase HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
+      // Authenticated ({auth}: the stack's key), so its body is read rather than refused at once.
+      'POST /payment/purchase HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
       ' ',
       REQUEST_TIMEOUT_MS,
     ],
     ['a connection that never sends a request', '', '', HEADERS_TIMEOUT_MS],
   ])('cuts off %s', async (_client, opening, drip, timeoutMs) => {
-    const { closedAfterMs, received } = await slowClient(port, opening, drip);
+    const authorized = opening.replace('{auth}', `Authorization: Bearer ${stack.apiKey}\r\n`);
+    const { closedAfterMs, received } = await slowClient(port, authorized, drip);
     // Closed, answering 408, once the bound had passed and soon after.
     expect(closedAfterMs).not.toBeNull();
     expect(closedAfterMs!).toBeGreaterThanOrEqual(timeoutMs - 50);

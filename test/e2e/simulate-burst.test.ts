@@ -13,7 +13,11 @@ function simulateBurst(stack: ProcessStack, api: RunningApi, args: string[]) {
     execFile(
       process.execPath,
       [`${ROOT}dist/scripts/simulate-burst.js`, '--url', api.url, ...args],
-      { cwd: ROOT, env: { ...process.env, DATABASE_URL: stack.databaseUrl }, timeout: 120_000 },
+      {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: stack.databaseUrl, PAYONCE_API_KEY: stack.apiKey },
+        timeout: 120_000,
+      },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
   });

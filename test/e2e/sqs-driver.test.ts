@@ -12,7 +12,13 @@ import {
   type TestDatabase,
 } from '../support/services.js';
 import { startTestSqs, type TestFifoQueue, type TestSqs } from '../support/sqs.js';
-import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from '../support/purchase-client.js';
+import {
+  createPurchaseClient,
+  purchaseIdIn,
+  statusCounts,
+  useApiKey,
+  type PurchaseClient,
+} from '../support/purchase-client.js';
 
 /** The real API and worker processes with QUEUE_DRIVER=sqs, on an SQS FIFO queue served by fauxqs. */
 describe('QUEUE_DRIVER=sqs end to end', () => {
@@ -46,6 +52,7 @@ describe('QUEUE_DRIVER=sqs end to end', () => {
     // startWorker waits for the "worker started" line, logged at info.
     worker = await startWorker({ ...env, LOG_LEVEL: 'info' });
     started.push(worker);
+    useApiKey(api.url, database.account.apiKey);
     client = createPurchaseClient(api.url);
   });
 

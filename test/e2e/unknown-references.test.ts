@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomSuffix, seedProducts, seedUsers } from '../support/services.js';
+import { randomSuffix, scratchAccountId, seedProducts, seedUsers } from '../support/services.js';
 import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
 import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
@@ -43,8 +43,9 @@ describe.each(STORE_BACKENDS)('unknown user or product (%s backend)', (backend) 
     expect(await stack.jobCounts()).toMatchObject({ waiting: 0, active: 0, completed: 0, failed: 0 });
     expect(await stack.payments()).toEqual([]);
 
-    await stack.db('users').insert({ id: missingUserId, username: `late_${randomSuffix()}` });
-    await stack.db('products').insert({ id: missingProductId, name: `late ${randomSuffix()}`, price: 700 });
+    const account_id = await scratchAccountId(stack.db);
+    await stack.db('users').insert({ id: missingUserId, account_id, username: `late_${randomSuffix()}` });
+    await stack.db('products').insert({ id: missingProductId, account_id, name: `late ${randomSuffix()}`, price: 700 });
     const retriedUser = await client.purchase({ userId: missingUserId, productId });
     const retriedProduct = await client.purchase({ userId, productId: missingProductId }, { idempotencyKey });
 

@@ -144,7 +144,11 @@ describe('the Lambda zips from npm run build:lambda', () => {
   it('api.zip answers API Gateway v2 requests', async () => {
     const live = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/health/live'));
     expect(live.result).toMatchObject({ statusCode: 200, body: JSON.stringify({ status: 'ok' }) });
-    const products = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/product'));
+    const products = await runBundle(
+      unpacked.api!.dir,
+      lambdaEnv,
+      httpApiEvent('GET', '/product', { apiKey: database.account.apiKey }),
+    );
     expect(products.result).toMatchObject({ statusCode: 200, body: '[]' });
   });
 
@@ -176,6 +180,8 @@ describe('the Lambda zips from npm run build:lambda', () => {
           '20261202000000_create_gateway_charges',
           '20261202000100_create_purchases',
           '20261204000000_create_idempotency_claims',
+          '20261204000100_create_accounts',
+          '20261204000200_create_rate_limit_counters',
         ],
         seeded: false,
       });

@@ -28,8 +28,12 @@ afterAll(async () => {
   await environment?.close();
 });
 
-const invokeApi = (...args: Parameters<typeof httpApiEvent>) =>
-  apiHandler(httpApiEvent(...args), lambdaContext('payonce-test-api'));
+/** An API Gateway request to the API Lambda, with the test account's key unless `options` sets one. */
+const invokeApi = (method: string, path: string, options: Parameters<typeof httpApiEvent>[2] = {}) =>
+  apiHandler(
+    httpApiEvent(method, path, { apiKey: environment.database.account.apiKey, ...options }),
+    lambdaContext('payonce-test-api'),
+  );
 const invokeWorker = (records: SQSEvent['Records']) =>
   workerHandler({ Records: records }, lambdaContext('payonce-test-worker', 60_000));
 
@@ -121,6 +125,7 @@ describe('the worker Lambda (SQS event source mapping, ReportBatchItemFailures)'
     // Accepted as the API accepts every purchase (its amount as the column holds it); only the job is broken.
     await database.db('purchases').insert({
       id: failing.purchaseId,
+      account_id: database.account.id,
       user_id: userId,
       product_id: productId,
       amount: 100,

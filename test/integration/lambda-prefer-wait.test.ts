@@ -46,6 +46,7 @@ describe('Prefer: wait on Lambda', () => {
   async function purchase(seconds: number, options: { agoMs?: number; remainingMs?: number } = {}) {
     const event = httpApiEvent('POST', '/payment/purchase', {
       body: references,
+      apiKey: database.account.apiKey,
       headers: { prefer: `wait=${seconds}`, 'idempotency-key': crypto.randomUUID() },
     });
     event.requestContext.timeEpoch = Date.now() - (options.agoMs ?? 0);

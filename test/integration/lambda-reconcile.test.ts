@@ -53,7 +53,7 @@ describe('the worker Lambda on its reconcile schedule', () => {
     const { sqs, queue, database } = environment;
     const { userId, productId } = await seedUserAndProduct(database.db, { price: 650 });
     const accepted = await apiHandler(
-      httpApiEvent('POST', '/payment/purchase', { body: { userId, productId } }),
+      httpApiEvent('POST', '/payment/purchase', { body: { userId, productId }, apiKey: database.account.apiKey }),
       lambdaContext('payonce-test-api'),
     );
     expect(accepted.statusCode).toBe(202);

@@ -4,6 +4,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccountsRepository } from '../../src/shared/accounts/accounts-repository.js';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
 import { seedUserAndProduct } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
@@ -15,14 +16,23 @@ interface DocumentedResponse {
 interface OpenApiDocument {
   openapi: string;
   info: { title: string; version: string };
-  components?: { securitySchemes?: unknown };
+  components?: { securitySchemes?: Record<string, unknown> };
   paths: Record<
     string,
-    Record<string, { parameters?: { in: string; name: string }[]; responses: Record<string, DocumentedResponse> }>
+    Record<
+      string,
+      {
+        parameters?: { in: string; name: string }[];
+        security?: Array<Record<string, string[]>>;
+        responses: Record<string, DocumentedResponse>;
+      }
+    >
   >;
 }
 
 const BODY_LIMIT_BYTES = 1024;
+/** Low enough for one test to exceed it with a key of its own, high enough for the others never to. */
+const RATE_LIMIT_MAX = 150;
 let stack: TestStack;
 let document: OpenApiDocument;
 let ids: { userId: number; productId: number };
@@ -31,7 +41,7 @@ let queueDown = false;
 
 beforeAll(async () => {
   stack = await createTestStack({
-    env: { BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) },
+    env: { BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES), RATE_LIMIT_MAX: String(RATE_LIMIT_MAX) },
     wrapProducer: (producer): PurchaseProducer => ({
       ...producer,
       enqueuePurchase: async (job) => {
@@ -74,7 +84,7 @@ const documentedRoutes = () =>
 const ajv = addFormats.default(new Ajv2020({ strict: false, allErrors: true }));
 
 /** Response headers of the API's own that the document must mention wherever they are sent. */
-const API_HEADERS = ['location', 'retry-after', 'preference-applied'];
+const API_HEADERS = ['location', 'retry-after', 'preference-applied', 'www-authenticate'];
 
 /** Every `route status` a test below produced and checked against the document. */
 const checked = new Set<string>();
@@ -127,7 +137,7 @@ const NOT_EXERCISED = [
 ];
 
 describe('GET /openapi.json', () => {
-  it('is a valid OpenAPI 3.1 document about payonce, with no security scheme yet', async () => {
+  it('is a valid OpenAPI 3.1 document about payonce, with the API key scheme on every client route', async () => {
     const validator = new Validator();
     const result = await validator.validate(document as unknown as Record<string, unknown>);
     expect(result.errors).toBeUndefined();
@@ -135,7 +145,14 @@ describe('GET /openapi.json', () => {
     expect(validator.version).toBe('3.1');
     expect(document.openapi).toBe('3.1.0');
     expect(document.info).toMatchObject({ title: 'payonce', version: '0.1.0' });
-    expect(document.components?.securitySchemes).toBeUndefined();
+    expect(document.components?.securitySchemes).toEqual({
+      apiKey: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+    });
+    for (const [path, methods] of Object.entries(document.paths)) {
+      for (const operation of Object.values(methods)) {
+        expect(operation.security, path).toEqual(path.startsWith('/health/') ? [] : [{ apiKey: [] }]);
+      }
+    }
   });
 
   it('lists every route the app serves, and no documentation route', () => {
@@ -199,6 +216,25 @@ describe('real answers match the document', () => {
     expectDocumented(status, await json('GET', accepted.headers.location as string), 200);
     expectDocumented(status, await json('GET', `/payment/purchase/${randomUUID()}`), 404);
     expectDocumented(status, await json('GET', '/payment/purchase/not-a-uuid'), 400);
+  });
+
+  it('every client route refuses a request without a valid API key, and limits a key past RATE_LIMIT_MAX', async () => {
+    const routes: Array<[string, () => Promise<LightMyRequestResponse>]> = [
+      ['POST /user', () => json('POST', '/user', { username: 'x' }, auth)],
+      ['GET /user', () => json('GET', '/user', undefined, auth)],
+      ['POST /product', () => json('POST', '/product', { name: 'x', price: 1 }, auth)],
+      ['GET /product', () => json('GET', '/product', undefined, auth)],
+      ['POST /payment/purchase', () => json('POST', '/payment/purchase', ids, auth)],
+      ['GET /payment/purchase/{purchaseId}', () => json('GET', `/payment/purchase/${randomUUID()}`, undefined, auth)],
+    ];
+    let auth: Record<string, string> = { authorization: '' };
+    for (const [route, send] of routes) expectDocumented(route, await send(), 401);
+
+    // A key of another account, used up: every client route answers 429 for the rest of the second.
+    const other = await createAccountsRepository({ db: stack.database.db }).createAccount('openapi-limits');
+    auth = { authorization: `Bearer ${other.apiKey}` };
+    await Promise.all(Array.from({ length: RATE_LIMIT_MAX }, () => json('GET', '/user', undefined, auth)));
+    for (const [route, send] of routes) expectDocumented(route, await send(), 429);
   });
 
   it('health', async () => {

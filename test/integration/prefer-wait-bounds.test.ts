@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
+import { authorization, useApiKey } from '../support/purchase-client.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
 import { STORE_BACKENDS } from '../support/backends.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
@@ -23,6 +24,7 @@ async function post(
   const response = await fetch(`${baseUrl}/payment/purchase`, {
     method: 'POST',
     headers: {
+      ...authorization(baseUrl),
       'content-type': 'application/json',
       'idempotency-key': options.idempotencyKey ?? randomUUID(),
       ...(options.prefer ? { prefer: options.prefer } : {}),
@@ -36,7 +38,9 @@ async function post(
 
 async function listen(stack: TestStack): Promise<string> {
   await stack.app.listen({ host: '127.0.0.1', port: 0 });
-  return `http://127.0.0.1:${(stack.app.server.address() as AddressInfo).port}`;
+  const baseUrl = `http://127.0.0.1:${(stack.app.server.address() as AddressInfo).port}`;
+  useApiKey(baseUrl, stack.apiKey);
+  return baseUrl;
 }
 
 describe.each(STORE_BACKENDS)('Prefer: wait bounds (WAIT_MAX_WAITERS=2, %s backend)', (backend) => {
@@ -130,6 +134,7 @@ describe.each(STORE_BACKENDS)('Prefer: wait bounds (WAIT_MAX_WAITERS=2, %s backe
           method: 'POST',
           path: '/payment/purchase',
           headers: {
+            ...authorization(baseUrl),
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             'idempotency-key': randomUUID(),

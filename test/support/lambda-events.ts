@@ -24,7 +24,7 @@ export function lambdaContext(functionName: string, remainingMs = 30_000): Conte
 export function httpApiEvent(
   method: string,
   path: string,
-  options: { body?: unknown; headers?: Record<string, string>; query?: string } = {},
+  options: { body?: unknown; headers?: Record<string, string>; query?: string; apiKey?: string } = {},
 ): APIGatewayProxyEventV2 {
   const now = new Date();
   return {
@@ -40,6 +40,7 @@ export function httpApiEvent(
       'x-forwarded-port': '443',
       'x-forwarded-proto': 'https',
       ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }),
       ...options.headers,
     },
     requestContext: {

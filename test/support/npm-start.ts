@@ -26,6 +26,16 @@ export function startNpmStart(env: NodeJS.ProcessEnv, port: number) {
     exited,
     base,
     output: () => output,
+    /** The demo account's API key, as npm start printed it. */
+    apiKey(): string {
+      const key = /^API key: +(pk_live_\S+)/m.exec(output)?.[1];
+      if (!key) throw new Error(`npm start printed no API key:\n${output}`);
+      return key;
+    },
+    /** The `Authorization` header of the demo account's key. */
+    authorization(): Record<string, string> {
+      return { authorization: `Bearer ${service.apiKey()}` };
+    },
     /** The API's and the worker's pids, from their log lines. */
     childPids: () => [...new Set([...output.matchAll(/"pid":(\d+)/g)].map((match) => Number(match[1])))],
     /** Waits until the API answers ready and the worker has started. */

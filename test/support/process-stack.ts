@@ -4,6 +4,7 @@ import type { Db } from '../../src/shared/db.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
 import { backendEnv, bullmqStoreOf, type StoreBackendName } from './backends.js';
 import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
+import { useApiKey } from './purchase-client.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 
 /** A `payments` row as the worker wrote it. */
@@ -39,6 +40,8 @@ export interface ProcessStack {
   db: Db;
   /** The stack's own database, as the processes get it in DATABASE_URL. */
   databaseUrl: string;
+  /** An API key of the database's account; purchase clients of this stack's APIs send it. */
+  apiKey: string;
   prefix: string;
   queueName: string;
   /** Starts the API with this stack's environment plus `overrides` (LOG_LEVEL warn unless given). */
@@ -153,6 +156,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     backend,
     db: database.db,
     databaseUrl: database.url,
+    apiKey: database.account.apiKey,
     prefix,
     queueName,
 
@@ -161,6 +165,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
       // A generous Redis bound: see testConfig. Outage tests still get their 503 at once.
       const api = await startApi(env({ LOG_LEVEL: 'warn', REDIS_COMMAND_TIMEOUT_MS: '5000', ...overrides }));
       started.push(api);
+      useApiKey(api.url, database.account.apiKey);
       return api;
     },
 

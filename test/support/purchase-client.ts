@@ -28,9 +28,28 @@ export interface PurchaseHeaders {
   prefer?: string;
 }
 
+/** The API key to send to each API a test started (by its base URL), so every client is authenticated. */
+const apiKeys = new Map<string, string>();
+
+/**
+ * Makes every purchase client of `baseUrl` send `Authorization: Bearer <apiKey>` (the stacks call
+ * it for the APIs they start, with their database's account key).
+ */
+export function useApiKey(baseUrl: string, apiKey: string): void {
+  apiKeys.set(baseUrl, apiKey);
+}
+
+/** The `Authorization` header for `baseUrl`'s API key, if a stack gave it one. */
+export function authorization(baseUrl: string): Record<string, string> {
+  const apiKey = apiKeys.get(baseUrl);
+  return apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` };
+}
+
 async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
   const started = performance.now();
-  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(40_000) });
+  const base = new URL(url).origin;
+  const headers = { ...authorization(base), ...(init.headers as Record<string, string> | undefined) };
+  const response = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(40_000) });
   const text = await response.text();
   return {
     status: response.status,

@@ -5,7 +5,7 @@ import { embeddedDatabaseUrl, embeddedDataDir } from '../../scripts/lib/embedded
 import { CONFIG_KEYS, loadConfig } from '../../src/shared/config.js';
 import { isRunning, startNpmStart, type NpmStart } from './npm-start.js';
 import { jsonLogLines } from './processes.js';
-import { createPurchaseClient, purchaseIdIn, statusCounts } from './purchase-client.js';
+import { authorization, createPurchaseClient, purchaseIdIn, statusCounts, useApiKey } from './purchase-client.js';
 import { eventually } from './services.js';
 
 /*
@@ -83,6 +83,8 @@ async function run<T>(use: (service: NpmStart) => Promise<T>) {
     await service.ready();
     const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
     reportPids(...service.childPids(), postmaster);
+    // The demo account's key, as npm start printed it, for every client of this run.
+    useApiKey(service.base, service.apiKey());
     const seen = await use(service);
     const exitCode = await service.interrupt();
     const ours = [service.child.pid!, ...service.childPids(), postmaster];
@@ -94,7 +96,8 @@ async function run<T>(use: (service: NpmStart) => Promise<T>) {
     const output = service.output();
     return {
       initialised: output.includes('created a PostgreSQL cluster'),
-      seeded: output.includes('seeded demo users and products'),
+      seeded: output.includes('seeded the demo account'),
+      apiKey: service.apiKey(),
       printed: output.split('\n').filter((line) => /^(API|database|Redis):/.test(line)),
       ...seen,
       exitCode,
@@ -116,8 +119,9 @@ async function run<T>(use: (service: NpmStart) => Promise<T>) {
 
   const first = await run(async ({ base }) => {
     const client = createPurchaseClient(base);
-    const users = (await (await fetch(`${base}/user`)).json()) as Array<{ id: number }>;
-    const products = (await (await fetch(`${base}/product`)).json()) as Array<{ id: number }>;
+    const headers = authorization(base);
+    const users = (await (await fetch(`${base}/user`, { headers })).json()) as Array<{ id: number }>;
+    const products = (await (await fetch(`${base}/product`, { headers })).json()) as Array<{ id: number }>;
     const waited = await client.purchase({ userId: users[0]!.id, productId: products[0]!.id }, { prefer: 'wait=10' });
     earlierPurchase = purchaseIdIn(waited.headers.get('location'));
     Object.assign(burstBuyer, { userId: users[1]!.id, productId: products[1]!.id });

@@ -4,11 +4,12 @@ import {
   createScratchDatabase,
   randomSuffix,
   SCRATCH_REDIS_URL,
+  scratchAccountId,
   type ScratchDatabase,
 } from '../../scripts/lib/scratch.js';
 
 export { eventually } from '../../scripts/lib/eventually.js';
-export { deleteKeys, randomSuffix } from '../../scripts/lib/scratch.js';
+export { deleteKeys, randomSuffix, scratchAccountId } from '../../scripts/lib/scratch.js';
 
 /** The Redis tests use. */
 export const TEST_REDIS_URL = SCRATCH_REDIS_URL;
@@ -37,33 +38,39 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
   });
 }
 
-/** Inserts a user and a product and returns their ids. */
+/**
+ * Inserts a user and a product, in `options.accountId` or else the test database's own account
+ * (the one its API key belongs to), and returns their ids.
+ */
 export async function seedUserAndProduct(
   db: Db,
-  options: { username?: string; price?: number } = {},
+  options: { username?: string; price?: number; accountId?: number } = {},
 ): Promise<{ userId: number; productId: number; price: number }> {
   const price = options.price ?? 1999;
+  const account_id = options.accountId ?? (await scratchAccountId(db));
   const [user] = await db('users')
-    .insert({ username: options.username ?? `user_${randomSuffix()}` })
+    .insert({ account_id, username: options.username ?? `user_${randomSuffix()}` })
     .returning('id');
   const [product] = await db('products')
-    .insert({ name: `product ${randomSuffix()}`, price })
+    .insert({ account_id, name: `product ${randomSuffix()}`, price })
     .returning('id');
   return { userId: (user as { id: number }).id, productId: (product as { id: number }).id, price };
 }
 
-/** Inserts `count` users and returns their ids, in insertion order. */
+/** Inserts `count` users (in the test database's account) and returns their ids, in insertion order. */
 export async function seedUsers(db: Db, count: number): Promise<number[]> {
   const suffix = randomSuffix();
-  const rows = Array.from({ length: count }, (_, index) => ({ username: `user_${suffix}_${index}` }));
+  const account_id = await scratchAccountId(db);
+  const rows = Array.from({ length: count }, (_, index) => ({ account_id, username: `user_${suffix}_${index}` }));
   const inserted = (await db('users').insert(rows).returning('id')) as { id: number }[];
   return inserted.map((row) => row.id);
 }
 
-/** Inserts `count` products at `price` cents (default 1999) and returns their ids. */
+/** Inserts `count` products at `price` cents (default 1999, in the test database's account) and returns their ids. */
 export async function seedProducts(db: Db, count: number, price = 1999): Promise<number[]> {
   const suffix = randomSuffix();
-  const rows = Array.from({ length: count }, (_, index) => ({ name: `product ${suffix} ${index}`, price }));
+  const account_id = await scratchAccountId(db);
+  const rows = Array.from({ length: count }, (_, index) => ({ account_id, name: `product ${suffix} ${index}`, price }));
   const inserted = (await db('products').insert(rows).returning('id')) as { id: number }[];
   return inserted.map((row) => row.id);
 }

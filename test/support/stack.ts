@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { composeApi, type ApiRoot } from '../../src/api/composition-root.js';
@@ -23,11 +23,14 @@ export interface TestStack {
   producer: PurchaseProducer;
   /** The API's composition root, as the server entry makes it. */
   root: ApiRoot;
+  /** An API key of the test database's account; `app.inject` sends it unless a request sets `authorization` itself. */
+  apiKey: string;
   /** The environment of a worker process on this stack's database, backend, prefix and queue (LOG_LEVEL info, PAYMENT_DELAY_MS 0). */
   workerEnv(overrides?: Record<string, string>): Record<string, string>;
   /** The idempotency keys claimed now (as the API builds them, `user:<id>:…`), whichever backend holds them. */
   claimedKeys(): Promise<string[]>;
-  close(): Promise<void>;
+  /** Closes the app and removes its keys and database (`keepDatabase`: leaves the database to its owner). */
+  close(options?: { keepDatabase?: boolean }): Promise<void>;
 }
 
 /**
@@ -39,16 +42,28 @@ export async function createTestStack(
   options: {
     backend?: StoreBackendName;
     env?: Record<string, string>;
+    /** Another stack's database, for a second API process on the same data (it stays that stack's to drop). */
+    database?: TestDatabase;
     wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
   } = {},
 ): Promise<TestStack> {
   const backend = options.backend ?? 'redis';
-  const database = await createTestDatabase();
+  const database = options.database ?? (await createTestDatabase());
   const config = testConfig({ DATABASE_URL: database.url, ...backendEnv(backend, TEST_REDIS_URL), ...options.env });
   const logger = pino({ level: 'silent' });
   const root = await composeApi(config, { logger, wrapProducer: options.wrapProducer });
   await root.subscribe();
   const { app } = root;
+  // Every injected request is authenticated as the database's account unless it says otherwise
+  // (a test of the key check sets `authorization`, empty to send none).
+  const inject = app.inject.bind(app);
+  const authorization = `Bearer ${database.account.apiKey}`;
+  app.inject = ((options: InjectOptions | string) => {
+    const request = typeof options === 'string' ? { url: options } : options;
+    const headers = { authorization, ...(request.headers as Record<string, string> | undefined) };
+    if (headers.authorization === '') delete (headers as Partial<typeof headers>).authorization;
+    return inject({ ...request, headers });
+  }) as typeof app.inject;
   const { redis, producer } = root.clients;
   const prefix = config.REDIS_KEY_PREFIX;
   // The Redis the API uses: the tests' own, or one a test started (`env.REDIS_URL`).
@@ -75,6 +90,7 @@ export async function createTestStack(
     queue,
     producer,
     root,
+    apiKey: database.account.apiKey,
     workerEnv: (overrides = {}) => ({
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
@@ -96,11 +112,12 @@ export async function createTestStack(
         .select('key')) as Array<{ key: string }>;
       return rows.map((row) => row.key);
     },
-    async close() {
+    async close({ keepDatabase = false } = {}) {
       await root.close();
       await queue.close();
-      if (backend === 'redis') await deleteKeys(prefix, redisUrl);
       inspector?.disconnect();
+      if (keepDatabase) return;
+      if (backend === 'redis') await deleteKeys(prefix, redisUrl);
       await database.drop();
     },
   };

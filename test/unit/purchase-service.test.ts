@@ -60,7 +60,8 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
   return { service: createPurchaseService(deps), deps, idempotency, producer };
 }
 
-const request = { userId: 1, productId: 2 };
+const ACCOUNT_ID = 7;
+const request = { accountId: ACCOUNT_ID, userId: 1, productId: 2 };
 /** A client's `Prefer: wait` of `seconds`, counted from now. */
 const waitFor = (seconds: number) => ({ deadline: Date.now() + seconds * 1000, signal: new AbortController().signal });
 
@@ -308,11 +309,12 @@ describe('createPurchaseService.getPurchase', () => {
         findAccepted: vi.fn(async () => ({
           purchase: { ...finished, status: 'queued' as const },
           idempotencyKey: 'user:1:key:k',
+          accountId: ACCOUNT_ID,
         })),
         markAbandoned: vi.fn(async () => {}),
       },
     });
-    await expect(service.getPurchase(PURCHASE_ID)).resolves.toEqual(finished);
+    await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toEqual(finished);
     // The state store finds a purchase's records by the key it was accepted under.
     expect(getPurchaseState).toHaveBeenCalledWith({ purchaseId: PURCHASE_ID, idempotencyKey: 'user:1:key:k' });
   });
@@ -322,15 +324,15 @@ describe('createPurchaseService.getPurchase', () => {
     const { service } = setup({
       purchases: {
         recordAccepted: vi.fn(async () => {}),
-        findAccepted: vi.fn(async () => ({ purchase: queued, idempotencyKey: 'user:1:key:k' })),
+        findAccepted: vi.fn(async () => ({ purchase: queued, idempotencyKey: 'user:1:key:k', accountId: ACCOUNT_ID })),
         markAbandoned: vi.fn(async () => {}),
       },
     });
-    await expect(service.getPurchase(PURCHASE_ID)).resolves.toEqual(queued);
+    await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toEqual(queued);
   });
 
   it('answers null for a purchase neither store knows', async () => {
     const { service } = setup();
-    await expect(service.getPurchase(PURCHASE_ID)).resolves.toBeNull();
+    await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toBeNull();
   });
 });

@@ -11,6 +11,7 @@ export interface Product {
 
 interface ProductRow {
   id: number;
+  account_id: number;
   name: string;
   description: string | null;
   price: number;
@@ -25,15 +26,21 @@ const toProduct = (row: ProductRow): Product => ({
   createdAt: row.created_at,
 });
 
+/** An account's products; no call ever sees another account's. */
 export function createProductsRepository({ db }: { db: Db }) {
   return {
-    async createProduct(input: { name: string; description: string | null; price: number }): Promise<Product> {
-      const [row] = await db<ProductRow>('products').insert(input).returning('*');
+    async createProduct(
+      accountId: number,
+      input: { name: string; description: string | null; price: number },
+    ): Promise<Product> {
+      const [row] = await db<ProductRow>('products')
+        .insert({ account_id: accountId, ...input })
+        .returning('*');
       return toProduct(row as ProductRow);
     },
 
-    async listProducts(limit: number): Promise<Product[]> {
-      const rows = await db<ProductRow>('products').orderBy('id').limit(limit);
+    async listProducts(accountId: number, limit: number): Promise<Product[]> {
+      const rows = await db<ProductRow>('products').where({ account_id: accountId }).orderBy('id').limit(limit);
       return rows.map(toProduct);
     },
   };

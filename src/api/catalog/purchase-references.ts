@@ -20,28 +20,32 @@ export interface PurchaseReferencesOptions {
 }
 
 /**
- * Answers "may this user buy this product, and at what price?" for the accept path: one
- * Postgres round trip for both, and none while both answers are cached.
+ * Answers "may this account's user buy this account's product, and at what price?" for the
+ * accept path: one Postgres round trip for both, and none while both answers are cached. A user
+ * or product of another account is answered exactly as one that does not exist.
  */
 export function createPurchaseReferences(options: PurchaseReferencesOptions) {
   const { db, ttlMs = 5_000, maxEntries = 10_000 } = options;
-  const users = new LRUCache<number, true>({ max: maxEntries, ttl: ttlMs });
-  const prices = new LRUCache<number, number>({ max: maxEntries, ttl: ttlMs });
+  // Keyed by account and id: an id is global, so the account is what makes the answer.
+  const users = new LRUCache<string, true>({ max: maxEntries, ttl: ttlMs });
+  const prices = new LRUCache<string, number>({ max: maxEntries, ttl: ttlMs });
 
   return {
-    async lookupPurchaseReferences(userId: number, productId: number): Promise<PurchaseReferences> {
-      const cachedUser = users.get(userId);
-      const cachedPrice = prices.get(productId);
+    async lookupPurchaseReferences(accountId: number, userId: number, productId: number): Promise<PurchaseReferences> {
+      const userKey = `${accountId}/${userId}`;
+      const productKey = `${accountId}/${productId}`;
+      const cachedUser = users.get(userKey);
+      const cachedPrice = prices.get(productKey);
       if (cachedUser && cachedPrice !== undefined) return { userExists: true, price: cachedPrice };
 
       const { rows } = await db.raw<{ rows: Array<{ user_exists: boolean; price: number | null }> }>(
-        `select exists (select 1 from users where id = ?) as user_exists,
-                (select price from products where id = ?) as price`,
-        [userId, productId],
+        `select exists (select 1 from users where id = ? and account_id = ?) as user_exists,
+                (select price from products where id = ? and account_id = ?) as price`,
+        [userId, accountId, productId, accountId],
       );
       const row = rows[0]!;
-      if (row.user_exists) users.set(userId, true);
-      if (row.price !== null) prices.set(productId, row.price);
+      if (row.user_exists) users.set(userKey, true);
+      if (row.price !== null) prices.set(productKey, row.price);
       return { userExists: row.user_exists, price: row.price };
     },
   };

@@ -25,17 +25,22 @@ export const productsRoutes: FastifyPluginAsyncZod<{ products: ProductsRepositor
         /** Integer cents. */
         price: z.number().int().nonnegative().max(2_147_483_647),
       }),
-      response: { 201: ProductView, ...errorResponses(400, 413, 415, 503) },
+      response: { 201: ProductView, ...errorResponses(400, 401, 413, 415, 429, 503) },
     },
     handler: async (request, reply) => {
       const { name, description, price } = request.body;
-      const product = await products.createProduct({ name, description: description ?? null, price });
+      const product = await products.createProduct(request.accountId, {
+        name,
+        description: description ?? null,
+        price,
+      });
       return reply.code(201).send(toProductView(product));
     },
   });
 
   app.get('/product', {
-    schema: { querystring: ListQuery, response: { 200: z.array(ProductView), ...errorResponses(400, 503) } },
-    handler: async (request) => (await products.listProducts(request.query.limit)).map(toProductView),
+    schema: { querystring: ListQuery, response: { 200: z.array(ProductView), ...errorResponses(400, 401, 429, 503) } },
+    handler: async (request) =>
+      (await products.listProducts(request.accountId, request.query.limit)).map(toProductView),
   });
 };

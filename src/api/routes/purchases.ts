@@ -99,7 +99,7 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
         202: Accepted,
         /** Duplicate: no body; `Location` points at the original purchase. */
         204: z.undefined(),
-        ...errorResponses(400, 413, 415, 422, 503),
+        ...errorResponses(400, 401, 413, 415, 422, 429, 503),
       },
     },
     handler: async (request, reply) => {
@@ -114,6 +114,7 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
       }
       const result = await purchases
         .submitPurchase({
+          accountId: request.accountId,
           userId: request.body.userId,
           productId: request.body.productId,
           idempotencyKey: request.headers['idempotency-key'],
@@ -146,12 +147,13 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
     schema: {
       // Lower-cased: Postgres compares uuids case-insensitively, Redis keys do not.
       params: z.strictObject({ purchaseId: z.uuid().transform((id) => id.toLowerCase()) }),
-      response: { 200: PurchaseView, ...errorResponses(400, 404, 503) },
+      response: { 200: PurchaseView, ...errorResponses(400, 401, 404, 429, 503) },
     },
     handler: async (request, reply) => {
       // A dependency failure (warn) follows too.
       logAbout(request, reply, request.params.purchaseId, 'warn');
-      const purchase = await purchases.getPurchase(request.params.purchaseId);
+      // Another account's purchase is as unknown as one that never existed.
+      const purchase = await purchases.getPurchase(request.params.purchaseId, request.accountId);
       if (!purchase) {
         throw new AppError('PURCHASE_NOT_FOUND', `Purchase ${request.params.purchaseId} not found`);
       }

@@ -17,17 +17,17 @@ export const usersRoutes: FastifyPluginAsyncZod<{ users: UsersRepository }> = as
           .max(64)
           .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "-" and "." only'),
       }),
-      response: { 201: UserView, ...errorResponses(400, 409, 413, 415, 503) },
+      response: { 201: UserView, ...errorResponses(400, 401, 409, 413, 415, 429, 503) },
     },
     handler: async (request, reply) => {
-      const user = await users.createUser(request.body.username);
+      const user = await users.createUser(request.accountId, request.body.username);
       if (!user) throw new AppError('USERNAME_TAKEN', `Username "${request.body.username}" is taken`);
       return reply.code(201).send(toUserView(user));
     },
   });
 
   app.get('/user', {
-    schema: { querystring: ListQuery, response: { 200: z.array(UserView), ...errorResponses(400, 503) } },
-    handler: async (request) => (await users.listUsers(request.query.limit)).map(toUserView),
+    schema: { querystring: ListQuery, response: { 200: z.array(UserView), ...errorResponses(400, 401, 429, 503) } },
+    handler: async (request) => (await users.listUsers(request.accountId, request.query.limit)).map(toUserView),
   });
 };

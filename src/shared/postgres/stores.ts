@@ -7,6 +7,7 @@ import type { PurchaseStores } from '../purchase/purchase-stores.js';
 import { createPostgresIdempotencyStore } from './idempotency-store.js';
 import { createPostgresPurchaseEvents } from './purchase-events.js';
 import { createPostgresPurchaseStateStore } from './purchase-state-store.js';
+import { createPostgresRateCounter } from './rate-counter.js';
 
 /**
  * The Postgres backend: no Redis at all. Claims and in-flight state in payonce's own tables (over
@@ -22,6 +23,7 @@ export function openPostgresStores(
     unfinishedTtlSeconds: RETENTION_SECONDS,
     pendingTtlSeconds: config.IDEMPOTENCY_PENDING_TTL_SECONDS,
   });
+  const rateCounter = createPostgresRateCounter({ db });
   return {
     idempotency,
     states: createPostgresPurchaseStateStore({ db, claimTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS }),
@@ -35,6 +37,10 @@ export function openPostgresStores(
         (events) => events.close(),
       );
     },
-    sweepExpiredClaims: () => idempotency.sweepExpired(),
+    rateCounter,
+    async sweepExpired() {
+      await idempotency.sweepExpired();
+      await rateCounter.sweepExpired();
+    },
   };
 }

@@ -1,4 +1,5 @@
 import type { BullmqStore } from '../queue/bullmq-store.js';
+import type { RateCounter } from '../rate-counter.js';
 import type { Redis } from '../redis/connection.js';
 import type { IdempotencyStore } from './idempotency.js';
 import type { PurchaseEventSource, PurchaseStateStore } from './purchase-states.js';
@@ -18,6 +19,11 @@ export interface PurchaseStores {
   readinessChecks: Array<{ name: string; check: () => Promise<unknown> }>;
   /** Opens the announcements (`Prefer: wait`), on a connection of their own; closed with the process's resources. */
   openEvents(): PurchaseEventSource;
-  /** Deletes long-expired claims, where they are not deleted by expiry itself (Postgres); returns how many. */
-  sweepExpiredClaims?(): Promise<number>;
+  /** The API rate limiter's counters, shared by every API process. */
+  rateCounter: RateCounter;
+  /**
+   * Deletes long-expired claims and rate counters, where nothing expires them by itself
+   * (Postgres); the worker runs it with every reconciliation.
+   */
+  sweepExpired?(): Promise<void>;
 }

@@ -44,6 +44,8 @@ export interface Purchase {
 /** What a queue message carries: identifiers and the amount, never secrets. */
 export const PurchaseJobSchema = z.object({
   purchaseId: z.uuid(),
+  /** The account the purchase belongs to. Absent only on jobs enqueued before accounts existed. */
+  accountId: z.number().int().positive().optional(),
   userId: z.number().int().positive(),
   productId: z.number().int().positive(),
   amount: z.number().int().nonnegative(),

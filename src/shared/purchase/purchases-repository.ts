@@ -4,6 +4,7 @@ import type { Purchase, PurchaseJob } from './purchase.js';
 
 interface AcceptedRow {
   id: string;
+  account_id: number;
   user_id: number;
   product_id: number;
   amount: number;
@@ -12,10 +13,15 @@ interface AcceptedRow {
   abandoned_at: Date | null;
 }
 
+/** A purchase job as the API makes it: always with its account. */
+export type AccountPurchaseJob = PurchaseJob & { accountId: number };
+
 /** An accepted purchase as Postgres alone knows it (`queued`), and the idempotency key it holds. */
 export interface AcceptedPurchase {
   purchase: Purchase;
   idempotencyKey: string;
+  /** The account it belongs to. */
+  accountId: number;
 }
 
 /** An accepted purchase without a payment, for the reconciler. */
@@ -32,16 +38,17 @@ export interface UnpaidPurchase {
  * accept path pays one Postgres round trip per loop turn, not one per request.
  */
 export function createPurchasesRepository({ db }: { db: Db }) {
-  const recorder = createBatcher<PurchaseJob, true>(async (jobs) => {
-    // One statement with six array parameters, whatever the batch's size: Postgres parses and
+  const recorder = createBatcher<AccountPurchaseJob, true>(async (jobs) => {
+    // One statement with seven array parameters, whatever the batch's size: Postgres parses and
     // plans the same text every time, and no per-row SQL is built here. A purchase id is new for
     // every acceptance; a repeat is a retried write, already done.
     await db.raw(
-      `insert into purchases (id, user_id, product_id, amount, idempotency_key, accepted_at)
-       select * from unnest(?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::timestamptz[])
+      `insert into purchases (id, account_id, user_id, product_id, amount, idempotency_key, accepted_at)
+       select * from unnest(?::uuid[], ?::int[], ?::int[], ?::int[], ?::int[], ?::text[], ?::timestamptz[])
        on conflict (id) do nothing`,
       [
         jobs.map((job) => job.purchaseId),
+        jobs.map((job) => job.accountId),
         jobs.map((job) => job.userId),
         jobs.map((job) => job.productId),
         jobs.map((job) => job.amount),
@@ -57,13 +64,15 @@ export function createPurchasesRepository({ db }: { db: Db }) {
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
       const row = byId.get(id);
-      return row ? { purchase: toQueuedPurchase(row), idempotencyKey: row.idempotency_key } : null;
+      return row
+        ? { purchase: toQueuedPurchase(row), idempotencyKey: row.idempotency_key, accountId: row.account_id }
+        : null;
     });
   });
 
   return {
     /** Records an accepted purchase durably; resolves once Postgres has committed it. */
-    async recordAccepted(job: PurchaseJob): Promise<void> {
+    async recordAccepted(job: AccountPurchaseJob): Promise<void> {
       await recorder.load(job);
     },
 
@@ -92,6 +101,7 @@ export function createPurchasesRepository({ db }: { db: Db }) {
       return rows.map((row) => ({
         job: {
           purchaseId: row.id,
+          accountId: row.account_id,
           userId: row.user_id,
           productId: row.product_id,
           amount: row.amount,

@@ -12,6 +12,8 @@ export function redisKeys(prefix: string) {
     purchaseEvents: `${prefix}:purchase-events`,
     /** The job the SQS producer sent under a deduplication id (see sqs-purchase-producer.ts). */
     sqsSentJob: (deduplicationId: string) => `${prefix}:sqs-dedup:${deduplicationId}`,
+    /** A rate limiter's counter of one key in one window (see src/shared/rate-counter.ts). */
+    rateCounter: (counter: string) => `${prefix}:rate:${counter}`,
     /** BullMQ's own key prefix; BullMQ names its keys below it. */
     bullmq: bullmqPrefix(prefix),
   } as const;

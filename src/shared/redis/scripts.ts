@@ -15,6 +15,7 @@ export const SCRIPT_FILES = {
   payonceAnnounceRecorded: 'announce-recorded',
   payonceKeepUnrecorded: 'keep-unrecorded',
   payonceRememberSqsJob: 'remember-sqs-job',
+  payonceAddToRateCounter: 'add-to-rate-counter',
 } as const;
 
 type Arg = string | number;
@@ -29,6 +30,7 @@ export interface PayonceScripts {
   payonceAnnounceRecorded(numberOfKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
   payonceKeepUnrecorded(numberOfKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
   payonceRememberSqsJob(numberOfKeys: 1, ...keysAndArgs: Arg[]): Promise<string | null>;
+  payonceAddToRateCounter(numberOfKeys: 1, ...keysAndArgs: Arg[]): Promise<number>;
 }
 
 /** `--- @include "includes/name"` on a line of its own, as BullMQ writes it. */

@@ -8,6 +8,7 @@ import { createRedisIdempotencyStore } from './idempotency-store.js';
 import { bullmqPrefix, redisKeys } from './keys.js';
 import { createRedisPurchaseEvents } from './purchase-events.js';
 import { createRedisPurchaseStateStore } from './purchase-state-store.js';
+import { createRedisRateCounter } from './rate-counter.js';
 
 /**
  * The Redis backend: claims, in-flight records and announcements in Redis, and BullMQ's queue in
@@ -33,6 +34,7 @@ export function openRedisStores(
     states: createRedisPurchaseStateStore({ redis, prefix, claimTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS }),
     bullmq: { backend: 'redis', connection: redis, prefix: bullmqPrefix(prefix) },
     redis,
+    rateCounter: createRedisRateCounter({ redis, prefix }),
     readinessChecks: [{ name: 'redis', check: () => redis.ping() }],
     openEvents() {
       // A connection of its own: once subscribed it can run nothing else.
