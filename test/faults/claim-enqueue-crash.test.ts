@@ -156,6 +156,8 @@ describe.each(STORE_BACKENDS)(
         IDEMPOTENCY_TTL_SECONDS: '300',
       };
       const doomed: RunningApi = await stack.startApi({ ...settings, ...throughProxy });
+      // Another API instance, already running, as behind a load balancer: the client retries there.
+      const client = createPurchaseClient((await stack.startApi(settings)).url);
       const { userId, productId } = await seedUserAndProduct(stack.db);
       const claimKey = idempotencyKeyFor({ userId, productId, headerKey: 'order-2' });
       const body = { userId, productId };
@@ -177,9 +179,8 @@ describe.each(STORE_BACKENDS)(
       expect(stuck!.ttlMs).toBeLessThanOrEqual(PENDING_TTL_SECONDS * 1000);
       expect(await stack.getJob(stuckId)).toBeUndefined();
 
-      // The client retries on another API instance until its purchase is accepted. Until the
+      // The client retries on the other instance until its purchase is accepted. Until the
       // claim expires it is told the purchase is a duplicate (a documented limit).
-      const client = createPurchaseClient((await stack.startApi(settings)).url);
       const answers: HttpResult[] = [];
       const purchaseId = await eventually(
         async () => {
