@@ -70,6 +70,13 @@ export interface ProcessStackOptions {
   redisUrl?: string;
 }
 
+/**
+ * DATABASE_POOL_MAX of the stack's processes. On the Postgres backend it sizes two pools in each
+ * process (knex's and BullMQ's, and a worker adds the gateway's, its reconciler's and LISTEN
+ * connections), and two test files run at once against one server with max_connections 100.
+ */
+const POOL_MAX: Record<StoreBackendName, string> = { redis: '10', postgres: '5' };
+
 /** Creates the database, prefix and queue name; processes start when the test asks. */
 export async function createProcessStack(options: ProcessStackOptions = {}): Promise<ProcessStack> {
   const backend = options.backend ?? 'redis';
@@ -88,7 +95,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     DATABASE_URL: database.url,
     // Set, so a GATEWAY_DATABASE_URL in the developer's environment cannot leak into the test.
     GATEWAY_DATABASE_URL: database.url,
-    DATABASE_POOL_MAX: '10',
+    DATABASE_POOL_MAX: POOL_MAX[backend],
     ...backendEnv(backend, redisUrl),
     REDIS_KEY_PREFIX: prefix,
     QUEUE_NAME: queueName,
