@@ -31,10 +31,10 @@ const logLines = (output: string, msg: string) => jsonLogLines(output).filter((l
  * uses DATABASE_URL), so the cut takes the queue from the worker as well: while it lasts the
  * worker takes no job and can settle none. A job whose attempt failed during the cut stays
  * active without a lock renewal until the stalled-job check, once Postgres is back, returns it
- * to the queue (within LOCK_DURATION_MS plus STALLED_INTERVAL_MS, fast here); that costs no
- * attempt, so an outage never spends the retry budget there. The guarantees are the same: nothing
- * charged twice (counted at the gateway's ledger, which stays reachable) and every accepted
- * purchase ends `succeeded` once Postgres is back.
+ * to the queue (within LOCK_DURATION_MS plus STALLED_INTERVAL_MS, fast here), which spends no
+ * attempt: however long it lasts, an outage costs a job at most one attempt there. The guarantees
+ * are the same: nothing charged twice (counted at the gateway's ledger, which stays reachable)
+ * and every accepted purchase ends `succeeded` once Postgres is back.
  */
 describe.each(STORE_BACKENDS)('Postgres unreachable from the worker (%s backend)', (backend) => {
   let stack: ProcessStack;
