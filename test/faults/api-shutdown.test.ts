@@ -1,11 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { purchaseIdIn } from '../support/purchase-client.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
-import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 import { startRedisServer, type RunningApi, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedUserAndProduct } from '../support/services.js';
 import { expectChargedOnceEach, expectOnePaymentEach, PATIENT_API } from '../support/fault-kit.js';
@@ -56,29 +54,23 @@ const READINESS_DELAY_MS = 500;
 const CLOSE_RACE_MARGIN_MS = 100;
 
 /** Issue 4, item 5: the API sent SIGTERM while requests are in flight and new ones keep coming. */
-describe('API SIGTERM under load', () => {
-  let redis: RunningRedisServer;
+describe.each(STORE_BACKENDS)('API SIGTERM under load (%s backend)', (backend) => {
+  let redis: RunningRedisServer | undefined;
   let stack: ProcessStack;
   let api: RunningApi;
-  let inspector: Redis;
-  let queue: Queue;
 
   beforeAll(async () => {
-    // A Redis of this file's own, so listing the claimed keys is quick and exact.
-    redis = await startRedisServer();
-    stack = await createProcessStack({ redisUrl: redis.url });
+    // On Redis, a Redis of this file's own, so listing the claimed keys is quick and exact.
+    redis = backend === 'redis' ? await startRedisServer() : undefined;
+    stack = await createProcessStack({ backend, redisUrl: redis?.url });
     api = await stack.startApi({
       ...PATIENT_API,
       SHUTDOWN_READINESS_DELAY_MS: String(READINESS_DELAY_MS),
       SHUTDOWN_TIMEOUT_MS: '5000',
     });
-    inspector = new Redis(redis.url);
-    queue = new Queue(stack.queueName, { connection: inspector, prefix: bullmqPrefix(stack.prefix) });
   });
 
   afterAll(async () => {
-    await queue?.close();
-    inspector?.disconnect();
     await stack?.close();
     await redis?.stop();
   });
@@ -98,7 +90,7 @@ describe('API SIGTERM under load', () => {
 
     // Long-lived requests: no worker runs, so each would wait the full 2 s for its outcome.
     const longLived = Array.from({ length: 10 }, (_, index) => purchase(`long-${index}`, 'wait=2'));
-    await eventually(async () => ((await stack.keys('idem:*')).length === 10 ? true : undefined), {
+    await eventually(async () => ((await stack.claims()).length === 10 ? true : undefined), {
       what: 'the long-lived purchases to be claimed and waiting',
     });
 
@@ -169,10 +161,9 @@ describe('API SIGTERM under load', () => {
     const accepted = [...longOutcomes, ...streamOutcomes]
       .filter((outcome) => outcome.kind === 'response' && outcome.status === 202)
       .map((outcome) => purchaseIdIn(outcome.kind === 'response' ? outcome.location : null));
-    const claimKeys = await stack.keys('idem:*');
-    const claimed = await Promise.all(claimKeys.map(async (key) => (await inspector.get(key))!.split(' ')[0]!));
+    const claimed = (await stack.heldClaims()).map((claim) => claim.purchaseId);
     for (const purchaseId of claimed) {
-      expect(await queue.getJob(purchaseId), `claim ${purchaseId} has no job`).toBeTruthy();
+      expect(await stack.getJob(purchaseId), `claim ${purchaseId} has no job`).toBeTruthy();
     }
     expect(claimed).toEqual(expect.arrayContaining(accepted));
     // A claim nobody heard about can only belong to a request whose answer was lost in a reset.

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { startRedisServer, startWorker, type RunningProcess, type RunningRedisServer } from '../support/processes.js';
 import { eventually, seedProducts, seedUsers } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
@@ -10,56 +11,20 @@ import { expectChargedOnceEach, PATIENT_API } from '../support/fault-kit.js';
  * Issue 4, item 7: random bodies, headers, ids, content types and sizes against every route.
  * Never a 5xx; a rejected purchase request leaves no claim and no job; and in the end Postgres
  * holds a payment for exactly the purchases that were accepted, so none came from an invalid
- * request. In-process (app.inject) against the real Postgres, Redis and BullMQ, with a real
- * worker paying whatever was accepted.
+ * request. In-process (app.inject) against the real Postgres and BullMQ, on each store backend
+ * (Redis, or Postgres alone), with a real worker paying whatever was accepted.
  */
 
 const BODY_LIMIT_BYTES = 4096;
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as const;
 const ROUTES = ['/payment/purchase', '/user', '/product', '/health/live', '/health/ready'];
 
-let redis: RunningRedisServer;
-let stack: TestStack;
-let worker: RunningProcess;
+/**
+ * The seeded users and products of the stack under test, set by its `beforeAll`; the arbitraries
+ * below read them when they generate.
+ */
 let userIds: number[];
 let productIds: number[];
-/** Purchases the API accepted (202, or 200 after a wait): the only ones that may be paid. */
-const accepted = new Set<string>();
-
-beforeAll(async () => {
-  // A Redis of this file's own: every property lists the claimed keys before and after each
-  // request, which must not cost a scan of whatever else the shared Redis holds.
-  redis = await startRedisServer();
-  stack = await createTestStack({
-    env: { ...PATIENT_API, REDIS_URL: redis.url, BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) },
-  });
-  userIds = await seedUsers(stack.database.db, 3);
-  productIds = await seedProducts(stack.database.db, 2);
-  worker = await startWorker(stack.workerEnv());
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await stack?.close();
-  await redis?.stop();
-});
-
-async function inject(options: InjectOptions): Promise<LightMyRequestResponse> {
-  const response = await stack.app.inject(options);
-  // Checked here so every property says the same, with the request that caused it.
-  expect(response.statusCode, `${options.method} ${options.url} -> ${response.body}`).toBeLessThan(500);
-  return response;
-}
-
-async function totalJobs(): Promise<number> {
-  const counts = await stack.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
-  return Object.values(counts).reduce((sum, count) => sum + count, 0);
-}
-
-/** What must not change when a purchase request is rejected. */
-async function purchaseSideEffects(): Promise<{ claims: string[]; jobs: number }> {
-  return { claims: (await stack.claimedKeys()).sort(), jobs: await totalJobs() };
-}
 
 // ---- arbitraries -------------------------------------------------------------------------------
 
@@ -169,7 +134,49 @@ const runs = (numRuns: number) => ({ numRuns, endOnFailure: true });
 
 // ---- properties --------------------------------------------------------------------------------
 
-describe('hostile input never causes a 5xx or a side effect', () => {
+describe.each(STORE_BACKENDS)('hostile input never causes a 5xx or a side effect (%s backend)', (backend) => {
+  let redis: RunningRedisServer | undefined;
+  let stack: TestStack;
+  let worker: RunningProcess;
+  /** Purchases the API accepted (202, or 200 after a wait): the only ones that may be paid. */
+  const accepted = new Set<string>();
+
+  beforeAll(async () => {
+    // On Redis, a Redis of this file's own: every property lists the claimed keys before and
+    // after each request, which must not cost a scan of whatever else the shared Redis holds.
+    redis = backend === 'redis' ? await startRedisServer() : undefined;
+    stack = await createTestStack({
+      backend,
+      env: { ...PATIENT_API, ...(redis ? { REDIS_URL: redis.url } : {}), BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES) },
+    });
+    userIds = await seedUsers(stack.database.db, 3);
+    productIds = await seedProducts(stack.database.db, 2);
+    worker = await startWorker(stack.workerEnv());
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await stack?.close();
+    await redis?.stop();
+  });
+
+  async function inject(options: InjectOptions): Promise<LightMyRequestResponse> {
+    const response = await stack.app.inject(options);
+    // Checked here so every property says the same, with the request that caused it.
+    expect(response.statusCode, `${options.method} ${options.url} -> ${response.body}`).toBeLessThan(500);
+    return response;
+  }
+
+  async function totalJobs(): Promise<number> {
+    const counts = await stack.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+  }
+
+  /** What must not change when a purchase request is rejected. */
+  async function purchaseSideEffects(): Promise<{ claims: string[]; jobs: number }> {
+    return { claims: (await stack.claimedKeys()).sort(), jobs: await totalJobs() };
+  }
+
   it('POST /payment/purchase: rejected requests leave no claim and no job', async () => {
     await fc.assert(
       fc.asyncProperty(

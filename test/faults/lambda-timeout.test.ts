@@ -7,6 +7,7 @@ import type { Config } from '../../src/shared/config.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { composeWorker, type WorkerRoot } from '../../src/worker/composition-root.js';
 import type { SqsBatchHandler } from '../../src/worker/sqs/batch-handler.js';
+import { backendEnv } from '../support/backends.js';
 import { expectChargedOnceEach } from '../support/fault-kit.js';
 import { lambdaContext, sqsRecord } from '../support/lambda-events.js';
 import type { PaymentRow } from '../support/process-stack.js';
@@ -15,6 +16,7 @@ import {
   deleteKeys,
   eventually,
   seedUserAndProduct,
+  TEST_REDIS_URL,
   testConfig,
   type TestDatabase,
 } from '../support/services.js';
@@ -35,16 +37,22 @@ interface Container {
  * answers, but its step goes on running in the container. SQS hands the record to another
  * container, which runs the same purchase at the same time. Each container is a composition
  * root of its own (its own pools, its own gateway client), as two Lambda containers are; only
- * the gateway's own ledger can tell them that the purchase was already charged.
+ * the gateway's own ledger can tell them that the purchase was already charged. A Redis-backend
+ * behaviour: SQS and Lambda need STORE_BACKEND=redis.
  */
-describe('a worker Lambda record that timed out while its charge goes on', () => {
+describe('a worker Lambda record that timed out while its charge goes on (Redis backend only)', () => {
   let database: TestDatabase;
   let config: Config;
   const containers: Container[] = [];
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    config = testConfig({ DATABASE_URL: database.url, PAYMENT_DELAY_MS: '1500', JOB_ATTEMPTS: '5' });
+    config = testConfig({
+      DATABASE_URL: database.url,
+      ...backendEnv('redis', TEST_REDIS_URL),
+      PAYMENT_DELAY_MS: '1500',
+      JOB_ATTEMPTS: '5',
+    });
   });
 
   afterAll(async () => {

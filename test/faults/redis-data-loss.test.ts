@@ -16,15 +16,16 @@ import type { RunningProcess } from '../support/processes.js';
  * Issue 9, item 6: Redis loses everything (a failover to a replica that had not received the
  * writes, a restart without AOF, an operator's FLUSHALL: here every key under the stack's
  * prefix) with purchases queued and in flight. Every purchase that got 202 must still end
- * succeeded, charged once, found by its status URL and by its row.
+ * succeeded, charged once, found by its status URL and by its row. A Redis-backend behaviour:
+ * the Postgres backend keeps claims, in-flight state and the queue in the one database.
  */
-describe('Redis loses its data', () => {
+describe('Redis loses its data (Redis backend only)', () => {
   let stack: ProcessStack;
   let client: PurchaseClient;
   let productId: number;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend: 'redis' });
     client = createPurchaseClient((await stack.startApi()).url);
     [productId] = (await seedProducts(stack.db, 1)) as [number];
   });

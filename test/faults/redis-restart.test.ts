@@ -27,12 +27,13 @@ type RedisOptions = Parameters<typeof startRedisServer>[0] & {};
 /**
  * Issue 4, item 4: the Redis that holds claims and the queue restarts while purchases are
  * queued and running. Each case runs on a redis-server of its own with AOF persistence in a
- * directory of its own, restarted on the same port from the same directory.
+ * directory of its own, restarted on the same port from the same directory. A Redis-backend
+ * behaviour: the Postgres backend has no Redis (its outage is postgres-outage.test.ts).
  */
 describe.each([
   { stopSignal: 'SIGTERM' as const, appendFsync: 'everysec' as const, what: 'shut down cleanly (SIGTERM)' },
   { stopSignal: 'SIGKILL' as const, appendFsync: 'always' as const, what: 'killed (SIGKILL, appendfsync always)' },
-])('Redis $what and restarted', ({ stopSignal, appendFsync }) => {
+])('Redis $what and restarted (Redis backend only)', ({ stopSignal, appendFsync }) => {
   let dir: string;
   let redis: RunningRedisServer;
   let redisOptions: RedisOptions;
@@ -43,7 +44,7 @@ describe.each([
     dir = await mkdtemp(join(tmpdir(), 'payonce-redis-'));
     redisOptions = { appendOnly: true, appendFsync, dir };
     redis = await startRedisServer(redisOptions);
-    stack = await createProcessStack({ redisUrl: redis.url });
+    stack = await createProcessStack({ backend: 'redis', redisUrl: redis.url });
     client = createPurchaseClient((await stack.startApi(PATIENT_API)).url);
     await stack.startWorker({ PAYMENT_DELAY_MS: '1000', WORKER_CONCURRENCY: '4' });
   });

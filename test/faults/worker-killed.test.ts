@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { seedProducts, seedUsers } from '../support/services.js';
 import {
@@ -14,12 +15,12 @@ import {
 } from '../support/fault-kit.js';
 
 /** Issue 4, item 1: a worker SIGKILLed in the middle of payments. */
-describe('worker killed with SIGKILL mid-payment', () => {
+describe.each(STORE_BACKENDS)('worker killed with SIGKILL mid-payment (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     client = createPurchaseClient((await stack.startApi(PATIENT_API)).url);
   });
 

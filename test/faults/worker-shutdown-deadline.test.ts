@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
+import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { seedProducts, seedUsers } from '../support/services.js';
 import {
@@ -17,12 +18,12 @@ import {
  * Issue 4, item 2: SIGTERM under load when the payments outlast the shutdown deadline. (The
  * e2e worker-shutdown test covers the case where they finish within it.)
  */
-describe('worker SIGTERM with payments longer than its deadline', () => {
+describe.each(STORE_BACKENDS)('worker SIGTERM with payments longer than its deadline (%s backend)', (backend) => {
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack();
+    stack = await createProcessStack({ backend });
     client = createPurchaseClient((await stack.startApi(PATIENT_API)).url);
   });
 

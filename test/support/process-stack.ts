@@ -1,8 +1,8 @@
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
-import { backendEnv, bullmqStoreOf, type StoreBackendName } from './backends.js';
+import { backendEnv, bullmqStoreOf, heldClaims, type HeldClaim, type StoreBackendName } from './backends.js';
 import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
 import { useApiKey } from './purchase-client.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
@@ -53,12 +53,16 @@ export interface ProcessStack {
   /** Rows of `payments`, optionally filtered (column names as in the table). */
   payments(where?: Partial<PaymentRow>): Promise<PaymentRow[]>;
   jobCounts(): Promise<JobCounts>;
+  /** The job of this id in the stack's queue, in whatever state (undefined: there is none). */
+  getJob(jobId: string): Promise<Job | undefined>;
   /** Waits until no job is waiting, delayed or running, and returns the counts. */
   queueDrained(timeoutMs?: number): Promise<JobCounts>;
   /** Redis keys under this stack's prefix matching `pattern` (after `<prefix>:`); none on the Postgres backend. */
   keys(pattern: string): Promise<string[]>;
   /** The idempotency keys held now (`user:<id>:…`), whichever backend holds them. */
   claims(): Promise<string[]>;
+  /** The claims held now (only those of `keys`, when given), with their holder and remaining life (see `heldClaims`). */
+  heldClaims(keys?: readonly string[]): Promise<HeldClaim[]>;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,13 @@ export interface ProcessStackOptions {
   /** The Redis every process and helper uses (Redis backend). Default the shared test Redis. */
   redisUrl?: string;
 }
+
+/**
+ * DATABASE_POOL_MAX of the stack's processes. On the Postgres backend it sizes two pools in each
+ * process (knex's and BullMQ's, and a worker adds the gateway's, its reconciler's and LISTEN
+ * connections), and two test files run at once against one server with max_connections 100.
+ */
+const POOL_MAX: Record<StoreBackendName, string> = { redis: '10', postgres: '5' };
 
 /** Creates the database, prefix and queue name; processes start when the test asks. */
 export async function createProcessStack(options: ProcessStackOptions = {}): Promise<ProcessStack> {
@@ -79,14 +90,15 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
   const prefix = config.REDIS_KEY_PREFIX;
   const queueName = config.QUEUE_NAME;
   const started: RunningProcess[] = [];
-  let inspector: { redis?: Redis; queue: Queue } | undefined;
+  let inspectorRedis: Redis | undefined;
+  let inspectorQueue: Queue | undefined;
 
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
     // Set, so a GATEWAY_DATABASE_URL in the developer's environment cannot leak into the test.
     GATEWAY_DATABASE_URL: database.url,
-    DATABASE_POOL_MAX: '10',
+    DATABASE_POOL_MAX: POOL_MAX[backend],
     ...backendEnv(backend, redisUrl),
     REDIS_KEY_PREFIX: prefix,
     QUEUE_NAME: queueName,
@@ -98,22 +110,25 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     ...overrides,
   });
 
-  function queueInspector(): Queue {
-    if (!inspector) {
-      let redis: Redis | undefined;
-      const connect = () => {
-        redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-        redis.on('error', () => {});
-        return redis;
-      };
-      const queue = createQueue(
-        queueName,
-        bullmqStoreOf(backend, { redis: connect, prefix, databaseUrl: database.url }),
-      );
-      inspector = { redis, queue };
+  /** The test's own Redis connection (Redis backend), for its queue inspector and claims. */
+  function redisInspector(): Redis {
+    if (!inspectorRedis) {
+      inspectorRedis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+      inspectorRedis.on('error', () => {});
     }
-    return inspector.queue;
+    return inspectorRedis;
   }
+
+  function queueInspector(): Queue {
+    inspectorQueue ??= createQueue(
+      queueName,
+      bullmqStoreOf(backend, { redis: redisInspector, prefix, databaseUrl: database.url }),
+    );
+    return inspectorQueue;
+  }
+
+  const claimsHeld = (keys?: readonly string[]) =>
+    heldClaims(backend, { redis: redisInspector, prefix, db: database.db }, keys);
 
   async function jobCounts(): Promise<JobCounts> {
     const counts = await queueInspector().getJobCounts(
@@ -181,6 +196,10 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
 
     jobCounts,
 
+    async getJob(jobId) {
+      return queueInspector().getJob(jobId);
+    },
+
     async queueDrained(timeoutMs = 15_000) {
       return eventually(
         async () => {
@@ -192,15 +211,10 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     },
 
     async claims() {
-      if (backend === 'postgres') {
-        const rows = (await database
-          .db('idempotency_claims')
-          .where('expires_at', '>', database.db.fn.now())
-          .select('key')) as Array<{ key: string }>;
-        return rows.map((row) => row.key);
-      }
-      return (await keys('idem:*')).map((key) => key.slice(`${prefix}:idem:`.length));
+      return (await claimsHeld()).map((claim) => claim.key);
     },
+
+    heldClaims: claimsHeld,
 
     keys,
 
@@ -210,10 +224,8 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
       for (const running of started.reverse()) {
         await running.stop('SIGTERM', 5_000).catch((error: unknown) => errors.push(error));
       }
-      if (inspector) {
-        await inspector.queue.close().catch(() => {});
-        inspector.redis?.disconnect();
-      }
+      await inspectorQueue?.close().catch(() => {});
+      inspectorRedis?.disconnect();
       await database.drop().catch((error: unknown) => errors.push(error));
       if (backend === 'redis' && redisUrl === TEST_REDIS_URL)
         await deleteKeys(prefix).catch((error: unknown) => errors.push(error));

@@ -6,7 +6,7 @@ import { composeApi, type ApiRoot } from '../../src/api/composition-root.js';
 import type { Config } from '../../src/shared/config.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
-import { backendEnv, bullmqStoreOf, type StoreBackendName } from './backends.js';
+import { backendEnv, bullmqStoreOf, heldClaims, type HeldClaim, type StoreBackendName } from './backends.js';
 import { createTestDatabase, deleteKeys, TEST_REDIS_URL, testConfig, type TestDatabase } from './services.js';
 
 export interface TestStack {
@@ -29,6 +29,8 @@ export interface TestStack {
   workerEnv(overrides?: Record<string, string>): Record<string, string>;
   /** The idempotency keys claimed now (as the API builds them, `user:<id>:…`), whichever backend holds them. */
   claimedKeys(): Promise<string[]>;
+  /** The claims held now (only those of `keys`, when given), with their holder and remaining life (see `heldClaims`). */
+  heldClaims(keys?: readonly string[]): Promise<HeldClaim[]>;
   /** Closes the app and removes its keys and database (`keepDatabase`: leaves the database to its owner). */
   close(options?: { keepDatabase?: boolean }): Promise<void>;
 }
@@ -74,6 +76,8 @@ export async function createTestStack(
     inspector ??= new Redis(redisUrl);
     return inspector;
   };
+  const claimsHeld = (keys?: readonly string[]) =>
+    heldClaims(backend, { redis: redisInspector, prefix, db: database.db }, keys);
   const queue = createQueue(
     config.QUEUE_NAME,
     bullmqStoreOf(backend, { redis: redisInspector, prefix, databaseUrl: database.url }),
@@ -102,16 +106,9 @@ export async function createTestStack(
       ...overrides,
     }),
     async claimedKeys() {
-      if (backend === 'redis') {
-        const keys = await redisInspector().keys(`${prefix}:idem:*`);
-        return keys.map((key) => key.slice(`${prefix}:idem:`.length));
-      }
-      const rows = (await database
-        .db('idempotency_claims')
-        .where('expires_at', '>', database.db.fn.now())
-        .select('key')) as Array<{ key: string }>;
-      return rows.map((row) => row.key);
+      return (await claimsHeld()).map((claim) => claim.key);
     },
+    heldClaims: claimsHeld,
     async close({ keepDatabase = false } = {}) {
       await root.close();
       await queue.close();
