@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { authorization } from '../support/purchase-client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STORE_BACKENDS } from '../support/backends.js';
@@ -25,7 +26,9 @@ function send(
   const sentAt = performance.now();
   return new Promise((resolve) => {
     let connected = false;
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+    // Authenticated as the stack's account (purchase-client's `useApiKey`), like every client.
+    const headers = { ...authorization(new URL(url).origin), ...options.headers };
+    const req = httpRequest(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
       res.resume();
       res.on('end', () =>
         resolve({
