@@ -1,44 +1,93 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type DNSLookupFunction, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 
-export type { Redis };
+/**
+ * A connection to a single Redis or to a Redis Cluster (REDIS_CLUSTER=true): ioredis' `Redis`
+ * and `Cluster` take the same commands and emit the same connection events.
+ */
+export type RedisClient = Redis | Cluster;
 
 /** What a connection needs of the config (with STORE_BACKEND=redis, where REDIS_URL is set). */
-type RedisConfig = { REDIS_URL: string } & Pick<Config, 'REDIS_COMMAND_TIMEOUT_MS'>;
+type RedisConfig = { REDIS_URL: string } & Pick<Config, 'REDIS_COMMAND_TIMEOUT_MS'> &
+  Partial<Pick<Config, 'REDIS_CLUSTER' | 'REDIS_CLUSTER_NODES'>>;
 
 /**
  * A connection for request paths: commands fail at once while Redis is unreachable (no offline
  * queue) and time out quickly while it hangs, so the API answers 503 within a second instead of
  * holding requests. It keeps reconnecting in the background.
  */
-export function createFailFastRedis(config: RedisConfig, logger: Logger, role: string): Redis {
-  return attachLogging(
-    new Redis(config.REDIS_URL, {
-      connectionName: `payonce-${role}`,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 1_000),
-      commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
-      retryStrategy: reconnectBackoff,
-    }),
-    logger,
-    role,
-  );
+export function createFailFastRedis(config: RedisConfig, logger: Logger, role: string): RedisClient {
+  const options = {
+    connectionName: `payonce-${role}`,
+    maxRetriesPerRequest: 0,
+    connectTimeout: Math.max(config.REDIS_COMMAND_TIMEOUT_MS, 1_000),
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+  } satisfies RedisOptions;
+  const client = config.REDIS_CLUSTER
+    ? connectCluster(config, options, {
+        enableOfflineQueue: false,
+        // A command whose node is gone, or whose slots are not served, fails at once instead of
+        // being retried (ioredis retries 16 times, 100 ms apart, by default): a quick 503.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        slotsRefreshTimeout: options.connectTimeout,
+      })
+    : new Redis(config.REDIS_URL, { ...options, enableOfflineQueue: false, retryStrategy: reconnectBackoff });
+  return attachLogging(client, logger, role);
 }
 
 /**
  * A connection for BullMQ workers and other background loops: commands wait for a reconnect
  * rather than fail (`maxRetriesPerRequest: null`, as BullMQ's production guide requires).
  */
-export function createPersistentRedis(config: RedisConfig, logger: Logger, role: string): Redis {
-  const options: RedisOptions = {
+export function createPersistentRedis(config: RedisConfig, logger: Logger, role: string): RedisClient {
+  const options = {
     connectionName: `payonce-${role}`,
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
-    retryStrategy: reconnectBackoff,
-  };
-  return attachLogging(new Redis(config.REDIS_URL, options), logger, role);
+  } satisfies RedisOptions;
+  const client = config.REDIS_CLUSTER
+    ? connectCluster(config, options, {
+        // ioredis drops a lost node and waits for a MOVED reply to learn where its slots went;
+        // reconnecting to it instead holds its commands until it is back, or until a slots
+        // refresh (every 5 s) shows a replica took over and they are sent there.
+        clusterNodeRetryStrategy: reconnectBackoff,
+        slotsRefreshInterval: 5_000,
+      })
+    : new Redis(config.REDIS_URL, { ...options, retryStrategy: reconnectBackoff });
+  return attachLogging(client, logger, role);
+}
+
+/**
+ * A Cluster client seeded with REDIS_URL's node and REDIS_CLUSTER_NODES. REDIS_URL's credentials
+ * and TLS apply to every node, including those the client discovers. While no seed node answers,
+ * it retries from the seeds forever (`clusterRetryStrategy`).
+ */
+function connectCluster(
+  config: RedisConfig,
+  nodeOptions: NonNullable<ClusterOptions['redisOptions']>,
+  clusterOptions: ClusterOptions,
+): Cluster {
+  const url = new URL(config.REDIS_URL);
+  const tls = url.protocol === 'rediss:';
+  const seeds = [
+    { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) },
+    ...(config.REDIS_CLUSTER_NODES ?? []).map(({ host, port }) => ({ host, port })),
+  ];
+  return new Cluster(seeds, {
+    ...clusterOptions,
+    clusterRetryStrategy: reconnectBackoff,
+    // With TLS, connect by name so the certificate matches (ioredis' advice for ElastiCache):
+    // resolving the seed to an IP first would make the TLS check fail.
+    ...(tls ? { dnsLookup: keepHostname } : {}),
+    redisOptions: {
+      ...nodeOptions,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(tls ? { tls: {} } : {}),
+    },
+  });
 }
 
 /**
@@ -51,7 +100,7 @@ export function createPersistentRedis(config: RedisConfig, logger: Logger, role:
  * silently. Subscribed from a ready connection, ioredis restores the subscription after every
  * reconnect (`autoResubscribe`).
  */
-export async function subscribeWhenReady(redis: Redis, channel: string): Promise<void> {
+export async function subscribeWhenReady(redis: RedisClient, channel: string): Promise<void> {
   const closed = () => new Error(`the Redis connection closed before it could subscribe to ${channel}`);
   while (redis.status !== 'ready') {
     if (redis.status === 'end') throw closed();
@@ -72,12 +121,14 @@ export async function subscribeWhenReady(redis: Redis, channel: string): Promise
   await redis.subscribe(channel);
 }
 
+const keepHostname: DNSLookupFunction = (hostname, done) => done(null, hostname);
+
 /** Reconnect after 50 ms, doubling up to 2 s; never give up. */
 function reconnectBackoff(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 6), 2_000);
 }
 
-function attachLogging(redis: Redis, logger: Logger, role: string): Redis {
+function attachLogging<T extends RedisClient>(redis: T, logger: Logger, role: string): T {
   let reported = false;
   // Without an 'error' listener ioredis prints unhandled errors; log one per outage instead.
   redis.on('error', (error: Error) => {
@@ -92,7 +143,7 @@ function attachLogging(redis: Redis, logger: Logger, role: string): Redis {
 }
 
 /** Closes a connection politely, or drops it if Redis does not answer. Idempotent. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisClient): Promise<void> {
   if (redis.status === 'end') return;
   try {
     if (redis.status === 'ready') {
@@ -110,7 +161,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
  * container's first invocation does not meet a fail-fast connection that is still connecting.
  * Never rejects: if Redis stays away, requests get the usual 503.
  */
-export async function untilRedisReady(redis: Redis, timeoutMs: number): Promise<void> {
+export async function untilRedisReady(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve) => {
     const done = () => {
