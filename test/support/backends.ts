@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { BullmqStore } from '../../src/shared/queue/bullmq-store.js';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { bullmqPrefix } from '../../src/shared/redis/keys.js';
 
 /** The store backends every behaviour test of the core pipeline runs against (STORE_BACKEND). */
@@ -16,12 +16,15 @@ export function backendEnv(backend: StoreBackendName, redisUrl: string): Record<
     : { STORE_BACKEND: 'postgres', REDIS_URL: '' };
 }
 
-/** Where a test's processes keep their BullMQ queue, for a queue of the test's own that inspects it. */
+/**
+ * Where a test's processes keep their BullMQ queue, for a queue of the test's own that inspects
+ * it; on a Redis Cluster client, under the cluster's hash-tagged prefix, as the processes use.
+ */
 export function bullmqStoreOf(
   backend: StoreBackendName,
-  where: { redis: () => Redis; prefix: string; databaseUrl: string },
+  where: { redis: () => RedisClient; prefix: string; databaseUrl: string },
 ): BullmqStore {
-  return backend === 'redis'
-    ? { backend: 'redis', connection: where.redis(), prefix: bullmqPrefix(where.prefix) }
-    : { backend: 'postgres', databaseUrl: where.databaseUrl, poolMax: 2 };
+  if (backend === 'postgres') return { backend: 'postgres', databaseUrl: where.databaseUrl, poolMax: 2 };
+  const connection = where.redis();
+  return { backend: 'redis', connection, prefix: bullmqPrefix(where.prefix, { cluster: connection.isCluster }) };
 }

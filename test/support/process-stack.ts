@@ -2,8 +2,11 @@ import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
+import { redisKeys } from '../../src/shared/redis/keys.js';
 import { backendEnv, bullmqStoreOf, type StoreBackendName } from './backends.js';
 import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
+import { scanKeys, type RunningRedisCluster } from './redis-cluster.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 
 /** A `payments` row as the worker wrote it. */
@@ -64,19 +67,30 @@ export interface ProcessStackOptions {
   backend?: StoreBackendName;
   /** The Redis every process and helper uses (Redis backend). Default the shared test Redis. */
   redisUrl?: string;
+  /** A Redis Cluster of the test's own for every process and helper instead (REDIS_CLUSTER=true). */
+  redisCluster?: RunningRedisCluster;
 }
 
 /** Creates the database, prefix and queue name; processes start when the test asks. */
 export async function createProcessStack(options: ProcessStackOptions = {}): Promise<ProcessStack> {
   const backend = options.backend ?? 'redis';
-  const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
+  const { redisCluster } = options;
+  const redisUrl = redisCluster?.url ?? options.redisUrl ?? TEST_REDIS_URL;
+  const redisEnv = { ...backendEnv(backend, redisUrl), ...redisCluster?.env };
   const database = await createTestDatabase();
   // testConfig validates the names the processes will get and draws the random ones.
-  const config = testConfig({ DATABASE_URL: database.url, ...backendEnv(backend, redisUrl) });
+  const config = testConfig({ DATABASE_URL: database.url, ...redisEnv });
   const prefix = config.REDIS_KEY_PREFIX;
   const queueName = config.QUEUE_NAME;
+  const redisKeyLayout = redisKeys(prefix, { cluster: redisCluster !== undefined });
   const started: RunningProcess[] = [];
-  let inspector: { redis?: Redis; queue: Queue } | undefined;
+  let inspector: { redis?: RedisClient; queue: Queue } | undefined;
+  /** A connection of the helpers' own, to the single Redis or the cluster. */
+  const connectRedis = (maxRetriesPerRequest: number | null): RedisClient => {
+    const redis = redisCluster?.connect({ maxRetriesPerRequest }) ?? new Redis(redisUrl, { maxRetriesPerRequest });
+    redis.on('error', () => {});
+    return redis;
+  };
 
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
     NODE_ENV: 'test',
@@ -84,7 +98,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     // Set, so a GATEWAY_DATABASE_URL in the developer's environment cannot leak into the test.
     GATEWAY_DATABASE_URL: database.url,
     DATABASE_POOL_MAX: '10',
-    ...backendEnv(backend, redisUrl),
+    ...redisEnv,
     REDIS_KEY_PREFIX: prefix,
     QUEUE_NAME: queueName,
     PAYMENT_DELAY_MS: '0',
@@ -97,12 +111,8 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
 
   function queueInspector(): Queue {
     if (!inspector) {
-      let redis: Redis | undefined;
-      const connect = () => {
-        redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-        redis.on('error', () => {});
-        return redis;
-      };
+      let redis: RedisClient | undefined;
+      const connect = () => (redis = connectRedis(null));
       const queue = createQueue(
         queueName,
         bullmqStoreOf(backend, { redis: connect, prefix, databaseUrl: database.url }),
@@ -133,17 +143,9 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
 
   async function keys(pattern: string): Promise<string[]> {
     if (backend === 'postgres') return [];
-    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const redis = connectRedis(1);
     try {
-      await redis.connect();
-      const found: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:${pattern}`, 'COUNT', 1000);
-        cursor = next;
-        found.push(...batch);
-      } while (cursor !== '0');
-      return found;
+      return await scanKeys(redis, `${prefix}:${pattern}`);
     } finally {
       redis.disconnect();
     }
@@ -194,7 +196,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
           .select('key')) as Array<{ key: string }>;
         return rows.map((row) => row.key);
       }
-      return (await keys('idem:*')).map((key) => key.slice(`${prefix}:idem:`.length));
+      return (await keys('idem:*')).map(redisKeyLayout.idempotencyKeyOf);
     },
 
     keys,

@@ -25,14 +25,21 @@ export function createFailFastRedis(config: RedisConfig, logger: Logger, role: s
     commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
   } satisfies RedisOptions;
   const client = config.REDIS_CLUSTER
-    ? connectCluster(config, options, {
-        enableOfflineQueue: false,
-        // A command whose node is gone, or whose slots are not served, fails at once instead of
-        // being retried (ioredis retries 16 times, 100 ms apart, by default): a quick 503.
-        retryDelayOnFailover: 0,
-        retryDelayOnClusterDown: 0,
-        slotsRefreshTimeout: options.connectTimeout,
-      })
+    ? connectEveryNode(
+        connectCluster(config, options, {
+          enableOfflineQueue: false,
+          // Ready as soon as the slots are known. With the ready check, the client stays in
+          // 'connect' until CLUSTER INFO answers, and refuses commands meanwhile (no offline
+          // queue); BullMQ counts 'connect' as ready on a cluster and would fail its start-up
+          // there. A cluster that is down still answers CLUSTERDOWN: a 503 all the same.
+          enableReadyCheck: false,
+          // A command whose node is gone, or whose slots are not served, fails at once instead of
+          // being retried (ioredis retries 16 times, 100 ms apart, by default): a quick 503.
+          retryDelayOnFailover: 0,
+          retryDelayOnClusterDown: 0,
+          slotsRefreshTimeout: options.connectTimeout,
+        }),
+      )
     : new Redis(config.REDIS_URL, { ...options, enableOfflineQueue: false, retryStrategy: reconnectBackoff });
   return attachLogging(client, logger, role);
 }
@@ -54,6 +61,12 @@ export function createPersistentRedis(config: RedisConfig, logger: Logger, role:
         // refresh (every 5 s) shows a replica took over and they are sent there.
         clusterNodeRetryStrategy: reconnectBackoff,
         slotsRefreshInterval: 5_000,
+        // A command that meets a cluster without a master for its slots (CLUSTERDOWN: a failover
+        // under way, or a master back from a restart, which refuses writes for its first 2 s) is
+        // retried every 500 ms for a minute, not 16 times 100 ms apart as by default.
+        retryDelayOnClusterDown: 500,
+        retryDelayOnFailover: 500,
+        maxRedirections: 120,
       })
     : new Redis(config.REDIS_URL, { ...options, retryStrategy: reconnectBackoff });
   return attachLogging(client, logger, role);
@@ -119,6 +132,22 @@ export async function subscribeWhenReady(redis: RedisClient, channel: string): P
   }
   // In the same turn as the status check: nothing can interleave.
   await redis.subscribe(channel);
+}
+
+/**
+ * Connects to each node of `cluster` as soon as it is known. ioredis connects to a node on its
+ * first command, and without an offline queue refuses the commands that arrive while that
+ * connection is being made: the first requests after start-up would each get a 503. (A turn
+ * later, so that a command redirected to a node just discovered, which starts the connection
+ * itself and waits for it, goes first.)
+ */
+function connectEveryNode(cluster: Cluster): Cluster {
+  cluster.on('+node', (node: Redis) => {
+    setImmediate(() => {
+      if (node.status === 'wait') node.connect().catch(() => {});
+    });
+  });
+  return cluster;
 }
 
 const keepHostname: DNSLookupFunction = (hostname, done) => done(null, hostname);
