@@ -11,8 +11,10 @@ import { freePort, startRedisServer, type RunningRedisServer } from './processes
 export interface RunningRedisCluster {
   /** REDIS_URL for payonce: the first node; the client finds the others through it. */
   url: string;
-  /** Its masters, one redis-server each. */
+  /** Its masters, one redis-server each (`servers[n].stop()` takes one down). */
   servers: RunningRedisServer[];
+  /** Starts master `n` again, stopped before, on its port with its cluster configuration: it rejoins with its slots. */
+  restart(n: number): Promise<void>;
   /** The environment that points payonce at this cluster (REDIS_URL, REDIS_CLUSTER, REDIS_CLUSTER_NODES). */
   env: Record<string, string>;
   /** A Cluster client of the caller's own (who disconnects it). */
@@ -30,6 +32,8 @@ export interface RunningRedisCluster {
 export async function startRedisCluster(masters = 3): Promise<RunningRedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'payonce-redis-cluster-'));
   const servers: RunningRedisServer[] = [];
+  /** Each master's redis-server arguments, to start it again as the same node. */
+  const serverOptions: Array<Parameters<typeof startRedisServer>[0]> = [];
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
@@ -43,8 +47,14 @@ export async function startRedisCluster(masters = 3): Promise<RunningRedisCluste
       // The cluster bus needs a port too; its default, port + 10000, may be taken or out of range.
       let busPort = await freePort();
       while (busPort === port) busPort = await freePort();
-      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)];
-      servers.push(await startRedisServer({ port, dir, args: [...args, '--cluster-port', String(busPort)] }));
+      const config = join(dir, `nodes-${port}.conf`);
+      const options = {
+        port,
+        dir,
+        args: ['--cluster-enabled', 'yes', '--cluster-config-file', config, '--cluster-port', String(busPort)],
+      };
+      serverOptions.push(options);
+      servers.push(await startRedisServer(options));
     }
     const addresses = servers.map(({ port }) => `127.0.0.1:${port}`);
     await promisify(execFile)(
@@ -66,6 +76,9 @@ export async function startRedisCluster(masters = 3): Promise<RunningRedisCluste
       REDIS_URL: first!.url,
       REDIS_CLUSTER: 'true',
       REDIS_CLUSTER_NODES: others.map(({ port }) => `127.0.0.1:${port}`).join(','),
+    },
+    async restart(n) {
+      servers[n] = await startRedisServer(serverOptions[n]);
     },
     connect(redisOptions = {}) {
       const cluster = new Cluster(

@@ -56,16 +56,13 @@ export function createPersistentRedis(config: RedisConfig, logger: Logger, role:
   } satisfies RedisOptions;
   const client = config.REDIS_CLUSTER
     ? connectCluster(config, options, {
-        // ioredis drops a lost node and waits for a MOVED reply to learn where its slots went;
-        // reconnecting to it instead holds its commands until it is back, or until a slots
-        // refresh (every 5 s) shows a replica took over and they are sent there.
-        clusterNodeRetryStrategy: reconnectBackoff,
-        slotsRefreshInterval: 5_000,
-        // A command that meets a cluster without a master for its slots (CLUSTERDOWN: a failover
-        // under way, or a master back from a restart, which refuses writes for its first 2 s) is
-        // retried every 500 ms for a minute, not 16 times 100 ms apart as by default.
-        retryDelayOnClusterDown: 500,
+        // A command whose master is unreachable (down, failing over) or not yet writable again
+        // (CLUSTERDOWN: a master back from a restart refuses writes for its first 2 s) is
+        // retried every 500 ms for at least 30 s (an attempt may count two redirections), not
+        // 16 times 100 ms apart as by default. While no node answers at all, commands wait in
+        // the offline queue, as on a single Redis, however long it takes.
         retryDelayOnFailover: 500,
+        retryDelayOnClusterDown: 500,
         maxRedirections: 120,
       })
     : new Redis(config.REDIS_URL, { ...options, retryStrategy: reconnectBackoff });
