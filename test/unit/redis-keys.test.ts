@@ -16,7 +16,6 @@ describe('the Redis key layout', () => {
     expect(keys.purchaseEvents).toBe('payonce:purchase-events');
     expect(keys.sqsSentJob('abc')).toBe('payonce:sqs-dedup:abc');
     expect(keys.bullmq).toBe('payonce:bull');
-    expect(keys.patterns).toEqual(['payonce:*']);
     expect(keys.idempotencyKeyOf(keys.claim('user:1:key:x:y'))).toBe('user:1:key:x:y');
   });
 
@@ -50,7 +49,6 @@ describe('the Redis key layout', () => {
       (suffix) => `${keys.bullmq}:q:${suffix}`,
     );
     expect(new Set(queueKeys.map(calculateSlot)).size).toBe(1);
-    expect(keys.patterns).toEqual(['payonce:*', '{payonce}:bull:*']);
   });
 });
 

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { PurchaseRef } from '../purchase/purchase-states.js';
 
+/** Hex digits of an idempotency key's hash tag on a cluster (see `slotTag`). */
+const SLOT_TAG_LENGTH = 16;
+
 /** How payonce lays out its keys: on one Redis, or on a Redis Cluster (REDIS_CLUSTER). */
 export interface KeyLayout {
   /**
@@ -40,8 +43,6 @@ export function redisKeys(prefix: string, layout: KeyLayout = {}) {
     sqsSentJob: (deduplicationId: string) => `${prefix}:sqs-dedup:${deduplicationId}`,
     /** BullMQ's own key prefix; BullMQ names its keys below it. */
     bullmq: bullmqPrefix(prefix, layout),
-    /** SCAN patterns that together match every key above and BullMQ's (for tools that clean up). */
-    patterns: cluster ? [`${prefix}:*`, `${bullmqPrefix(prefix, layout)}:*`] : [`${prefix}:*`],
     /** The idempotency key a claim key names (the inverse of `claim`). */
     idempotencyKeyOf: (claimKey: string) => claimKey.slice(claimHead.length + (cluster ? SLOT_TAG_LENGTH + 3 : 0)),
   } as const;
@@ -63,8 +64,6 @@ export function bullmqPrefix(prefix: string, layout: KeyLayout = {}): string {
  * tag early, or leave it empty so that Redis hashes each whole key to a slot of its own. Two keys
  * with one tag only share a slot, which is harmless.
  */
-export function slotTag(idempotencyKey: string): string {
+function slotTag(idempotencyKey: string): string {
   return createHash('sha256').update(idempotencyKey).digest('hex').slice(0, SLOT_TAG_LENGTH);
 }
-
-const SLOT_TAG_LENGTH = 16;
