@@ -27,6 +27,9 @@ locals {
   db_family   = "postgres${split(".", var.db_engine_version)[0]}"
 
   redis_family = "redis${split(".", var.redis_engine_version)[0]}"
+  # What REDIS_URL names: in cluster mode the configuration endpoint, from which the client
+  # learns every shard; otherwise the primary endpoint.
+  redis_endpoint = var.redis_cluster_mode ? aws_elasticache_replication_group.main.configuration_endpoint_address : aws_elasticache_replication_group.main.primary_endpoint_address
 
   # Environment shared by the three functions. DATABASE_URL and REDIS_URL (with the password and
   # the auth token) are not here: the code reads them from the APP_SECRET_ARN secret at cold start.
@@ -38,6 +41,7 @@ locals {
       SQS_QUEUE_URL           = aws_sqs_queue.purchases.url
       APP_SECRET_ARN          = aws_secretsmanager_secret.app.arn
       REDIS_KEY_PREFIX        = var.redis_key_prefix
+      REDIS_CLUSTER           = tostring(var.redis_cluster_mode)
       IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
       LOG_LEVEL               = var.log_level
       DATABASE_POOL_MAX       = tostring(var.database_pool_max)

@@ -44,6 +44,6 @@ output "database_endpoint" {
 }
 
 output "redis_endpoint" {
-  description = "Primary endpoint of the ElastiCache replication group (reachable only from inside the VPC)."
-  value       = aws_elasticache_replication_group.main.primary_endpoint_address
+  description = "Primary endpoint of the ElastiCache replication group, or its configuration endpoint in cluster mode (reachable only from inside the VPC)."
+  value       = local.redis_endpoint
 }

@@ -19,14 +19,25 @@ resource "aws_elasticache_subnet_group" "main" {
 # is full. appendonly is not here on purpose: ElastiCache does not offer AOF on Redis 2.8.22 and
 # later (the redis7 family has no such parameter). Durability rests on a replica in another
 # zone with automatic failover instead; infra/README.md explains what that changes.
+#
+# In cluster mode the group also turns cluster-enabled on; its name changes with the mode, so
+# switching modes creates a new group before the old one goes (create_before_destroy).
 resource "aws_elasticache_parameter_group" "main" {
-  name        = "${local.name}-${local.redis_family}"
+  name        = "${local.name}-${local.redis_family}${var.redis_cluster_mode ? "-cluster" : ""}"
   family      = local.redis_family
-  description = "payonce Redis: noeviction"
+  description = "payonce Redis: noeviction${var.redis_cluster_mode ? ", cluster mode" : ""}"
 
   parameter {
     name  = "maxmemory-policy"
     value = "noeviction"
+  }
+
+  dynamic "parameter" {
+    for_each = var.redis_cluster_mode ? [1] : []
+    content {
+      name  = "cluster-enabled"
+      value = "yes"
+    }
   }
 
   lifecycle {
@@ -44,9 +55,14 @@ resource "aws_elasticache_replication_group" "main" {
   port                 = 6379
   parameter_group_name = aws_elasticache_parameter_group.main.name
 
-  # Cluster mode stays disabled: the claim script touches two keys without hash tags.
-  num_cache_clusters         = var.redis_replica_count + 1
-  automatic_failover_enabled = var.redis_multi_az
+  # Cluster mode (redis_cluster_mode): redis_num_node_groups shards of a primary and
+  # redis_replica_count replicas each; payonce then runs with REDIS_CLUSTER=true and reaches it
+  # through the configuration endpoint. Otherwise one primary and its replicas.
+  cluster_mode               = var.redis_cluster_mode ? "enabled" : "disabled"
+  num_cache_clusters         = var.redis_cluster_mode ? null : var.redis_replica_count + 1
+  num_node_groups            = var.redis_cluster_mode ? var.redis_num_node_groups : null
+  replicas_per_node_group    = var.redis_cluster_mode ? var.redis_replica_count : null
+  automatic_failover_enabled = var.redis_cluster_mode || var.redis_multi_az
   multi_az_enabled           = var.redis_multi_az
 
   subnet_group_name  = aws_elasticache_subnet_group.main.name

@@ -11,6 +11,6 @@ resource "aws_secretsmanager_secret_version" "app" {
 
   secret_string = jsonencode({
     DATABASE_URL = "postgres://${local.db_username}:${urlencode(random_password.db.result)}@${aws_db_instance.main.address}:${aws_db_instance.main.port}/${local.db_name}?sslmode=${var.database_ssl_mode}"
-    REDIS_URL    = "rediss://:${urlencode(random_password.redis.result)}@${aws_elasticache_replication_group.main.primary_endpoint_address}:${aws_elasticache_replication_group.main.port}"
+    REDIS_URL    = "rediss://:${urlencode(random_password.redis.result)}@${local.redis_endpoint}:${aws_elasticache_replication_group.main.port}"
   })
 }

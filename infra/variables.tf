@@ -455,13 +455,30 @@ variable "redis_node_type" {
 }
 
 variable "redis_replica_count" {
-  description = "Read replicas next to the primary. ElastiCache offers no AOF on Redis 7, so a replica in another zone is what keeps acknowledged writes when the primary fails."
+  description = "Read replicas next to the primary (in cluster mode: next to each shard's primary). ElastiCache offers no AOF on Redis 7, so a replica in another zone is what keeps acknowledged writes when the primary fails."
   type        = number
   default     = 1
 
   validation {
     condition     = var.redis_replica_count >= 0 && var.redis_replica_count <= 5 && floor(var.redis_replica_count) == var.redis_replica_count
     error_message = "redis_replica_count must be a whole number from 0 to 5."
+  }
+}
+
+variable "redis_cluster_mode" {
+  description = "Run ElastiCache in cluster mode (shards: redis_num_node_groups primaries, each with redis_replica_count replicas); the functions get REDIS_CLUSTER=true and the configuration endpoint. Switching an existing deployment changes payonce's key names: see infra/README.md."
+  type        = bool
+  default     = false
+}
+
+variable "redis_num_node_groups" {
+  description = "Shards (node groups) in cluster mode; ignored otherwise."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.redis_num_node_groups >= 1 && var.redis_num_node_groups <= 500 && floor(var.redis_num_node_groups) == var.redis_num_node_groups
+    error_message = "redis_num_node_groups must be a whole number from 1 to 500."
   }
 }
 

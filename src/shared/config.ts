@@ -10,6 +10,25 @@ const redisName = z
 
 const int = () => z.coerce.number().int();
 
+/** A Redis Cluster seed node, `host:port` or a redis(s):// URL, as `{ host, port, tls }`. */
+const clusterNode = z.string().transform((entry, ctx) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(/^rediss?:\/\//.test(entry) ? entry : `redis://${entry}`);
+  } catch {
+    // reported below
+  }
+  if (!url || url.hostname === '' || url.port === '' || url.pathname.length > 1) {
+    ctx.addIssue({ code: 'custom', message: `"${entry}" is not host:port or a redis(s):// URL with a port` });
+    return z.NEVER;
+  }
+  if (url.username !== '' || url.password !== '') {
+    ctx.addIssue({ code: 'custom', message: `"${entry}": credentials come from REDIS_URL, for every node` });
+    return z.NEVER;
+  }
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port), tls: url.protocol === 'rediss:' };
+});
+
 /** SQS caps one visibility timeout at 12 hours. */
 const SQS_MAX_VISIBILITY_SECONDS = 43_200;
 
@@ -40,6 +59,22 @@ const ConfigFields = z.object({
   STORE_BACKEND: z.enum(['redis', 'postgres']).optional(),
   /** Redis, for STORE_BACKEND=redis (required there). With REDIS_CLUSTER=true, any node of the cluster. */
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+  /**
+   * `true` when REDIS_URL names a node of a Redis Cluster (ElastiCache in cluster mode): payonce
+   * connects with ioredis' Cluster client and uses the cluster key layout, whose hash tags keep
+   * every script's keys in one slot (see src/shared/redis/keys.ts). Default `false`.
+   */
+  REDIS_CLUSTER: booleanString.default(false),
+  /**
+   * More seed nodes of the cluster besides REDIS_URL's, comma-separated `host:port` or
+   * redis(s):// URLs; the client finds the rest itself. Credentials and TLS come from REDIS_URL.
+   * Only with REDIS_CLUSTER=true.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((list) => list.split(',').map((entry) => entry.trim()))
+    .pipe(z.array(clusterNode))
+    .optional(),
   REDIS_KEY_PREFIX: redisName.default('payonce'),
   REDIS_COMMAND_TIMEOUT_MS: int().min(50).max(60_000).default(500),
   QUEUE_NAME: redisName.default('purchases'),
@@ -155,6 +190,21 @@ const ConfigSchema = ConfigFields.superRefine(
     const backend = storeBackendOf(env);
     if (backend === 'redis' && env.REDIS_URL === undefined) {
       ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'required when STORE_BACKEND=redis' });
+    }
+    if (env.REDIS_CLUSTER && backend !== 'redis') {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER'], message: 'true needs STORE_BACKEND=redis' });
+    }
+    if (env.REDIS_CLUSTER_NODES !== undefined && !env.REDIS_CLUSTER) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'only with REDIS_CLUSTER=true' });
+    }
+    // TLS is one setting for the whole cluster, REDIS_URL's: a node that says otherwise is a mistake.
+    const tls = env.REDIS_URL?.startsWith('rediss:') ?? false;
+    if (env.REDIS_CLUSTER_NODES?.some((node) => node.tls !== tls)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_CLUSTER_NODES'],
+        message: `every node must use ${tls ? 'rediss://' : 'redis:// or host:port'}, as REDIS_URL does`,
+      });
     }
     // The SQS producer remembers what it sent under each key in Redis (sqs-purchase-producer.ts).
     if (backend === 'postgres' && env.QUEUE_DRIVER === 'sqs') {

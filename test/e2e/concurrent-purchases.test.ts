@@ -3,20 +3,31 @@ import { seedProducts, seedUserAndProduct, seedUsers } from '../support/services
 import { createPurchaseClient, purchaseIdIn, statusCounts, type PurchaseClient } from '../support/purchase-client.js';
 import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
+import { startRedisCluster, type RunningRedisCluster } from '../support/redis-cluster.js';
 
-describe.each(STORE_BACKENDS)('concurrent purchases (%s backend)', (backend) => {
+/** Each store backend, and the Redis backend on a Redis Cluster. */
+const SETUPS = [
+  ...STORE_BACKENDS.map((backend) => ({ backend, on: `the ${backend} backend`, cluster: false })),
+  { backend: 'redis' as const, on: 'a Redis Cluster of three masters (REDIS_CLUSTER=true)', cluster: true },
+];
+
+describe.each(SETUPS)('concurrent purchases on $on', ({ backend, cluster }) => {
+  let redisCluster: RunningRedisCluster | undefined;
   let stack: ProcessStack;
   let client: PurchaseClient;
 
   beforeAll(async () => {
-    stack = await createProcessStack({ backend });
-    const api = await stack.startApi();
+    if (cluster) redisCluster = await startRedisCluster();
+    stack = await createProcessStack({ backend, redisCluster });
+    // The status poll behind Prefer: wait first runs in 10 minutes: only announcements answer waits.
+    const api = await stack.startApi({ WAIT_POLL_INTERVAL_MS: '600000' });
     await stack.startWorker();
     client = createPurchaseClient(api.url);
   });
 
   afterAll(async () => {
     await stack?.close();
+    await redisCluster?.stop();
   });
 
   it('accepts one of 50 identical concurrent purchases and answers the other 49 with 204 pointing at it', async () => {
@@ -49,6 +60,10 @@ describe.each(STORE_BACKENDS)('concurrent purchases (%s backend)', (backend) => 
     const rows = await stack.payments({ user_id: userId, product_id: productId });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ id: purchaseId, status: 'succeeded', amount: price, failure_reason: null });
+    // Charged once, at the gateway's own ledger.
+    expect(await stack.db('gateway_charges').where({ purchase_id: purchaseId }).pluck('amount')).toEqual([price]);
+    // The key still blocks duplicates, found where the layout puts it (on a cluster, by a SCAN of every master).
+    expect(await stack.claims()).toContain(`user:${userId}:product:${productId}`);
   });
 
   it('accepts 200 concurrent distinct purchases and records 200 succeeded payments', async () => {
@@ -72,5 +87,17 @@ describe.each(STORE_BACKENDS)('concurrent purchases (%s backend)', (backend) => 
       expect(row.amount).toBe(2500);
       expect(expected.get(row.id)).toEqual({ userId: row.user_id, productId: row.product_id });
     }
+    const charged = await stack
+      .db('gateway_charges')
+      .whereIn('purchase_id', [...expected.keys()])
+      .pluck('purchase_id');
+    expect(charged.sort()).toEqual([...expected.keys()].sort());
+  });
+
+  it("answers Prefer: wait with the outcome, woken by the worker's announcement", async () => {
+    const { userId, productId } = await seedUserAndProduct(stack.db);
+    const answer = await client.purchase({ userId, productId }, { prefer: 'wait=15' });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ userId, productId, status: 'succeeded' });
   });
 });

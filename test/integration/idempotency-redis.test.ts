@@ -60,7 +60,7 @@ describe('idempotency claims on a real Redis', () => {
     // The winner's purchase record exists, the losers' do not.
     expect(await states.getPurchaseState(ref(winners[0]!))).toMatchObject({ status: 'queued', amount: 300 });
     const losers = Array.from({ length: 50 }, (_, n) => id(n)).filter((candidate) => candidate !== winners[0]);
-    expect(await redis.exists(...losers.map(states.stateKey))).toBe(0);
+    expect(await redis.exists(...losers.map((loser) => states.stateKey(ref(loser))))).toBe(0);
   });
 
   it('decides concurrent claims of many keys in one round trip, each with its own answer', async () => {
@@ -111,14 +111,14 @@ describe('idempotency claims on a real Redis', () => {
   it('holds a new claim and its record only briefly until confirmed, then for the full TTL', async () => {
     const key = `user:1:key:${randomSuffix()}`;
     await store.claimIdempotencyKey(key, { purchaseId: id(100), fingerprint: 'f' }, state);
-    for (const pending of [`${prefix}:idem:${key}`, states.stateKey(id(100))]) {
+    for (const pending of [`${prefix}:idem:${key}`, states.stateKey(ref(id(100)))]) {
       const ttl = await redis.ttl(pending);
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(15);
     }
     expect(await store.confirmClaim(key, id(100))).toBe(true);
     expect(await redis.ttl(`${prefix}:idem:${key}`)).toBeGreaterThan(15);
-    expect(await redis.ttl(states.stateKey(id(100)))).toBeGreaterThan(300);
+    expect(await redis.ttl(states.stateKey(ref(id(100))))).toBeGreaterThan(300);
   });
 
   it('releases a claim only for its owner', async () => {
@@ -168,10 +168,10 @@ describe('purchase state records', () => {
     } finally {
       subscriber.disconnect();
     }
-    expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
+    expect(await redis.exists(states.stateKey(ref(id(500))))).toBe(0);
     // A late "processing" (a slow batch) does not bring the record back.
     await states.markProcessing(ref(id(500)));
-    expect(await redis.exists(states.stateKey(id(500)))).toBe(0);
+    expect(await redis.exists(states.stateKey(ref(id(500))))).toBe(0);
   });
 });
 
@@ -210,7 +210,7 @@ describe('batched state updates', () => {
         recorded.map((outcome) => states.markFinished(outcome, { idempotencyKey: keyOf(outcome.purchaseId) })),
       );
       expect(sent).toHaveBeenCalledTimes(1);
-      expect(await redis.exists(...recorded.map(({ purchaseId }) => states.stateKey(purchaseId)))).toBe(0);
+      expect(await redis.exists(...recorded.map(({ purchaseId }) => states.stateKey(ref(purchaseId))))).toBe(0);
       // Not recorded: Redis keeps each outcome as its only record.
       sent.mockClear();
       const unrecorded = outcomes.slice(30);
@@ -243,10 +243,10 @@ describe('outcomes Redis alone holds', () => {
       updatedAt: new Date(),
     };
     await states.markFinished(failed, { idempotencyKey: keyOf(id(600)), inPostgres: false });
-    expect(await redis.ttl(states.stateKey(id(600)))).toBeGreaterThan(6 * 24 * 3600);
+    expect(await redis.ttl(states.stateKey(ref(id(600))))).toBeGreaterThan(6 * 24 * 3600);
     await states.markProcessing(ref(id(601)));
     await states.markFinished({ ...failed, purchaseId: id(601) }, { idempotencyKey: keyOf(id(601)) });
-    expect(await redis.exists(states.stateKey(id(601)))).toBe(0);
+    expect(await redis.exists(states.stateKey(ref(id(601))))).toBe(0);
   });
 });
 

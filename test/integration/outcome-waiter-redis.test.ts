@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createPurchaseOutcomeWaiter, type PurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-waiter.js';
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
-import { closeRedis, createPersistentRedis } from '../../src/shared/redis/connection.js';
+import { closeRedis, createPersistentRedis, type RedisClient } from '../../src/shared/redis/connection.js';
 import { redisKeys } from '../../src/shared/redis/keys.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 import { eventually, randomSuffix, TEST_REDIS_URL, testConfig } from '../support/services.js';
@@ -34,7 +34,7 @@ const finished = (purchaseId: string): Purchase => ({
 
 /** The real subscriber connection and waiter as the API composes them, on the test Redis. */
 describe('the outcome waiter on a real Redis subscriber', () => {
-  const opened: Array<{ waiter: PurchaseOutcomeWaiter; subscriber: Redis }> = [];
+  const opened: Array<{ waiter: PurchaseOutcomeWaiter; subscriber: RedisClient }> = [];
   const publisher = new Redis(TEST_REDIS_URL, { lazyConnect: true });
 
   afterAll(() => {

@@ -8,21 +8,22 @@ import {
   sqsDeduplicationId,
   sqsRememberSeconds,
 } from '../../src/shared/queue/sqs-purchase-producer.js';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
+import { startRedisCluster, type RunningRedisCluster } from '../support/redis-cluster.js';
 import { deleteKeys, randomSuffix, TEST_REDIS_URL } from '../support/services.js';
 import { startTestSqs, type TestFifoQueue, type TestSqs } from '../support/sqs.js';
 
 let sqs: TestSqs;
-let redis: Redis;
+/** Where the producer remembers its jobs: the test Redis, then a Redis Cluster (see the describe). */
+let redis: RedisClient;
 const prefix = `test_${randomSuffix()}`;
 
 beforeAll(async () => {
   sqs = await startTestSqs();
-  redis = new Redis(TEST_REDIS_URL);
 });
 
 afterAll(async () => {
   await deleteKeys(prefix);
-  redis?.disconnect();
   await sqs?.stop();
 });
 
@@ -68,7 +69,22 @@ function faultyClient(fault: 'before-send' | 'reply-lost'): SQSClient {
   } as unknown as SQSClient;
 }
 
-describe('the SQS purchase producer on a FIFO queue (fauxqs)', () => {
+describe.each([
+  { on: 'a single Redis', cluster: false },
+  { on: 'a Redis Cluster', cluster: true },
+])('the SQS purchase producer on a FIFO queue (fauxqs), remembering jobs on $on', ({ cluster }) => {
+  let redisCluster: RunningRedisCluster | undefined;
+
+  beforeAll(async () => {
+    if (cluster) redisCluster = await startRedisCluster();
+    redis = redisCluster?.connect() ?? new Redis(TEST_REDIS_URL);
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await redisCluster?.stop();
+  });
+
   it('sends the job with the purchase as message group and a hash of the key as deduplication id', async () => {
     const queue = await sqs.createFifoQueue();
     const job = jobFor(`user:7:key:order-${randomSuffix()}`);
@@ -99,7 +115,7 @@ describe('the SQS purchase producer on a FIFO queue (fauxqs)', () => {
     expect(messages.map((message) => JSON.parse(message.Body!))).toEqual([first]);
   });
 
-  it('relies on SQS answering a folded send with the first message id, as AWS does', async () => {
+  it.runIf(!cluster)('relies on SQS answering a folded send with the first message id, as AWS does', async () => {
     const queue = await sqs.createFifoQueue();
     const send = (body: string) =>
       sqs.client.send(

@@ -6,7 +6,7 @@ import { createPaymentsRepository, type PaymentsRepository } from '../../src/sha
 import { createRedisPurchaseStateStore } from '../../src/shared/redis/purchase-state-store.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
 import { createSqsPurchaseProducer, sqsRememberSeconds } from '../../src/shared/queue/sqs-purchase-producer.js';
-import { createPersistentRedis, type Redis } from '../../src/shared/redis/connection.js';
+import { createPersistentRedis, type RedisClient } from '../../src/shared/redis/connection.js';
 import type { PaymentGateway } from '../../src/worker/payment-gateway.js';
 import { createPurchaseProcessor } from '../../src/worker/process-purchase.js';
 import { createSqsMessageSettler } from '../../src/worker/sqs/message-settler.js';
@@ -26,7 +26,7 @@ const logger = pino({ level: 'silent' });
 const prefix = `test_${randomSuffix()}`;
 let sqs: TestSqs;
 let database: TestDatabase;
-let redis: Redis;
+let redis: RedisClient;
 let running: SqsPurchaseWorker[] = [];
 
 beforeAll(async () => {

@@ -8,7 +8,8 @@ import type { PurchaseStores } from '../../src/shared/purchase/purchase-stores.j
 import { createPaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
 import { createPurchasesRepository } from '../../src/shared/purchase/purchases-repository.js';
 import { openPurchaseStores } from '../../src/shared/stores.js';
-import { backendEnv, STORE_BACKENDS } from '../support/backends.js';
+import { backendEnv } from '../support/backends.js';
+import { startRedisCluster, type RunningRedisCluster } from '../support/redis-cluster.js';
 import {
   createTestDatabase,
   deleteKeys,
@@ -23,23 +24,34 @@ import {
 const logger = pino({ level: 'silent' });
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
+/** Where the contract runs: each store backend, and the Redis backend on a Redis Cluster of the test's own. */
+const TARGETS = [
+  { name: 'redis', backend: 'redis', cluster: false },
+  { name: 'postgres', backend: 'postgres', cluster: false },
+  { name: 'redis (on a Redis Cluster)', backend: 'redis', cluster: true },
+] as const;
+
 /**
  * The contract every store backend keeps (STORE_BACKEND): the idempotency claims' semantics, the
- * in-flight states and the announcements, each checked on the real Redis and the real Postgres.
+ * in-flight states and the announcements, each checked on the real Redis (single and cluster)
+ * and the real Postgres.
  */
-describe.each(STORE_BACKENDS)('the %s store backend', (backend) => {
+describe.each(TARGETS)('the $name store backend', ({ backend, cluster }) => {
   let database: TestDatabase;
   let config: Config;
   let stores: PurchaseStores;
   const resources = createResources(logger);
+  let redisCluster: RunningRedisCluster | undefined;
   let userId: number;
   let productId: number;
 
   beforeAll(async () => {
     database = await createTestDatabase();
+    if (cluster) redisCluster = await startRedisCluster();
     config = testConfig({
       DATABASE_URL: database.url,
       ...backendEnv(backend, TEST_REDIS_URL),
+      ...redisCluster?.env,
       IDEMPOTENCY_PENDING_TTL_SECONDS: '1',
       IDEMPOTENCY_TTL_SECONDS: '1',
     });
@@ -49,7 +61,8 @@ describe.each(STORE_BACKENDS)('the %s store backend', (backend) => {
 
   afterAll(async () => {
     await resources.close();
-    if (backend === 'redis') await deleteKeys(config.REDIS_KEY_PREFIX);
+    if (backend === 'redis' && !cluster) await deleteKeys(config.REDIS_KEY_PREFIX);
+    await redisCluster?.stop();
     await database.drop();
   });
 
@@ -228,6 +241,69 @@ describe.each(STORE_BACKENDS)('the %s store backend', (backend) => {
       status: 'failed',
       failureReason: 'user_or_product_gone',
     });
+  });
+
+  it('updates many purchases at once, every claim, state and announcement its own', async () => {
+    // On a cluster these batches span many hash slots: each script call must stay within one.
+    const events = stores.openEvents();
+    const heard: unknown[] = [];
+    events.onMessage((payload) => heard.push(JSON.parse(payload)));
+    await events.start();
+    const keys = Array.from({ length: 24 }, newKey);
+    const ids = keys.map((_, n) => id(900 + n));
+    expect(await Promise.all(keys.map((key, n) => claim(key, ids[n]!)))).toEqual(keys.map(() => ({ claimed: true })));
+    const jobs = await Promise.all(keys.map((key, n) => accept(ids[n]!, key)));
+    expect(await Promise.all(keys.map((key, n) => stores.idempotency.confirmClaim(key, ids[n]!)))).toEqual(
+      keys.map(() => true),
+    );
+    const refs = keys.map((key, n) => ({ purchaseId: ids[n]!, idempotencyKey: key }));
+    await Promise.all(refs.map((ref) => stores.states.markProcessing(ref)));
+    const states = await Promise.all(refs.map((ref) => stores.states.getPurchaseState(ref)));
+    expect(states.map((state) => state?.status)).toEqual(keys.map(() => 'processing'));
+
+    const recorded = jobs.slice(0, 12);
+    const unrecorded = jobs.slice(12);
+    const payments = createPaymentsRepository({ db: database.db });
+    for (const job of recorded) await payments.recordPayment(job, { status: 'succeeded', failureReason: null });
+    await Promise.all([
+      ...recorded.map((job) => stores.states.markFinished(finished(job), { idempotencyKey: job.idempotencyKey })),
+      ...unrecorded.map((job) =>
+        stores.states.markFinished(finished(job, 'failed'), { idempotencyKey: job.idempotencyKey, inPostgres: false }),
+      ),
+    ]);
+    for (const job of unrecorded) {
+      const ref = { purchaseId: job.purchaseId, idempotencyKey: job.idempotencyKey };
+      expect(await stores.states.getPurchaseState(ref)).toMatchObject({ purchaseId: job.purchaseId, status: 'failed' });
+    }
+    await eventually(async () => (heard.length >= jobs.length ? true : undefined), { what: 'every announcement' });
+    expect(heard).toHaveLength(jobs.length);
+    expect(heard).toEqual(
+      expect.arrayContaining([
+        ...recorded.map(({ purchaseId }) => ({ purchaseId, status: 'succeeded' })),
+        ...unrecorded.map(({ purchaseId }) => ({ purchaseId, status: 'failed' })),
+      ]),
+    );
+  });
+
+  it('keeps a purchase working under keys holding braces, which Redis Cluster reads as hash tags', async () => {
+    const suffix = randomSuffix();
+    const keys = ['}', '{', '{}', '}{', `{${suffix}}`, `a}b{c`].map((tail) => `user:1:key:${tail}${suffix}`);
+    for (const [n, key] of [...keys, `}${suffix}`, `{}${suffix}`].entries()) {
+      const purchaseId = id(1000 + n);
+      expect(await claim(key, purchaseId), key).toEqual({ claimed: true });
+      const job = await accept(purchaseId, key);
+      expect(await stores.idempotency.confirmClaim(key, purchaseId), key).toBe(true);
+      const ref = { purchaseId, idempotencyKey: key };
+      await stores.states.markProcessing(ref);
+      expect((await stores.states.getPurchaseState(ref))?.status, key).toBe('processing');
+      await stores.states.markFinished(finished(job, 'failed'), { idempotencyKey: key, inPostgres: false });
+      expect((await stores.states.getPurchaseState(ref))?.status, key).toBe('failed');
+      expect(
+        await stores.idempotency.redirectClaim(key, purchaseId, { purchaseId: id(1100 + n), fingerprint: 'x' }),
+      ).toBe(true);
+      expect(await stores.idempotency.releaseClaim(key, id(1100 + n)), key).toBe(true);
+      expect(await stores.idempotency.findClaim(key), key).toBeNull();
+    }
   });
 
   it.runIf(backend === 'postgres')('sweeps claims long expired, and no live one', async () => {

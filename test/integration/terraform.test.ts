@@ -189,6 +189,10 @@ async function evaluateNode(
     case '':
     case 'templateWrap':
       return child(0);
+    case 'template':
+      // A quoted string: one literal part (a string with interpolations is left out on purpose).
+      if (node.children.length !== 1) throw new Error(`cannot evaluate ${node.meta.value}`);
+      return child(0);
     case 'scopeTraversal': {
       const [root, name = ''] = (node.meta as { fullAccessor: string }).fullAccessor.split('.');
       if (root === 'var') {
@@ -542,6 +546,7 @@ describe('the functions', () => {
     'SQS_QUEUE_URL',
     'APP_SECRET_ARN',
     'REDIS_KEY_PREFIX',
+    'REDIS_CLUSTER',
     'IDEMPOTENCY_TTL_SECONDS',
     'LOG_LEVEL',
     'NODE_OPTIONS',
@@ -653,5 +658,65 @@ describe('the data stores', () => {
     expect(parameters).toContainEqual({ name: 'maxmemory-policy', value: 'noeviction' });
     // ElastiCache has no appendonly parameter on Redis 7: setting it would fail the apply.
     expect(parameters.map((parameter) => parameter.name)).not.toContain('appendonly');
+  });
+});
+
+describe('ElastiCache in cluster mode (redis_cluster_mode)', () => {
+  const group = () => resource(infra, 'aws_elasticache_replication_group.main');
+  const attribute = (name: string) => expressionOf(group()[name]);
+  const CLUSTER = { redis_cluster_mode: true };
+
+  it('is off by default: one primary and its replicas, as before', async () => {
+    expect(infra.variables.get('redis_cluster_mode')).toMatchObject({ type: '${bool}', default: false });
+    expect(await evaluate(infra, attribute('cluster_mode'))).toBe('disabled');
+    expect(await evaluate(infra, attribute('num_cache_clusters'))).toBe(2);
+    expect(await evaluate(infra, attribute('num_node_groups'))).toBeNull();
+    expect(await evaluate(infra, attribute('replicas_per_node_group'))).toBeNull();
+    expect(await evaluate(infra, attribute('automatic_failover_enabled'), { redis_multi_az: false })).toBe(false);
+  });
+
+  it('when on, runs redis_num_node_groups shards with redis_replica_count replicas each, failing over automatically', async () => {
+    expect(infra.variables.get('redis_num_node_groups')?.default).toBe(3);
+    const validation = body(infra.variables.get('redis_num_node_groups')?.validation, 'validation');
+    expect(String(validation.condition)).toContain('var.redis_num_node_groups >= 1');
+    expect(await evaluate(infra, attribute('cluster_mode'), CLUSTER)).toBe('enabled');
+    // num_cache_clusters conflicts with the shard settings: it must be unset.
+    expect(await evaluate(infra, attribute('num_cache_clusters'), CLUSTER)).toBeNull();
+    expect(await evaluate(infra, attribute('num_node_groups'), { ...CLUSTER, redis_num_node_groups: 5 })).toBe(5);
+    expect(await evaluate(infra, attribute('replicas_per_node_group'), { ...CLUSTER, redis_replica_count: 2 })).toBe(2);
+    // ElastiCache requires automatic failover in cluster mode, whatever redis_multi_az says.
+    expect(await evaluate(infra, attribute('automatic_failover_enabled'), { ...CLUSTER, redis_multi_az: false })).toBe(
+      true,
+    );
+  });
+
+  it('turns cluster-enabled on in a parameter group of its own, keeping noeviction', () => {
+    const parameterGroup = resource(infra, 'aws_elasticache_parameter_group.main');
+    expect(bodies(parameterGroup.parameter)).toContainEqual({ name: 'maxmemory-policy', value: 'noeviction' });
+    const [dynamic, ...more] = bodies(body(parameterGroup.dynamic, 'dynamic').parameter);
+    expect(more).toEqual([]);
+    expect(dynamic?.for_each).toBe('${var.redis_cluster_mode ? [1] : []}');
+    expect(body(dynamic?.content, 'content')).toEqual({ name: 'cluster-enabled', value: 'yes' });
+    // A new name per mode: switching creates the new group before the old one goes.
+    expect(String(parameterGroup.name)).toMatch(/%\{if var\.redis_cluster_mode\}-cluster%\{endif\}$/);
+    expect(body(parameterGroup.lifecycle, 'lifecycle').create_before_destroy).toBe(true);
+  });
+
+  it('gives the functions REDIS_CLUSTER, and REDIS_URL naming the configuration endpoint in cluster mode', async () => {
+    expect(withLocals(infra, infra.locals.get('common_environment') ?? null)).toMatch(
+      /REDIS_CLUSTER\s*=\s*tostring\(var\.redis_cluster_mode\)/,
+    );
+    const endpoint = await getExpressionAst('main.tf', expressionOf(infra.locals.get('redis_endpoint')));
+    expect(endpoint?.type).toBe('conditional');
+    expect(endpoint?.meta).toMatchObject({
+      conditionExpression: 'var.redis_cluster_mode',
+      trueExpression: 'aws_elasticache_replication_group.main.configuration_endpoint_address',
+      falseExpression: 'aws_elasticache_replication_group.main.primary_endpoint_address',
+    });
+    const secret = String(resource(infra, 'aws_secretsmanager_secret_version.app').secret_string);
+    expect(secret).toMatch(/REDIS_URL\s*=\s*"rediss:\/\/:[^"]*@\$\{local\.redis_endpoint\}:/);
+    expect(labelled(infra.files.get('outputs.tf')?.output).get('redis_endpoint')?.value).toBe(
+      '${local.redis_endpoint}',
+    );
   });
 });

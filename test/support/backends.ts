@@ -1,7 +1,8 @@
-import type { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
 import type { BullmqStore } from '../../src/shared/queue/bullmq-store.js';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { bullmqPrefix, redisKeys } from '../../src/shared/redis/keys.js';
+import { scanKeys } from './redis-cluster.js';
 
 /** The store backends every behaviour test of the core pipeline runs against (STORE_BACKEND). */
 export const STORE_BACKENDS = ['redis', 'postgres'] as const;
@@ -17,14 +18,17 @@ export function backendEnv(backend: StoreBackendName, redisUrl: string): Record<
     : { STORE_BACKEND: 'postgres', REDIS_URL: '' };
 }
 
-/** Where a test's processes keep their BullMQ queue, for a queue of the test's own that inspects it. */
+/**
+ * Where a test's processes keep their BullMQ queue, for a queue of the test's own that inspects
+ * it; on a Redis Cluster client, under the cluster's hash-tagged prefix, as the processes use.
+ */
 export function bullmqStoreOf(
   backend: StoreBackendName,
-  where: { redis: () => Redis; prefix: string; databaseUrl: string },
+  where: { redis: () => RedisClient; prefix: string; databaseUrl: string },
 ): BullmqStore {
-  return backend === 'redis'
-    ? { backend: 'redis', connection: where.redis(), prefix: bullmqPrefix(where.prefix) }
-    : { backend: 'postgres', databaseUrl: where.databaseUrl, poolMax: 2 };
+  if (backend === 'postgres') return { backend: 'postgres', databaseUrl: where.databaseUrl, poolMax: 2 };
+  const connection = where.redis();
+  return { backend: 'redis', connection, prefix: bullmqPrefix(where.prefix, { cluster: connection.isCluster }) };
 }
 
 /** An idempotency claim held now, as a test reads it from whichever backend holds it. */
@@ -40,13 +44,13 @@ export interface HeldClaim {
 
 /**
  * The idempotency claims held now (only those of `keys`, when given): on Redis the
- * `<prefix>:idem:<key>` keys (value "<purchaseId> <p|c> <fingerprint>") and their PTTL, on
+ * `<prefix>:idem:<key>` keys (hash-tagged on a cluster, every master scanned) (value "<purchaseId> <p|c> <fingerprint>") and their PTTL, on
  * Postgres the `idempotency_claims` rows whose `expires_at` is still ahead. An expired claim
  * is no claim on either backend, though its Postgres row stays until it is taken over or swept.
  */
 export async function heldClaims(
   backend: StoreBackendName,
-  where: { redis: () => Redis; prefix: string; db: Db },
+  where: { redis: () => RedisClient; prefix: string; db: Db },
   keys?: readonly string[],
 ): Promise<HeldClaim[]> {
   if (backend === 'postgres') {
@@ -66,17 +70,8 @@ export async function heldClaims(
     }));
   }
   const redis = where.redis();
-  const claimKey = redisKeys(where.prefix).claim;
-  let names = keys?.map(claimKey);
-  if (!names) {
-    names = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', claimKey('*'), 'COUNT', 1000);
-      cursor = next;
-      names.push(...batch);
-    } while (cursor !== '0');
-  }
+  const layout = redisKeys(where.prefix, { cluster: redis.isCluster });
+  const names = keys?.map(layout.claim) ?? (await scanKeys(redis, `${where.prefix}:idem:*`));
   const claims = await Promise.all(
     names.map(async (name): Promise<HeldClaim | null> => {
       const [value, ttlMs] = await Promise.all([redis.get(name), redis.pttl(name)]);
@@ -84,7 +79,7 @@ export async function heldClaims(
       if (value === null || ttlMs === -2) return null;
       const [purchaseId, state] = value.split(' ');
       return {
-        key: name.slice(claimKey('').length),
+        key: layout.idempotencyKeyOf(name),
         purchaseId: purchaseId!,
         confirmed: state !== 'p',
         // A claim without a TTL (-1) would block its key for ever: visible as such, not hidden.

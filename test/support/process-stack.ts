@@ -2,9 +2,11 @@ import type { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { backendEnv, bullmqStoreOf, heldClaims, type HeldClaim, type StoreBackendName } from './backends.js';
 import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
 import { useApiKey } from './purchase-client.js';
+import { scanKeys, type RunningRedisCluster } from './redis-cluster.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 
 /** A `payments` row as the worker wrote it. */
@@ -71,6 +73,8 @@ export interface ProcessStackOptions {
   backend?: StoreBackendName;
   /** The Redis every process and helper uses (Redis backend). Default the shared test Redis. */
   redisUrl?: string;
+  /** A Redis Cluster of the test's own for every process and helper instead (REDIS_CLUSTER=true). */
+  redisCluster?: RunningRedisCluster;
 }
 
 /**
@@ -83,15 +87,23 @@ const POOL_MAX: Record<StoreBackendName, string> = { redis: '10', postgres: '5' 
 /** Creates the database, prefix and queue name; processes start when the test asks. */
 export async function createProcessStack(options: ProcessStackOptions = {}): Promise<ProcessStack> {
   const backend = options.backend ?? 'redis';
-  const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
+  const { redisCluster } = options;
+  const redisUrl = redisCluster?.url ?? options.redisUrl ?? TEST_REDIS_URL;
+  const redisEnv = { ...backendEnv(backend, redisUrl), ...redisCluster?.env };
   const database = await createTestDatabase();
   // testConfig validates the names the processes will get and draws the random ones.
-  const config = testConfig({ DATABASE_URL: database.url, ...backendEnv(backend, redisUrl) });
+  const config = testConfig({ DATABASE_URL: database.url, ...redisEnv });
   const prefix = config.REDIS_KEY_PREFIX;
   const queueName = config.QUEUE_NAME;
   const started: RunningProcess[] = [];
-  let inspectorRedis: Redis | undefined;
+  let inspectorRedis: RedisClient | undefined;
   let inspectorQueue: Queue | undefined;
+  /** A connection of the helpers' own, to the single Redis or the cluster. */
+  const connectRedis = (maxRetriesPerRequest: number | null): RedisClient => {
+    const redis = redisCluster?.connect({ maxRetriesPerRequest }) ?? new Redis(redisUrl, { maxRetriesPerRequest });
+    redis.on('error', () => {});
+    return redis;
+  };
 
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
     NODE_ENV: 'test',
@@ -99,7 +111,7 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
     // Set, so a GATEWAY_DATABASE_URL in the developer's environment cannot leak into the test.
     GATEWAY_DATABASE_URL: database.url,
     DATABASE_POOL_MAX: POOL_MAX[backend],
-    ...backendEnv(backend, redisUrl),
+    ...redisEnv,
     REDIS_KEY_PREFIX: prefix,
     QUEUE_NAME: queueName,
     PAYMENT_DELAY_MS: '0',
@@ -111,11 +123,8 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
   });
 
   /** The test's own Redis connection (Redis backend), for its queue inspector and claims. */
-  function redisInspector(): Redis {
-    if (!inspectorRedis) {
-      inspectorRedis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-      inspectorRedis.on('error', () => {});
-    }
+  function redisInspector(): RedisClient {
+    inspectorRedis ??= connectRedis(null);
     return inspectorRedis;
   }
 
@@ -151,17 +160,9 @@ export async function createProcessStack(options: ProcessStackOptions = {}): Pro
 
   async function keys(pattern: string): Promise<string[]> {
     if (backend === 'postgres') return [];
-    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const redis = connectRedis(1);
     try {
-      await redis.connect();
-      const found: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:${pattern}`, 'COUNT', 1000);
-        cursor = next;
-        found.push(...batch);
-      } while (cursor !== '0');
-      return found;
+      return await scanKeys(redis, `${prefix}:${pattern}`);
     } finally {
       redis.disconnect();
     }

@@ -38,6 +38,8 @@ export async function startRedisServer(
     appendFsync?: 'always' | 'everysec' | 'no';
     dir?: string;
     port?: number;
+    /** More redis-server arguments (a cluster node's, say). */
+    args?: string[];
   } = {},
 ): Promise<RunningRedisServer> {
   const port = options.port ?? (await freePort());
@@ -53,6 +55,7 @@ export async function startRedisServer(
   ];
   if (options.appendFsync) args.push('--appendfsync', options.appendFsync);
   if (options.dir) args.push('--dir', options.dir);
+  if (options.args) args.push(...options.args);
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { pino } from 'pino';
 import { composeApi, type ApiRoot } from '../../src/api/composition-root.js';
 import type { Config } from '../../src/shared/config.js';
@@ -15,7 +16,7 @@ export interface TestStack {
   database: TestDatabase;
   app: FastifyInstance;
   /** The API's fail-fast Redis connection (the producer's too); Redis backend only. */
-  redis: Redis | undefined;
+  redis: RedisClient | undefined;
   /** A plain Redis connection for inspecting keys; Redis backend only (throws otherwise). */
   inspector: Redis;
   /** The real BullMQ queue the API enqueues to, for inspecting jobs. */

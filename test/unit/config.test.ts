@@ -33,6 +33,51 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ STORE_BACKEND: 'mongodb' })).toThrow(/STORE_BACKEND/);
   });
 
+  it('connects to a Redis Cluster only when asked, with seed nodes as host:port or URLs', () => {
+    const redis = { REDIS_URL: 'redis://node-a:7000' };
+    expect(loadConfig(redis).REDIS_CLUSTER).toBe(false);
+    expect(loadConfig(redis).REDIS_CLUSTER_NODES).toBeUndefined();
+    expect(loadConfig({ ...redis, REDIS_CLUSTER: 'false' }).REDIS_CLUSTER).toBe(false);
+    expect(
+      loadConfig({
+        ...redis,
+        REDIS_CLUSTER: 'true',
+        REDIS_CLUSTER_NODES: 'node-b:7001, redis://node-c:7002,[::1]:7003',
+      }),
+    ).toMatchObject({
+      REDIS_CLUSTER: true,
+      REDIS_CLUSTER_NODES: [
+        { host: 'node-b', port: 7001, tls: false },
+        { host: 'node-c', port: 7002, tls: false },
+        { host: '::1', port: 7003, tls: false },
+      ],
+    });
+    expect(
+      loadConfig({
+        REDIS_URL: 'rediss://:token@cfg:6379',
+        REDIS_CLUSTER: 'true',
+        REDIS_CLUSTER_NODES: 'rediss://n:6379',
+      }).REDIS_CLUSTER_NODES,
+    ).toEqual([{ host: 'n', port: 6379, tls: true }]);
+  });
+
+  it('rejects a cluster setting that cannot work, naming the variable', () => {
+    const cluster = { REDIS_URL: 'redis://node-a:7000', REDIS_CLUSTER: 'true' };
+    expect(() => loadConfig({ ...cluster, REDIS_CLUSTER: 'yes' })).toThrow(/REDIS_CLUSTER:/);
+    expect(() => loadConfig({ ...cluster, REDIS_CLUSTER_NODES: 'node-b' })).toThrow(/REDIS_CLUSTER_NODES.*node-b/);
+    expect(() => loadConfig({ ...cluster, REDIS_CLUSTER_NODES: 'node-b:7001,' })).toThrow(/REDIS_CLUSTER_NODES/);
+    expect(() => loadConfig({ ...cluster, REDIS_CLUSTER_NODES: 'redis://user:pw@node-b:7001' })).toThrow(
+      /REDIS_CLUSTER_NODES.*credentials come from REDIS_URL/,
+    );
+    expect(() => loadConfig({ ...cluster, REDIS_CLUSTER_NODES: 'rediss://node-b:7001' })).toThrow(
+      /REDIS_CLUSTER_NODES: every node must use redis:\/\/ or host:port/,
+    );
+    expect(() => loadConfig({ REDIS_URL: 'redis://node-a:7000', REDIS_CLUSTER_NODES: 'node-b:7001' })).toThrow(
+      /REDIS_CLUSTER_NODES: only with REDIS_CLUSTER=true/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER: 'true' })).toThrow(/REDIS_CLUSTER: true needs STORE_BACKEND=redis/);
+  });
+
   it('coerces numbers and treats empty strings as unset', () => {
     const config = loadConfig({ PORT: '8080', PAYMENT_DECLINE_RATE: '0.25', WORKER_CONCURRENCY: '' });
     expect(config.PORT).toBe(8080);

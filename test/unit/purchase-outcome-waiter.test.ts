@@ -7,7 +7,7 @@ import {
   type PurchaseOutcomeWaiterOptions,
 } from '../../src/api/purchase-outcome-waiter.js';
 import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
-import type { Redis } from '../../src/shared/redis/connection.js';
+import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 
 const CHANNEL = 'test:events';
@@ -21,7 +21,7 @@ function fakeSubscriber(status = 'ready') {
   });
   return {
     subscriber,
-    asRedis: subscriber as unknown as Redis,
+    asRedis: subscriber as unknown as RedisClient,
     announce(purchaseId: string, status: PurchaseStatus = 'succeeded') {
       subscriber.emit('message', CHANNEL, JSON.stringify({ purchaseId, status }));
     },

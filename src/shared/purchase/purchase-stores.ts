@@ -1,6 +1,6 @@
 import type { BullmqStore } from '../queue/bullmq-store.js';
 import type { RateCounter } from '../rate-counter.js';
-import type { Redis } from '../redis/connection.js';
+import type { RedisClient } from '../redis/connection.js';
 import type { IdempotencyStore } from './idempotency.js';
 import type { PurchaseEventSource, PurchaseStateStore } from './purchase-states.js';
 
@@ -14,7 +14,7 @@ export interface PurchaseStores {
   /** Where BullMQ keeps the purchase queue. */
   bullmq: BullmqStore;
   /** The Redis connection, on the Redis backend only (the SQS producer keeps its records there). */
-  redis?: Redis;
+  redis?: RedisClient;
   /** What /health/ready checks besides Postgres. */
   readinessChecks: Array<{ name: string; check: () => Promise<unknown> }>;
   /** Opens the announcements (`Prefer: wait`), on a connection of their own; closed with the process's resources. */

@@ -1,5 +1,5 @@
 import { createPostgresBackend, Queue, Worker, type Processor, type QueueOptions, type WorkerOptions } from 'bullmq';
-import type { Redis } from '../redis/connection.js';
+import type { RedisClient } from '../redis/connection.js';
 
 /**
  * Where BullMQ keeps the purchase queue: in Redis (a connection and the key prefix its keys live
@@ -8,7 +8,7 @@ import type { Redis } from '../redis/connection.js';
  * makes goes through `createQueue` and `createWorker`, so the rest of the code does not care.
  */
 export type BullmqStore =
-  | { backend: 'redis'; connection: Redis; prefix: string }
+  | { backend: 'redis'; connection: RedisClient; prefix: string }
   | {
       backend: 'postgres';
       databaseUrl: string;

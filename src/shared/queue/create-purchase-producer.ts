@@ -1,12 +1,12 @@
 import type { Config } from '../config.js';
-import type { Redis } from '../redis/connection.js';
+import type { RedisClient } from '../redis/connection.js';
 import type { BullmqStore } from './bullmq-store.js';
 import type { PurchaseProducer } from './purchase-producer.js';
 
 /** What a producer needs of the stores: BullMQ's, and Redis (the SQS producer's records; Redis backend only). */
 export interface ProducerStores {
   bullmq: BullmqStore;
-  redis?: Redis | undefined;
+  redis?: RedisClient | undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { PurchaseJobSchema, type PurchaseJob } from '../purchase/purchase.js';
 import { redisKeys } from '../redis/keys.js';
 import { payonceScripts } from '../redis/scripts.js';
@@ -21,7 +21,7 @@ export interface SqsProducerOptions {
   /** URL of the FIFO queue (its name ends in `.fifo`). */
   queueUrl: string;
   /** Where the producer remembers the job it sent under each deduplication id. */
-  redis: Redis;
+  redis: RedisClient;
   /** The payonce key prefix; records live under `<prefix>:sqs-dedup:`. */
   prefix: string;
   /**

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { createBatcher } from '../batching.js';
 import type {
   Claim,
@@ -9,6 +9,7 @@ import type {
 } from '../purchase/idempotency.js';
 import { redisKeys } from './keys.js';
 import { payonceScripts } from './scripts.js';
+import { runPerSlot } from './slot-groups.js';
 
 // A claim is stored as "<purchaseId> <p|c> <fingerprint>", pending or confirmed; the purchase id
 // comes first so the scripts can check ownership without parsing the rest, and the state second
@@ -37,7 +38,8 @@ function stateFields(state: ClaimedPurchaseState): Record<keyof ClaimedPurchaseS
 }
 
 export interface IdempotencyStoreOptions {
-  redis: Redis;
+  /** A single Redis or a Cluster client; the key layout follows (`redisKeys`). */
+  redis: RedisClient;
   /** Redis key prefix shared by every payonce key. */
   prefix: string;
   /**
@@ -71,36 +73,47 @@ interface PendingClaim {
 export function createRedisIdempotencyStore(options: IdempotencyStoreOptions): IdempotencyStore {
   const { redis, unfinishedTtlSeconds, stateTtlSeconds } = options;
   const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, unfinishedTtlSeconds);
-  const keys = redisKeys(options.prefix);
+  const keys = redisKeys(options.prefix, { cluster: redis.isCluster });
   const scripts = payonceScripts(redis);
+  const claimAndStateKeys = ({ key, purchaseId }: { key: string; purchaseId: string }) => [
+    keys.claim(key),
+    keys.purchaseState({ purchaseId, idempotencyKey: key }),
+  ];
+  /** One script call per batch, or per hash slot on a cluster. */
+  const perSlot = <T extends { key: string }, R>(pending: readonly T[], run: (group: readonly T[]) => Promise<R[]>) =>
+    runPerSlot(pending, { cluster: redis.isCluster, slotKeyOf: ({ key }) => keys.claim(key) }, run);
 
-  const claimer = createBatcher<PendingClaim, ClaimResult>(async (pending) => {
-    const claimKeys = pending.flatMap(({ key, claim }) => [keys.claim(key), keys.purchaseState(claim.purchaseId)]);
-    const requests = pending.map(({ claim, state }) =>
-      JSON.stringify({ claim: encodeClaim(claim, 'p'), state: stateFields(state) }),
-    );
-    const holders = await scripts.payonceClaimIdempotencyKeys(
-      claimKeys.length,
-      ...claimKeys,
-      pendingTtlSeconds,
-      ...requests,
-    );
-    return holders.map((holder) =>
-      holder === '' ? { claimed: true as const } : { claimed: false as const, ...toHolder(holder) },
-    );
-  });
+  const claimer = createBatcher<PendingClaim, ClaimResult>((batch) =>
+    perSlot(batch, async (pending) => {
+      const claimKeys = pending.flatMap(({ key, claim }) => claimAndStateKeys({ key, purchaseId: claim.purchaseId }));
+      const requests = pending.map(({ claim, state }) =>
+        JSON.stringify({ claim: encodeClaim(claim, 'p'), state: stateFields(state) }),
+      );
+      const holders = await scripts.payonceClaimIdempotencyKeys(
+        claimKeys.length,
+        ...claimKeys,
+        pendingTtlSeconds,
+        ...requests,
+      );
+      return holders.map((holder) =>
+        holder === '' ? { claimed: true as const } : { claimed: false as const, ...toHolder(holder) },
+      );
+    }),
+  );
 
-  const confirmer = createBatcher<{ key: string; purchaseId: string }, boolean>(async (pending) => {
-    const claimKeys = pending.flatMap(({ key, purchaseId }) => [keys.claim(key), keys.purchaseState(purchaseId)]);
-    const done = await scripts.payonceConfirmClaims(
-      claimKeys.length,
-      ...claimKeys,
-      unfinishedTtlSeconds,
-      stateTtlSeconds,
-      ...pending.map(({ purchaseId }) => purchaseId),
-    );
-    return done.map((result) => result === 1);
-  });
+  const confirmer = createBatcher<{ key: string; purchaseId: string }, boolean>((batch) =>
+    perSlot(batch, async (pending) => {
+      const claimKeys = pending.flatMap(claimAndStateKeys);
+      const done = await scripts.payonceConfirmClaims(
+        claimKeys.length,
+        ...claimKeys,
+        unfinishedTtlSeconds,
+        stateTtlSeconds,
+        ...pending.map(({ purchaseId }) => purchaseId),
+      );
+      return done.map((result) => result === 1);
+    }),
+  );
 
   return {
     async findClaim(key: string): Promise<Claim | null> {
@@ -122,14 +135,13 @@ export function createRedisIdempotencyStore(options: IdempotencyStoreOptions): I
     },
 
     async releaseClaim(key: string, purchaseId: string): Promise<boolean> {
-      return (await scripts.payonceReleaseClaim(2, keys.claim(key), keys.purchaseState(purchaseId), purchaseId)) === 1;
+      return (await scripts.payonceReleaseClaim(2, ...claimAndStateKeys({ key, purchaseId }), purchaseId)) === 1;
     },
 
     async redirectClaim(key: string, from: string, to: Claim): Promise<boolean> {
       const moved = await scripts.payonceRedirectClaim(
         2,
-        keys.claim(key),
-        keys.purchaseState(from),
+        ...claimAndStateKeys({ key, purchaseId: from }),
         from,
         // The purchase it points at holds the queue slot: recorded and enqueued.
         encodeClaim(to, 'c'),

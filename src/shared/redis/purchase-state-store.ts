@@ -1,15 +1,18 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { createBatcher } from '../batching.js';
 import { PURCHASE_STATUSES, RETENTION_SECONDS, type Purchase, type PurchaseStatus } from '../purchase/purchase.js';
 import type { PurchaseFinishedEvent, PurchaseRef, PurchaseStateStore } from '../purchase/purchase-states.js';
 import { redisKeys } from './keys.js';
 import { payonceScripts } from './scripts.js';
+import { runPerSlot } from './slot-groups.js';
 
 // Every script here takes a batch of purchases, one state key each: a worker running many jobs
-// at once updates them in one round trip per batch instead of one per job.
+// at once updates them in one round trip per batch instead of one per job (on a Redis Cluster,
+// one per hash slot of the batch: see slot-groups.ts).
 
 export interface PurchaseStateStoreOptions {
-  redis: Redis;
+  /** A single Redis or a Cluster client; the key layout follows (`redisKeys`). */
+  redis: RedisClient;
   prefix: string;
   /**
    * How long a purchase's idempotency claim lives after its outcome (IDEMPOTENCY_TTL_SECONDS);
@@ -31,36 +34,56 @@ interface Finished {
  */
 export function createRedisPurchaseStateStore(options: PurchaseStateStoreOptions) {
   const { redis, claimTtlSeconds = 300 } = options;
-  const keys = redisKeys(options.prefix);
+  const keys = redisKeys(options.prefix, { cluster: redis.isCluster });
   const scripts = payonceScripts(redis);
   const stateKey = keys.purchaseState;
   const eventsChannel = keys.purchaseEvents;
+  /** One script call per batch, or per hash slot on a cluster; every purchase answers `true`. */
+  const perSlot = <T>(
+    items: readonly T[],
+    refOf: (item: T) => PurchaseRef,
+    run: (group: readonly T[]) => Promise<unknown>,
+  ) =>
+    runPerSlot(items, { cluster: redis.isCluster, slotKeyOf: (item) => stateKey(refOf(item)) }, async (group) => {
+      await run(group);
+      return group.map(() => true as const);
+    });
 
-  const processingMarker = createBatcher<string, true>(async (purchaseIds) => {
-    const stateKeys = purchaseIds.map(stateKey);
-    await scripts.payonceMarkProcessing(stateKeys.length, ...stateKeys, new Date().toISOString());
-    return purchaseIds.map(() => true as const);
-  });
+  const processingMarker = createBatcher<PurchaseRef, true>((refs) =>
+    perSlot(
+      refs,
+      (ref) => ref,
+      (group) => {
+        const stateKeys = group.map(stateKey);
+        return scripts.payonceMarkProcessing(stateKeys.length, ...stateKeys, new Date().toISOString());
+      },
+    ),
+  );
 
   const event = (purchase: Purchase) =>
     JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseFinishedEvent);
 
+  const refOf = ({ purchase, idempotencyKey }: Finished): PurchaseRef => ({
+    purchaseId: purchase.purchaseId,
+    idempotencyKey,
+  });
   const keysOf = (finished: readonly Finished[]) =>
-    finished.flatMap(({ purchase, idempotencyKey }) => [stateKey(purchase.purchaseId), keys.claim(idempotencyKey)]);
+    finished.flatMap((item) => [stateKey(refOf(item)), keys.claim(item.idempotencyKey)]);
 
-  /** A batched outcome script: one call for the batch, every purchase's state and claim key. */
+  /** A batched outcome script: one call for the batch (per slot on a cluster), every purchase's state and claim key. */
   const outcomeBatcher = (
     run: (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => Promise<number>,
     extraOf: (purchase: Purchase) => Record<string, unknown>,
   ) =>
-    createBatcher<Finished, true>(async (finished) => {
-      const outcomeKeys = keysOf(finished);
-      const outcomes = finished.map(({ purchase }) =>
-        JSON.stringify({ purchaseId: purchase.purchaseId, event: event(purchase), ...extraOf(purchase) }),
-      );
-      await run(outcomeKeys.length, ...outcomeKeys, eventsChannel, claimTtlSeconds, ...outcomes);
-      return finished.map(() => true as const);
-    });
+    createBatcher<Finished, true>((batch) =>
+      perSlot(batch, refOf, (finished) => {
+        const outcomeKeys = keysOf(finished);
+        const outcomes = finished.map(({ purchase }) =>
+          JSON.stringify({ purchaseId: purchase.purchaseId, event: event(purchase), ...extraOf(purchase) }),
+        );
+        return run(outcomeKeys.length, ...outcomeKeys, eventsChannel, claimTtlSeconds, ...outcomes);
+      }),
+    );
 
   const recordedAnnouncer = outcomeBatcher(
     (...args) => scripts.payonceAnnounceRecorded(...args),
@@ -85,13 +108,13 @@ export function createRedisPurchaseStateStore(options: PurchaseStateStoreOptions
   );
 
   const store: PurchaseStateStore = {
-    async getPurchaseState({ purchaseId }: PurchaseRef): Promise<Purchase | null> {
-      const fields = await redis.hgetall(stateKey(purchaseId));
-      return parseState(purchaseId, fields);
+    async getPurchaseState(ref: PurchaseRef): Promise<Purchase | null> {
+      const fields = await redis.hgetall(stateKey(ref));
+      return parseState(ref.purchaseId, fields);
     },
 
-    async markProcessing({ purchaseId }: PurchaseRef): Promise<void> {
-      await processingMarker.load(purchaseId);
+    async markProcessing(ref: PurchaseRef): Promise<void> {
+      await processingMarker.load(ref);
     },
 
     /**

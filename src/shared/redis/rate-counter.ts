@@ -1,10 +1,10 @@
 import { counterName, createBatchedRateCounter, type RateCounter } from '../rate-counter.js';
-import type { Redis } from './connection.js';
+import type { RedisClient } from './connection.js';
 import { redisKeys } from './keys.js';
 import { payonceScripts } from './scripts.js';
 
 /** Rate counters in Redis: one key per counter and window, expiring with it; one script call per counter per batch. */
-export function createRedisRateCounter({ redis, prefix }: { redis: Redis; prefix: string }): RateCounter {
+export function createRedisRateCounter({ redis, prefix }: { redis: RedisClient; prefix: string }): RateCounter {
   const keys = redisKeys(prefix);
   const scripts = payonceScripts(redis);
   return createBatchedRateCounter(async (counters) => {

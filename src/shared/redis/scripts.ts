@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { readScriptSource } from './script-source.js';
 
 /**
@@ -55,13 +55,13 @@ export function scriptSource(name: string): string {
   return source;
 }
 
-const defined = new WeakSet<Redis>();
+const defined = new WeakSet<RedisClient>();
 
 /**
  * Defines every payonce script on `redis` (once per connection; ioredis sends EVALSHA and falls
  * back to EVAL when Redis has not cached a script yet) and returns the connection typed with them.
  */
-export function payonceScripts(redis: Redis): PayonceScripts {
+export function payonceScripts(redis: RedisClient): PayonceScripts {
   if (!defined.has(redis)) {
     for (const [command, file] of Object.entries(SCRIPT_FILES)) {
       redis.defineCommand(command, { lua: scriptSource(file) });
