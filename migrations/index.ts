@@ -5,6 +5,7 @@ import * as createPurchases from './20261202000100_create_purchases.js';
 import * as createIdempotencyClaims from './20261204000000_create_idempotency_claims.js';
 import * as createAccounts from './20261204000100_create_accounts.js';
 import * as createRateLimitCounters from './20261204000200_create_rate_limit_counters.js';
+import * as createWebhooks from './20261204000300_create_webhooks.js';
 
 /**
  * Every migration, in order. Listing them here (instead of letting knex scan a folder) lets the
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['20261204000000_create_idempotency_claims', createIdempotencyClaims],
   ['20261204000100_create_accounts', createAccounts],
   ['20261204000200_create_rate_limit_counters', createRateLimitCounters],
+  ['20261204000300_create_webhooks', createWebhooks],
   // new migrations go above this line
 ];
 

@@ -155,6 +155,39 @@ const ConfigFields = z.object({
    * Postgres on the Postgres backend); past it, 429 RATE_LIMITED. 0 turns the limiter off.
    */
   RATE_LIMIT_MAX: int().min(0).max(1_000_000).default(1000),
+  /**
+   * Hosts and addresses webhook endpoints may use although they are private, loopback or
+   * link-local (comma-separated host names or IP addresses; `[::1]` or `::1` for IPv6). Every
+   * other endpoint must resolve to public addresses only. Default: none.
+   */
+  WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((list) =>
+      list
+        .split(',')
+        .map((host) =>
+          host
+            .trim()
+            .toLowerCase()
+            .replace(/^\[(.*)\]$/, '$1'),
+        )
+        .filter(Boolean),
+    ),
+  /** How long an endpoint may take to answer a delivery; a 2xx within it counts as delivered. */
+  WEBHOOK_TIMEOUT_MS: int().min(100).max(60_000).default(10_000),
+  /** How long a delivery is retried (exponential backoff) before it is marked failed. */
+  WEBHOOK_RETRY_HOURS: z.coerce
+    .number()
+    .min(0.001)
+    .max(24 * 7)
+    .default(24),
+  /** The first retry delay of a delivery; it doubles with every attempt, up to an hour. */
+  WEBHOOK_RETRY_BASE_MS: int().min(100).max(3_600_000).default(5_000),
+  /** Worker: how often its webhook dispatcher looks for due deliveries (0: it does not run). */
+  WEBHOOK_DISPATCH_INTERVAL_MS: int().min(0).max(3_600_000).default(1_000),
+  /** Worker: deliveries one dispatcher sends at once. */
+  WEBHOOK_CONCURRENCY: int().min(1).max(1_000).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: booleanString.optional(),
   /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */

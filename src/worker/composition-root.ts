@@ -10,6 +10,9 @@ import { SQS_DEDUPLICATION_WINDOW_SECONDS } from '../shared/queue/sqs-deduplicat
 import { openPurchaseStores } from '../shared/stores.js';
 import { createChargeLookup, createGatewayDb, createSimulatedGateway } from './payment-gateway.js';
 import { createPurchaseProcessor } from './process-purchase.js';
+import { createWebhookDeliveriesRepository } from '../shared/webhooks/deliveries-repository.js';
+import { createWebhookDispatcher } from './webhooks/dispatcher.js';
+import { sendWebhook } from './webhooks/send.js';
 import { createReconciler, type JobInspector, type Reconciler, type ReconcileReport } from './reconciler.js';
 import type { SqsBatchHandler } from './sqs/batch-handler.js';
 import type { SqsMessageSettler } from './sqs/message-settler.js';
@@ -199,6 +202,30 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
     },
 
     reconcile,
+
+    /**
+     * Runs the webhook dispatcher (src/worker/webhooks/) every WEBHOOK_DISPATCH_INTERVAL_MS (0:
+     * never) until `close()`, which lets the pass under way finish.
+     */
+    startWebhookDispatcher(): void {
+      if (config.WEBHOOK_DISPATCH_INTERVAL_MS === 0) return;
+      const dispatcher = createWebhookDispatcher({
+        deliveries: createWebhookDeliveriesRepository({ db }),
+        send: (url, headers, body) =>
+          sendWebhook(url, headers, body, {
+            timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+            allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
+          }),
+        logger,
+        concurrency: config.WEBHOOK_CONCURRENCY,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+        retryHours: config.WEBHOOK_RETRY_HOURS,
+      });
+      resources.own('webhook dispatcher', dispatcher.start(config.WEBHOOK_DISPATCH_INTERVAL_MS), (running) =>
+        running.stop(),
+      );
+    },
 
     /**
      * Runs `reconcile` every RECONCILE_INTERVAL_MS (0: never), one run at a time, until `close()`;

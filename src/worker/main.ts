@@ -9,6 +9,7 @@ const worker = composeWorker(config);
 const { logger } = worker;
 await worker.startTransport();
 worker.startReconciler();
+worker.startWebhookDispatcher();
 
 const { close } = closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + 5_000, logger }, async ({ signal, err }) => {
   if (err) logger.error({ err }, 'fatal error; shutting down');

@@ -1,5 +1,6 @@
 import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
+import { outboxCtes } from '../webhooks/outbox.js';
 import type { PaymentStatus, Purchase, PurchaseJob } from './purchase.js';
 
 interface PaymentRow {
@@ -70,25 +71,36 @@ export function createPaymentsRepository({ db }: { db: Db }) {
    * Inserts the outcomes, skipping purchases already written, and returns each purchase's row.
    * The insert and the conflict check are one statement on the primary key, so a job run twice,
    * or by two workers at once, leaves one row: the first outcome written wins and is returned
-   * to every caller.
+   * to every caller. The same statement writes the webhook events of the rows it inserted
+   * (src/shared/webhooks/outbox.ts): an outcome and its event exist together or not at all.
    */
   async function insertOutcomes(entries: ReadonlyArray<{ job: PurchaseJob; outcome: PaymentOutcome }>) {
-    const inserted = (await db('payments')
-      .insert(
-        entries.map(({ job, outcome }) => ({
-          id: job.purchaseId,
-          user_id: job.userId,
-          product_id: job.productId,
-          amount: job.amount,
-          status: outcome.status,
-          failure_reason: outcome.failureReason,
-          idempotency_key: job.idempotencyKey,
-          accepted_at: new Date(job.acceptedAt),
-        })),
-      )
-      .onConflict('id')
-      .ignore()
-      .returning('*')) as PaymentRow[];
+    const { rows: inserted } = await db.raw<{ rows: PaymentRow[] }>(
+      `with inserted as (
+         insert into payments (id, user_id, product_id, amount, status, failure_reason, idempotency_key, accepted_at)
+         select * from unnest(?::uuid[], ?::int[], ?::int[], ?::int[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])
+         on conflict (id) do nothing
+         returning *
+       ),
+       outcomes as (
+         select 'purchase.' || i.status as event_type, i.id, p.account_id, i.user_id, i.product_id, i.amount,
+                i.status, i.failure_reason, i.accepted_at, i.updated_at
+         from inserted i left join purchases p on p.id = i.id
+       ),
+       ${outboxCtes('outcomes')}
+       select * from inserted`,
+      [
+        entries.map(({ job }) => job.purchaseId),
+        entries.map(({ job }) => job.userId),
+        entries.map(({ job }) => job.productId),
+        entries.map(({ job }) => job.amount),
+        entries.map(({ outcome }) => outcome.status),
+        // pg sends null array elements as SQL NULL.
+        entries.map(({ outcome }) => outcome.failureReason) as string[],
+        entries.map(({ job }) => job.idempotencyKey),
+        entries.map(({ job }) => job.acceptedAt),
+      ],
+    );
     const rows = new Map(inserted.map((row) => [row.id, row]));
     const missing = entries.map(({ job }) => job.purchaseId).filter((id) => !rows.has(id));
     if (missing.length > 0) for (const [id, row] of await selectByIds(missing)) rows.set(id, row);

@@ -1,5 +1,6 @@
 import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
+import { outboxCtes } from '../webhooks/outbox.js';
 import type { Purchase, PurchaseJob } from './purchase.js';
 
 interface AcceptedRow {
@@ -41,11 +42,22 @@ export function createPurchasesRepository({ db }: { db: Db }) {
   const recorder = createBatcher<AccountPurchaseJob, true>(async (jobs) => {
     // One statement with seven array parameters, whatever the batch's size: Postgres parses and
     // plans the same text every time, and no per-row SQL is built here. A purchase id is new for
-    // every acceptance; a repeat is a retried write, already done.
+    // every acceptance; a repeat is a retried write, already done. The same statement writes the
+    // `purchase.accepted` events of accounts that subscribe to them (src/shared/webhooks/outbox.ts).
     await db.raw(
-      `insert into purchases (id, account_id, user_id, product_id, amount, idempotency_key, accepted_at)
-       select * from unnest(?::uuid[], ?::int[], ?::int[], ?::int[], ?::int[], ?::text[], ?::timestamptz[])
-       on conflict (id) do nothing`,
+      `with inserted as (
+         insert into purchases (id, account_id, user_id, product_id, amount, idempotency_key, accepted_at)
+         select * from unnest(?::uuid[], ?::int[], ?::int[], ?::int[], ?::int[], ?::text[], ?::timestamptz[])
+         on conflict (id) do nothing
+         returning *
+       ),
+       accepted as (
+         select 'purchase.accepted'::text as event_type, id, account_id, user_id, product_id, amount,
+                'queued'::text as status, null::text as failure_reason, accepted_at, accepted_at as updated_at
+         from inserted
+       ),
+       ${outboxCtes('accepted')}
+       select 1`,
       [
         jobs.map((job) => job.purchaseId),
         jobs.map((job) => job.accountId),

@@ -1,0 +1,123 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../shared/logger.js';
+import type {
+  AttemptResult,
+  ClaimedDelivery,
+  WebhookDeliveriesRepository,
+} from '../../shared/webhooks/deliveries-repository.js';
+import { signedHeaders } from '../../shared/webhooks/signing.js';
+
+/** The longest wait between two attempts of a delivery. */
+const MAX_BACKOFF_MS = 3_600_000;
+
+/** Past the send timeout, how long a taken delivery stays the taker's before another dispatcher may take it. */
+const LEASE_MARGIN_MS = 30_000;
+
+export interface WebhookDispatcherDeps {
+  deliveries: Pick<WebhookDeliveriesRepository, 'claimDue' | 'recordAttempt'>;
+  /** Sends one delivery (src/worker/webhooks/send.ts); never rejects. */
+  send: (url: string, headers: Record<string, string>, body: string) => Promise<AttemptResult>;
+  logger: Logger;
+  /** Deliveries sent at once. */
+  concurrency: number;
+  /** WEBHOOK_TIMEOUT_MS: the lease is this plus a margin. */
+  timeoutMs: number;
+  /** WEBHOOK_RETRY_BASE_MS: the first retry delay, doubling with every attempt up to an hour. */
+  retryBaseMs: number;
+  /** WEBHOOK_RETRY_HOURS: how long after its retries started a delivery is given up. */
+  retryHours: number;
+  now?: () => number;
+  /** A number in [0, 1) for the backoff's jitter. */
+  random?: () => number;
+}
+
+/**
+ * The webhook dispatcher: takes due deliveries from the outbox (a lease each), signs and sends
+ * them, and records every attempt. A 2xx is delivered; anything else is retried with exponential
+ * backoff (and ±10 % jitter, so a recovering endpoint is not hit by every retry at once) until
+ * WEBHOOK_RETRY_HOURS have passed, then marked failed. At least once: a dispatcher that dies
+ * mid-send leaves the lease to expire and another sends the same event (same `webhook-id`)
+ * again. Deliveries of one endpoint are not ordered.
+ */
+export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
+  const { deliveries, send, logger, concurrency, timeoutMs, retryBaseMs, retryHours } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+
+  /** When to try again after `attempt` failed, or null when its retries are over. */
+  function retryAt(delivery: ClaimedDelivery): Date | null {
+    const backoff = Math.min(retryBaseMs * 2 ** Math.min(delivery.attempt - 1, 30), MAX_BACKOFF_MS);
+    const next = now() + backoff * (0.9 + 0.2 * random());
+    return next > delivery.retryStartedAt.getTime() + retryHours * 3_600_000 ? null : new Date(next);
+  }
+
+  async function deliver(delivery: ClaimedDelivery): Promise<void> {
+    const result: AttemptResult = delivery.endpointRemoved
+      ? { statusCode: null, error: 'the endpoint was removed', durationMs: 0, delivered: false }
+      : await send(
+          delivery.url,
+          signedHeaders({ id: delivery.eventId, payload: delivery.payload }, delivery.secrets),
+          delivery.payload,
+        );
+    const next = result.delivered || delivery.endpointRemoved ? null : retryAt(delivery);
+    await deliveries.recordAttempt(delivery, result, next);
+    if (!result.delivered) {
+      logger.warn(
+        {
+          eventId: delivery.eventId,
+          deliveryId: delivery.id,
+          attempt: delivery.attempt,
+          error: result.error,
+          retryAt: next,
+        },
+        next ? 'webhook delivery failed; will retry' : 'webhook delivery failed for good',
+      );
+    }
+  }
+
+  /** One pass: takes up to `concurrency` due deliveries and sends them all; resolves with how many. */
+  async function dispatchOnce(): Promise<number> {
+    const due = await deliveries.claimDue(concurrency, timeoutMs + LEASE_MARGIN_MS);
+    await Promise.all(
+      due.map((delivery) =>
+        deliver(delivery).catch((error: unknown) => {
+          // Recording failed (Postgres away): the lease runs out and the delivery is taken again.
+          logger.warn({ err: error, eventId: delivery.eventId }, 'could not record a webhook attempt');
+        }),
+      ),
+    );
+    return due.length;
+  }
+
+  return {
+    dispatchOnce,
+
+    /**
+     * Runs passes until `stop()`: at once again after a full pass, else every `intervalMs`.
+     * Returns `stop`, which resolves once the pass under way has finished.
+     */
+    start(intervalMs: number): { stop(): Promise<void> } {
+      let stopping = false;
+      const wake = new AbortController();
+      const loop = (async () => {
+        while (!stopping) {
+          const sent = await dispatchOnce().catch((error: unknown) => {
+            logger.warn({ err: error }, 'webhook dispatch failed; trying again');
+            return 0;
+          });
+          if (sent < concurrency && !stopping)
+            await sleep(intervalMs, undefined, { signal: wake.signal }).catch(() => {});
+        }
+      })();
+      return {
+        async stop() {
+          stopping = true;
+          wake.abort();
+          await loop;
+        },
+      };
+    },
+  };
+}
+
+export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;
