@@ -7,6 +7,7 @@ import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
+import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
 import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
@@ -36,10 +37,16 @@ const READINESS_CHECK_TIMEOUT_MS = 1_000;
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    // Clients see the request id in every log line about their request.
-    requestIdHeader: 'x-request-id',
+    // A client's well-formed X-Request-Id names its request in every log line; `requestId` checks it.
+    requestIdHeader: false,
+    genReqId: requestId,
     frameworkErrors: frameworkErrorHandler,
     ...deps.fastify,
+  });
+  // First hook of all, so every answer carries it, a shed request's and an error's included.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    done();
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

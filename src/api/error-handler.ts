@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isAppError, type ErrorCode } from './errors.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 
 /** Fastify's own client errors, mapped to our stable codes. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -22,8 +23,12 @@ function body(statusCode: number, code: string, message: string) {
  * `maxParamLength`): both are malformed ids to a client, so 400 VALIDATION_FAILED in the house
  * shape. Pass as Fastify's `frameworkErrors` option.
  */
-export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  void reply.code(400).send(body(400, 'VALIDATION_FAILED', error.message));
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // These answers skip the hooks, which set this header on every other answer.
+  void reply
+    .code(400)
+    .header(REQUEST_ID_HEADER, request.id)
+    .send(body(400, 'VALIDATION_FAILED', error.message));
 }
 
 /**
