@@ -8,6 +8,7 @@ import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
+import { registerSecurityHeaders } from './security-headers.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
 import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
@@ -53,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body is answered 415 instead of being parsed and misread.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  await registerSecurityHeaders(app);
   // Before every route it times; before @fastify/swagger, so /metrics stays out of the API document.
   if (deps.metrics) registerMetrics(app, deps.metrics);
   // Before the routes: @fastify/swagger documents the routes added after it.

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isAppError, type ErrorCode } from './errors.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
+import { setSecurityHeaders } from './security-headers.js';
 
 /** Fastify's own client errors, mapped to our stable codes. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -24,7 +25,8 @@ function body(statusCode: number, code: string, message: string) {
  * shape. Pass as Fastify's `frameworkErrors` option.
  */
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  // These answers skip the hooks, which set this header on every other answer.
+  // These answers skip the hooks, which set these headers on every other answer.
+  setSecurityHeaders(request.raw, reply.raw);
   void reply
     .code(400)
     .header(REQUEST_ID_HEADER, request.id)

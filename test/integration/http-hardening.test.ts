@@ -4,14 +4,33 @@ import { createTestStack, type TestStack } from '../support/stack.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-describe('X-Request-Id', () => {
-  let stack: TestStack;
-  const logs = recordingLogger();
-  beforeAll(async () => {
-    stack = await createTestStack({ logger: logs.logger });
-  });
-  afterAll(() => stack?.close());
+let stack: TestStack;
+const logs = recordingLogger();
+beforeAll(async () => {
+  stack = await createTestStack({ logger: logs.logger, env: { BODY_LIMIT_BYTES: '1024' } });
+});
+afterAll(() => stack?.close());
 
+/** One answer of each kind: a route's, an error's, one Fastify refuses before routing, a page's. */
+const answersOfEveryKind = () =>
+  Promise.all([
+    stack.app.inject({ method: 'GET', url: '/product' }),
+    stack.app.inject({ method: 'GET', url: '/no/such/route' }),
+    stack.app.inject({ method: 'GET', url: '/product?limit=abc' }),
+    // Rejected by Fastify before routing (frameworkErrors): no hook runs for it.
+    stack.app.inject({ method: 'GET', url: '/payment/purchase/%E0%A4%A' }),
+    stack.app.inject({ method: 'POST', url: '/user', headers: { 'content-type': 'text/plain' }, payload: 'hello' }),
+    stack.app.inject({
+      method: 'POST',
+      url: '/user',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ username: 'x'.repeat(2048) }),
+    }),
+    stack.app.inject({ method: 'GET', url: '/openapi.json' }),
+    stack.app.inject({ method: 'GET', url: '/docs' }),
+  ]);
+
+describe('X-Request-Id', () => {
   const live = (headers: Record<string, string | string[]> = {}) =>
     stack.app.inject({ method: 'GET', url: '/health/live', headers });
   const loggedIds = () => new Set(logs.lines.map((line) => line.reqId));
@@ -52,24 +71,43 @@ describe('X-Request-Id', () => {
     expect(first.headers['x-request-id']).not.toBe(second.headers['x-request-id']);
   });
 
-  it('is echoed on errors too: unknown route, invalid input, a malformed path, a refused media type', async () => {
-    const answers = await Promise.all([
-      stack.app.inject({ method: 'GET', url: '/no/such/route', headers: { 'x-request-id': 'err-404' } }),
-      stack.app.inject({ method: 'GET', url: '/product?limit=abc', headers: { 'x-request-id': 'err-400' } }),
-      // Rejected by Fastify before routing (frameworkErrors): no hook runs for it.
-      stack.app.inject({ method: 'GET', url: '/payment/purchase/%E0%A4%A', headers: { 'x-request-id': 'err-frame' } }),
-      stack.app.inject({
-        method: 'POST',
-        url: '/user',
-        headers: { 'x-request-id': 'err-415', 'content-type': 'text/plain' },
-        payload: 'hello',
-      }),
-    ]);
-    expect(answers.map((answer) => [answer.statusCode, answer.headers['x-request-id']])).toEqual([
-      [404, 'err-404'],
-      [400, 'err-400'],
-      [400, 'err-frame'],
-      [415, 'err-415'],
-    ]);
+  it('is in every answer, errors and pages included', async () => {
+    const answers = await answersOfEveryKind();
+    expect(answers.map((answer) => answer.statusCode)).toEqual([200, 404, 400, 400, 415, 413, 200, 200]);
+    for (const answer of answers) expect(answer.headers['x-request-id'], answer.body).toMatch(UUID);
+  });
+});
+
+describe('security headers (helmet)', () => {
+  it('are on every answer, errors and pages included', async () => {
+    for (const answer of await answersOfEveryKind()) {
+      const what = `${answer.statusCode} ${answer.body.slice(0, 80)}`;
+      expect(answer.headers, what).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'SAMEORIGIN',
+        'referrer-policy': 'no-referrer',
+        'cross-origin-opener-policy': 'same-origin',
+        'strict-transport-security': expect.stringMatching(/^max-age=\d+/),
+      });
+      const csp = String(answer.headers['content-security-policy']);
+      expect(csp, what).toContain("default-src 'self'");
+      expect(csp, what).toContain("script-src 'self'");
+      expect(csp, what).toContain("frame-ancestors 'self'");
+      // Plain-HTTP deployments (npm start) would lose /docs' scripts to an upgrade to HTTPS.
+      expect(csp, what).not.toContain('upgrade-insecure-requests');
+    }
+  });
+
+  it('leave /docs loading: every script and stylesheet it names is served from this origin', async () => {
+    const page = await stack.app.inject({ method: 'GET', url: '/docs' });
+    const assets = [...page.body.matchAll(/<(?:script|link)[^>]+(?:src|href)="([^"]+)"/g)].map((match) => match[1]!);
+    expect(assets.length).toBeGreaterThanOrEqual(4);
+    for (const asset of assets) {
+      expect(asset, 'same origin, so the policy allows it').not.toMatch(/^(https?:)?\/\//);
+      const answer = await stack.app.inject({ method: 'GET', url: new URL(asset, 'http://api.test/docs').pathname });
+      expect(answer.statusCode, asset).toBe(200);
+    }
+    // No inline script, which script-src 'self' would block.
+    expect(page.body).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
   });
 });
