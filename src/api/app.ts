@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { ProductsRepository } from './catalog/products-repository.js';
 import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
+import { registerLoadShedding, type LoadSheddingOptions } from './load-shedding.js';
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   isShuttingDown?: () => boolean;
   /** How `Prefer: wait` is bounded. Default: up to MAX_WAIT_SECONDS from the request's arrival. */
   wait?: PreferWaitOptions;
+  /** Load shedding (503 OVERLOADED while the event loop lags). Default: off. */
+  loadShedding?: LoadSheddingOptions | undefined;
   /** `GET /metrics` and what it reads (set when ADMIN_TOKEN is). Default: no metrics route (404). */
   metrics?: ApiMetricsOptions;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
@@ -55,6 +58,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   await registerSecurityHeaders(app);
+  // After the security headers, which its early answers carry; before every route.
+  const isOverloaded = deps.loadShedding ? await registerLoadShedding(app, deps.loadShedding) : () => false;
   // Before every route it times; before @fastify/swagger, so /metrics stays out of the API document.
   if (deps.metrics) registerMetrics(app, deps.metrics);
   // Before the routes: @fastify/swagger documents the routes added after it.
@@ -63,6 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, {
     checks: deps.readinessChecks,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
+    isOverloaded,
     timeoutMs: READINESS_CHECK_TIMEOUT_MS,
   });
   await app.register(usersRoutes, { users: deps.users });

@@ -76,6 +76,13 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         readinessChecks,
         isShuttingDown: () => shuttingDown,
         wait: options.wait,
+        loadShedding:
+          config.EVENT_LOOP_MAX_DELAY_MS === 0
+            ? undefined
+            : {
+                maxEventLoopDelayMs: config.EVENT_LOOP_MAX_DELAY_MS,
+                sampleIntervalMs: config.EVENT_LOOP_SAMPLE_INTERVAL_MS,
+              },
         metrics:
           config.ADMIN_TOKEN === undefined
             ? undefined

@@ -15,6 +15,11 @@ type Transform = NonNullable<FastifyDynamicSwaggerOptions['transform']>;
 
 const LOCATION = { type: 'string', description: 'The purchase: `GET` it for its status.' };
 const RETRY_AFTER = { type: 'string', description: 'Seconds to wait before retrying; retrying is safe.' };
+const REQUEST_ID = {
+  type: 'string',
+  description:
+    "The request's id in the API's logs: the `X-Request-Id` sent, when well formed (`[A-Za-z0-9._:-]{1,128}`), else a fresh UUID.",
+};
 
 /**
  * Response headers the routes set, by `METHOD url` and status: Fastify's response schemas
@@ -40,7 +45,7 @@ const RESPONSE_DESCRIPTIONS: Record<string, string> = {
   413: 'Body too large',
   415: 'Not `application/json`',
   422: 'Unknown user or product',
-  503: 'A dependency is unavailable; retry after `Retry-After` seconds',
+  503: 'A dependency is unavailable, or the API is overloaded and shed the request (`OVERLOADED`); retry after `Retry-After` seconds',
 };
 
 /** The error body; a 503 of that shape always carries `Retry-After` (`serviceUnavailable`). */
@@ -58,7 +63,7 @@ const transform: Transform = (route) => {
   const methods = [route.route.method].flat();
   const headersByStatus = methods.map((method) => RESPONSE_HEADERS[`${method} ${route.url}`]).find(Boolean) ?? {};
   for (const [status, schema] of Object.entries(response)) {
-    const headers = { ...headersByStatus[status] };
+    const headers: Record<string, JsonSchema> = { ...headersByStatus[status], 'X-Request-Id': REQUEST_ID };
     const notReady = status === '503' && !isErrorBody(schema);
     if (status === '503' && !notReady) headers['Retry-After'] = RETRY_AFTER;
     response[status] = {
@@ -66,7 +71,7 @@ const transform: Transform = (route) => {
       'x-response-description': notReady
         ? 'Not ready: a dependency failed its check, or shutdown has begun'
         : (RESPONSE_DESCRIPTIONS[status] ?? 'Response'),
-      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+      headers,
     };
   }
   return transformed;
