@@ -8,6 +8,7 @@ import { registerLoadShedding, type LoadSheddingOptions } from './load-shedding.
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
+import type { QueueBoardOptions } from './queue-board.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { registerSecurityHeaders } from './security-headers.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
@@ -28,6 +29,8 @@ export interface AppDeps {
   loadShedding?: LoadSheddingOptions | undefined;
   /** `GET /metrics` and what it reads (set when ADMIN_TOKEN is). Default: no metrics route (404). */
   metrics?: ApiMetricsOptions;
+  /** The queue dashboard at /admin/queues (set when ADMIN_TOKEN is, on BullMQ). Default: none (404). */
+  queueBoard?: QueueBoardOptions | undefined;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
   fastify?: FastifyHttpOptions<Server>;
 }
@@ -74,5 +77,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(usersRoutes, { users: deps.users });
   await app.register(productsRoutes, { products: deps.products });
   await app.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
+  if (deps.queueBoard) {
+    // Loaded only when served: Bull Board needs BullMQ, which the Lambda bundles leave out.
+    const { registerQueueBoard } = await import('./queue-board.js');
+    await registerQueueBoard(app, deps.queueBoard);
+  }
   return app;
 }

@@ -158,6 +158,13 @@ describe('the Lambda zips from npm run build:lambda', () => {
     expect(JSON.parse((docs.result as { body: string }).body)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
   });
 
+  it('api.zip serves no queue dashboard, even with ADMIN_TOKEN: SQS has no BullMQ queue', async () => {
+    const env = { ...lambdaEnv, ADMIN_TOKEN: 'test-admin-token-0123456789' };
+    const board = await runBundle(unpacked.api!.dir, env, httpApiEvent('GET', '/admin/queues'));
+    expect(board.result).toMatchObject({ statusCode: 404 });
+    expect(JSON.parse((board.result as { body: string }).body)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+  });
+
   it('worker.zip answers an (empty) SQS batch', async () => {
     const { result } = await runBundle(unpacked.worker!.dir, lambdaEnv, { Records: [] });
     expect(result).toEqual({ batchItemFailures: [] });
