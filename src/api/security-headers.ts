@@ -5,9 +5,10 @@ import helmet from 'helmet';
 
 /**
  * Helmet's defaults (a same-origin Content-Security-Policy, `nosniff`, HSTS, no framing by other
- * sites, no referrer, …) but one: `upgrade-insecure-requests` would make a browser fetch the
- * pages' scripts and styles over HTTPS, which a server on plain HTTP (`npm start`, an SSH tunnel)
- * does not serve; HSTS does that job where HTTPS exists. Swagger UI (`/docs`) and the queue
+ * sites, no referrer, …) but one: `upgrade-insecure-requests`. The pages name their assets by
+ * relative URL, so over HTTPS it changes nothing, while a browser that reaches a plain-HTTP API by
+ * any name but loopback (a VM, compose on another host) would fetch `/docs`' scripts over HTTPS
+ * and get none. HSTS keeps browsers on HTTPS where it exists. Swagger UI (`/docs`) and the queue
  * dashboard (`/admin/queues`) load only scripts of their own, so the default policy suits them.
  */
 const HELMET_OPTIONS = {

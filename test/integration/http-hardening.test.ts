@@ -104,7 +104,7 @@ describe('security headers (helmet)', () => {
       expect(csp, what).toContain("default-src 'self'");
       expect(csp, what).toContain("script-src 'self'");
       expect(csp, what).toContain("frame-ancestors 'self'");
-      // Plain-HTTP deployments (npm start) would lose /docs' scripts to an upgrade to HTTPS.
+      // A browser reaching a plain-HTTP API by a non-loopback name would lose /docs' scripts to an upgrade to HTTPS.
       expect(csp, what).not.toContain('upgrade-insecure-requests');
     }
   });
