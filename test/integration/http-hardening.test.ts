@@ -166,6 +166,13 @@ describe('load shedding (EVENT_LOOP_MAX_DELAY_MS)', () => {
   const get = (url: string, headers: Record<string, string> = {}) =>
     shedding.app.inject({ method: 'GET', url, headers });
   const statusOf = async (url: string) => (await get(url)).statusCode;
+  const purchaseOnce = () =>
+    shedding.app.inject({
+      method: 'POST',
+      url: '/payment/purchase',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(ids),
+    });
   const shedWarnings = () =>
     logs.lines.filter((line) => line.msg === 'shedding load: the event loop lags past its bound');
 
@@ -204,12 +211,7 @@ describe('load shedding (EVENT_LOOP_MAX_DELAY_MS)', () => {
       const ready = await get('/health/ready');
       expect(ready.statusCode).toBe(503);
       expect(ready.json()).toMatchObject({ status: 'unavailable', checks: { process: 'overloaded', postgres: 'ok' } });
-      const purchase = await shedding.app.inject({
-        method: 'POST',
-        url: '/payment/purchase',
-        headers: { 'content-type': 'application/json' },
-        payload: JSON.stringify(ids),
-      });
+      const purchase = await purchaseOnce();
       expect(purchase.statusCode).toBe(503);
       expect(purchase.json()).toMatchObject({ code: 'OVERLOADED' });
       expect(await statusOf('/product')).toBe(503);
@@ -228,20 +230,13 @@ describe('load shedding (EVENT_LOOP_MAX_DELAY_MS)', () => {
       lag.stop();
     }
 
-    const calmAt = Date.now();
     await eventually(async () => ((await statusOf('/product')) === 200 ? true : undefined), {
       timeoutMs: 3_000,
       intervalMs: 10,
       what: 'shedding to stop',
     });
-    expect(Date.now() - calmAt).toBeLessThan(3_000);
     expect((await get('/health/ready')).json()).toMatchObject({ status: 'ok' });
-    const purchase = await shedding.app.inject({
-      method: 'POST',
-      url: '/payment/purchase',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify(ids),
-    });
+    const purchase = await purchaseOnce();
     expect(purchase.statusCode).toBe(202);
 
     const warnings = shedWarnings();
