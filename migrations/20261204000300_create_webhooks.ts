@@ -62,7 +62,9 @@ export async function up(knex: Knex): Promise<void> {
       add constraint webhook_deliveries_status_known check (status in ('pending', 'delivered', 'failed'))
   `);
   // What a dispatcher looks for: pending deliveries that are due.
-  await knex.raw(`create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where status = 'pending'`);
+  await knex.raw(
+    `create index webhook_deliveries_due on webhook_deliveries (next_attempt_at) where status = 'pending'`,
+  );
 
   await knex.schema.createTable('webhook_delivery_attempts', (table) => {
     table.bigIncrements('id').primary();

@@ -24,8 +24,9 @@ export const LAMBDA_ENTRIES = {
 /**
  * Never bundled. Knex requires every SQL dialect's driver lazily and pg its native binding:
  * payonce uses only `pg`, so the others are left as requires that never run. BullMQ is the other
- * queue driver, loaded only with QUEUE_DRIVER=bullmq, which has no place on Lambda. pino-pretty
- * is a development transport (the Lambda config forces LOG_PRETTY=false).
+ * queue driver, loaded only with QUEUE_DRIVER=bullmq, which has no place on Lambda, and so is the
+ * queue dashboard (Bull Board), which needs it. pino-pretty is a development transport (the Lambda
+ * config forces LOG_PRETTY=false).
  */
 const EXTERNAL = [
   'better-sqlite3',
@@ -39,6 +40,7 @@ const EXTERNAL = [
   'tedious',
   'cloudflare:sockets',
   'bullmq',
+  '@bull-board/*',
   'pino-pretty',
 ];
 

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { onRequestAsyncHookHandler } from 'fastify';
-import { AppError } from './errors.js';
+import { errorBody } from './error-handler.js';
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
@@ -10,19 +10,29 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * The hook in front of the operator routes (`/metrics`): a request without
- * `Authorization: Bearer <adminToken>` is answered 401 UNAUTHENTICATED. The token is compared as
- * SHA-256 digests with `timingSafeEqual`: equal lengths, and the time taken tells nothing about
- * where a guess differs or how long the token is.
+ * Whether a presented string is the admin token. Compared as SHA-256 digests with
+ * `timingSafeEqual`: equal lengths, and the time taken tells nothing about where a guess differs
+ * or how long the token is.
+ */
+export function adminTokenCheck(adminToken: string): (presented: string | undefined) => boolean {
+  const expected = digest(adminToken);
+  return (presented) => presented !== undefined && timingSafeEqual(digest(presented), expected);
+}
+
+/**
+ * The hook in front of the operator routes (`/metrics`, `/admin/*`): a request without
+ * `Authorization: Bearer <adminToken>` is answered 401 UNAUTHENTICATED. The hook answers by itself
+ * rather than throw, so routes with an error handler of their own (Bull Board's) answer in the
+ * house shape too.
  */
 export function adminGuard(adminToken: string): onRequestAsyncHookHandler {
-  const expected = digest(adminToken);
-  return async (request) => {
-    const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
-      throw new AppError('UNAUTHENTICATED', 'This route needs Authorization: Bearer <ADMIN_TOKEN>', {
-        headers: { 'www-authenticate': 'Bearer realm="payonce-admin"' },
-      });
+  const isAdminToken = adminTokenCheck(adminToken);
+  return async (request, reply) => {
+    if (!isAdminToken(bearerToken(request.headers.authorization))) {
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="payonce-admin"')
+        .send(errorBody(401, 'UNAUTHENTICATED', 'This route needs Authorization: Bearer <ADMIN_TOKEN>'));
     }
   };
 }

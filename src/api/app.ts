@@ -4,9 +4,13 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { ProductsRepository } from './catalog/products-repository.js';
 import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
+import { registerLoadShedding, type LoadSheddingOptions } from './load-shedding.js';
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
+import type { QueueBoardOptions } from './queue-board.js';
+import { REQUEST_ID_HEADER, requestId } from './request-id.js';
+import { registerSecurityHeaders } from './security-headers.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { productsRoutes } from './routes/products.js';
 import { registerRateLimit, type RateLimitOptions } from './rate-limit.js';
@@ -26,8 +30,12 @@ export interface AppDeps {
   isShuttingDown?: () => boolean;
   /** How `Prefer: wait` is bounded. Default: up to MAX_WAIT_SECONDS from the request's arrival. */
   wait?: PreferWaitOptions;
+  /** Load shedding (503 OVERLOADED while the event loop lags). Default: off. */
+  loadShedding?: LoadSheddingOptions | undefined;
   /** `GET /metrics` and what it reads (set when ADMIN_TOKEN is). Default: no metrics route (404). */
   metrics?: ApiMetricsOptions;
+  /** The queue dashboard at /admin/queues (set when ADMIN_TOKEN is, on BullMQ). Default: none (404). */
+  queueBoard?: QueueBoardOptions | undefined;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
   fastify?: FastifyHttpOptions<Server>;
 }
@@ -41,16 +49,25 @@ const READINESS_CHECK_TIMEOUT_MS = 1_000;
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    // Clients see the request id in every log line about their request.
-    requestIdHeader: 'x-request-id',
+    // A client's well-formed X-Request-Id names its request in every log line; `requestId` checks it.
+    requestIdHeader: false,
+    genReqId: requestId,
     frameworkErrors: frameworkErrorHandler,
     ...deps.fastify,
+  });
+  // First hook of all, so every answer carries it, a shed request's and an error's included.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+    done();
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: a text/plain body is answered 415 instead of being parsed and misread.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
+  await registerSecurityHeaders(app);
+  // After the security headers, which its early answers carry; before every route.
+  const isOverloaded = deps.loadShedding ? await registerLoadShedding(app, deps.loadShedding) : () => false;
   // Before every route it times; before @fastify/swagger, so /metrics stays out of the API document.
   if (deps.metrics) registerMetrics(app, deps.metrics);
   // Before the routes: @fastify/swagger documents the routes added after it.
@@ -59,6 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, {
     checks: deps.readinessChecks,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
+    isOverloaded,
     timeoutMs: READINESS_CHECK_TIMEOUT_MS,
   });
   // The client routes, and only they, need an API key: health, the API document and the operator
@@ -70,5 +88,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await client.register(productsRoutes, { products: deps.products });
     await client.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
   });
+  if (deps.queueBoard) {
+    // Loaded only when served: Bull Board needs BullMQ, which the Lambda bundles leave out.
+    const { registerQueueBoard } = await import('./queue-board.js');
+    await registerQueueBoard(app, deps.queueBoard);
+  }
   return app;
 }

@@ -6,6 +6,7 @@ import { createResources } from '../shared/lifecycle.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { createPaymentsRepository } from '../shared/purchase/payments-repository.js';
 import { createPurchasesRepository } from '../shared/purchase/purchases-repository.js';
+import type { BullmqStore } from '../shared/queue/bullmq-store.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import { openPurchaseStores } from '../shared/stores.js';
@@ -25,6 +26,16 @@ export interface ApiRootOptions {
   wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
   /** How `Prefer: wait` is bounded (the Lambda entry keeps it inside API Gateway's timeout). Default: the server's. */
   wait?: PreferWaitOptions;
+}
+
+/**
+ * The purchase queue as a Queue of the dashboard's own, on the app's store backend; on Postgres
+ * over a pool of two connections, which the dashboard's polls share.
+ */
+async function openBoardQueue(config: Config, store: BullmqStore) {
+  // Loaded here, not at the top: the Lambda bundles leave BullMQ out.
+  const { createQueue } = await import('../shared/queue/bullmq-store.js');
+  return createQueue(config.QUEUE_NAME, store.backend === 'postgres' ? { ...store, poolMax: 2 } : store);
 }
 
 /**
@@ -68,6 +79,16 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       ...(config.QUEUE_DRIVER === 'sqs' ? [{ name: 'queue', check: () => producer.ping() }] : []),
     ];
 
+    // Bull Board reads the queue through a Queue of its own, closed after HTTP has drained. SQS has
+    // no BullMQ queue, hence no board.
+    const queueBoard =
+      config.ADMIN_TOKEN !== undefined && config.QUEUE_DRIVER === 'bullmq'
+        ? {
+            adminToken: config.ADMIN_TOKEN,
+            queue: resources.own('queue board', await openBoardQueue(config, stores.bullmq), (queue) => queue.close()),
+          }
+        : undefined;
+
     let shuttingDown = false;
     const app: FastifyInstance = resources.own(
       'http',
@@ -81,6 +102,14 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         readinessChecks,
         isShuttingDown: () => shuttingDown,
         wait: options.wait,
+        loadShedding:
+          config.EVENT_LOOP_MAX_DELAY_MS === 0
+            ? undefined
+            : {
+                maxEventLoopDelayMs: config.EVENT_LOOP_MAX_DELAY_MS,
+                sampleIntervalMs: config.EVENT_LOOP_SAMPLE_INTERVAL_MS,
+              },
+        queueBoard,
         metrics:
           config.ADMIN_TOKEN === undefined
             ? undefined

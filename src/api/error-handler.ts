@@ -2,6 +2,8 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isAppError, type ErrorCode } from './errors.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
+import { setSecurityHeaders } from './security-headers.js';
 
 /** Fastify's own client errors, mapped to our stable codes. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -13,7 +15,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'VALIDATION_FAILED',
 };
 
-function body(statusCode: number, code: string, message: string) {
+/** The one error body: `{ statusCode, code, error, message }`. */
+export function errorBody(statusCode: number, code: ErrorCode, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
 }
 
@@ -22,8 +25,13 @@ function body(statusCode: number, code: string, message: string) {
  * `maxParamLength`): both are malformed ids to a client, so 400 VALIDATION_FAILED in the house
  * shape. Pass as Fastify's `frameworkErrors` option.
  */
-export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  void reply.code(400).send(body(400, 'VALIDATION_FAILED', error.message));
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // These answers skip the hooks, which set these headers on every other answer.
+  setSecurityHeaders(request.raw, reply.raw);
+  void reply
+    .code(400)
+    .header(REQUEST_ID_HEADER, request.id)
+    .send(errorBody(400, 'VALIDATION_FAILED', error.message));
 }
 
 /**
@@ -40,7 +48,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return reply
         .code(error.statusCode)
         .headers(error.headers)
-        .send(body(error.statusCode, error.code, error.message));
+        .send(errorBody(error.statusCode, error.code, error.message));
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
       const code: ErrorCode =
@@ -54,18 +62,18 @@ export function registerErrorHandling(app: FastifyInstance): void {
             `${[error.validationContext, ...issue.instancePath.split('/').filter(Boolean)].join('.')}: ${issue.message}`,
         )
         .join('; ');
-      return reply.code(400).send(body(400, code, details));
+      return reply.code(400).send(errorBody(400, code, details));
     }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const code = FASTIFY_CODES[error.code] ?? 'VALIDATION_FAILED';
-      return reply.code(status).send(body(status, code, error.message));
+      return reply.code(status).send(errorBody(status, code, error.message));
     }
     request.log.error({ err: error }, 'unhandled error');
-    return reply.code(500).send(body(500, 'INTERNAL_ERROR', 'Internal server error'));
+    return reply.code(500).send(errorBody(500, 'INTERNAL_ERROR', 'Internal server error'));
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(body(404, 'ROUTE_NOT_FOUND', `Route ${request.method} ${request.url} not found`)),
+    reply.code(404).send(errorBody(404, 'ROUTE_NOT_FOUND', `Route ${request.method} ${request.url} not found`)),
   );
 }

@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   SERVICE_UNAVAILABLE: 503,
   QUEUE_UNAVAILABLE: 503,
   IDEMPOTENCY_KEY_PENDING: 503,
+  /** Shed before any work was done for it, while the event loop lags (load shedding). */
+  OVERLOADED: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

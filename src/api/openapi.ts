@@ -28,6 +28,12 @@ const API_KEY_SCHEME = 'apiKey';
 /** Routes anyone may call, without an API key. */
 const isPublic = (url: string) => url.startsWith('/health/');
 
+const REQUEST_ID = {
+  type: 'string',
+  description:
+    "The request's id in the API's logs: the `X-Request-Id` sent, when well formed (`[A-Za-z0-9._:-]{1,128}`), else a fresh UUID.",
+};
+
 /**
  * Response headers the routes set, by `METHOD url` and status: Fastify's response schemas
  * describe bodies only, so they are added to the document here. The OpenAPI test checks each
@@ -54,7 +60,7 @@ const RESPONSE_DESCRIPTIONS: Record<string, string> = {
   415: 'Not `application/json`',
   422: "Unknown user or product (another account's are unknown too), or an `Idempotency-Key` reused with another body",
   429: '`RATE_LIMITED`: more than `RATE_LIMIT_MAX` requests a second with this API key; nothing was done',
-  503: 'A dependency is unavailable; retry after `Retry-After` seconds',
+  503: 'A dependency is unavailable, or the API is overloaded and shed the request (`OVERLOADED`); retry after `Retry-After` seconds',
 };
 
 /** The error body; a 503 of that shape always carries `Retry-After` (`serviceUnavailable`). */
@@ -74,7 +80,7 @@ const transform: Transform = (route) => {
   const methods = [route.route.method].flat();
   const headersByStatus = methods.map((method) => RESPONSE_HEADERS[`${method} ${route.url}`]).find(Boolean) ?? {};
   for (const [status, schema] of Object.entries(response)) {
-    const headers = { ...headersByStatus[status] };
+    const headers: Record<string, JsonSchema> = { ...headersByStatus[status], 'X-Request-Id': REQUEST_ID };
     const notReady = status === '503' && !isErrorBody(schema);
     if (status === '503' && !notReady) headers['Retry-After'] = RETRY_AFTER;
     if (status === '401') headers['WWW-Authenticate'] = { type: 'string', description: '`Bearer realm="payonce"`' };
@@ -84,7 +90,7 @@ const transform: Transform = (route) => {
       'x-response-description': notReady
         ? 'Not ready: a dependency failed its check, or shutdown has begun'
         : (RESPONSE_DESCRIPTIONS[status] ?? 'Response'),
-      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+      headers,
     };
   }
   return transformed;

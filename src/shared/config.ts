@@ -146,6 +146,18 @@ const ConfigFields = z.object({
     .max(30 * 24 * 3600)
     .default(10),
   /**
+   * Load shedding: while the API's event loop lags past this (its mean delay over one sample
+   * interval, in ms), new requests are answered 503 OVERLOADED with Retry-After, before any work is
+   * done for them; `/health/live` and `/metrics` are still served, and `/health/ready` reports the
+   * overload. 0 turns it off (the Lambda entry always does).
+   */
+  EVENT_LOOP_MAX_DELAY_MS: int().min(0).max(60_000).default(1_000),
+  /**
+   * How often the API measures its event-loop delay: shedding starts and stops at most this long
+   * after the lag does, and Retry-After is this in whole seconds (at least 1).
+   */
+  EVENT_LOOP_SAMPLE_INTERVAL_MS: int().min(10).max(60_000).default(1_000),
+  /**
    * The bearer token of the API's operator routes (`/metrics`). Unset: those routes are not
    * registered (404, as any unknown route). At least 16 characters.
    */
@@ -383,10 +395,12 @@ export async function loadAppSecretsOrExit(env: NodeJS.ProcessEnv = process.env)
 /**
  * The configuration of a Lambda container: the APP_SECRET_ARN secret merged over the
  * environment, then parsed like any process's. Logs are always JSON lines there (CloudWatch
- * reads them, and the bundles do not ship pino-pretty).
+ * reads them, and the bundles do not ship pino-pretty), and load shedding is off.
  * @throws ConfigError or the secret's load error; Lambda reports it as an init failure.
  */
 export async function loadLambdaConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   const merged = await loadAppSecrets(env);
-  return loadConfig({ ...merged, LOG_PRETTY: 'false' });
+  // No load shedding: a container serves one request at a time (Lambda scales by adding
+  // containers), and a thawed container's first timer would count its frozen time as lag.
+  return loadConfig({ ...merged, LOG_PRETTY: 'false', EVENT_LOOP_MAX_DELAY_MS: '0' });
 }

@@ -162,6 +162,13 @@ describe('the Lambda zips from npm run build:lambda', () => {
     expect(JSON.parse((docs.result as { body: string }).body)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
   });
 
+  it('api.zip serves no queue dashboard, even with ADMIN_TOKEN: SQS has no BullMQ queue', async () => {
+    const env = { ...lambdaEnv, ADMIN_TOKEN: 'test-admin-token-0123456789' };
+    const board = await runBundle(unpacked.api!.dir, env, httpApiEvent('GET', '/admin/queues'));
+    expect(board.result).toMatchObject({ statusCode: 404 });
+    expect(JSON.parse((board.result as { body: string }).body)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+  });
+
   it('worker.zip answers an (empty) SQS batch', async () => {
     const { result } = await runBundle(unpacked.worker!.dir, lambdaEnv, { Records: [] });
     expect(result).toEqual({ batchItemFailures: [] });
@@ -182,6 +189,7 @@ describe('the Lambda zips from npm run build:lambda', () => {
           '20261204000000_create_idempotency_claims',
           '20261204000100_create_accounts',
           '20261204000200_create_rate_limit_counters',
+          '20261204000300_create_webhooks',
         ],
         seeded: false,
       });

@@ -84,7 +84,7 @@ const documentedRoutes = () =>
 const ajv = addFormats.default(new Ajv2020({ strict: false, allErrors: true }));
 
 /** Response headers of the API's own that the document must mention wherever they are sent. */
-const API_HEADERS = ['location', 'retry-after', 'preference-applied', 'www-authenticate'];
+const API_HEADERS = ['location', 'retry-after', 'preference-applied', 'www-authenticate', 'x-request-id'];
 
 /** Every `route status` a test below produced and checked against the document. */
 const checked = new Set<string>();
@@ -160,6 +160,21 @@ describe('GET /openapi.json', () => {
     expect(served).toContain('GET /payment/purchase/{purchaseId}');
     expect(served.length).toBeGreaterThanOrEqual(8);
     expect(documentedRoutes().sort()).toEqual(served.sort());
+  });
+
+  it('documents a 503 with Retry-After on every route load shedding can answer (all but /health/*)', () => {
+    for (const [path, methods] of Object.entries(document.paths)) {
+      if (path.startsWith('/health/')) continue;
+      for (const [method, operation] of Object.entries(methods)) {
+        const shed = operation.responses['503'];
+        expect(shed, `${method} ${path}`).toBeDefined();
+        expect(Object.keys(shed!.headers ?? {}), `${method} ${path}`).toContain('Retry-After');
+        const schema = shed!.content?.['application/json']?.schema;
+        const validate = ajv.compile(schema ?? {});
+        const body = { statusCode: 503, code: 'OVERLOADED', error: 'Service Unavailable', message: 'overloaded' };
+        expect(validate(body), `${method} ${path}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+      }
+    }
   });
 
   it('documents the request headers of POST /payment/purchase', () => {

@@ -1,25 +1,12 @@
-import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createPurchaseOutcomeWaiter, type PurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-waiter.js';
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { closeRedis, createPersistentRedis, type RedisClient } from '../../src/shared/redis/connection.js';
 import { redisKeys } from '../../src/shared/redis/keys.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
+import { recordingLogger } from '../support/logs.js';
 import { eventually, randomSuffix, TEST_REDIS_URL, testConfig } from '../support/services.js';
-
-/** A logger that keeps every line, to assert that nothing was logged at warn or above. */
-function recordingLogger() {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as never);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), warnings: () => lines.filter((line) => line.level >= 40) };
-}
 
 const finished = (purchaseId: string): Purchase => ({
   purchaseId,
@@ -51,7 +38,8 @@ describe('the outcome waiter on a real Redis subscriber', () => {
   function compose(role: string) {
     const config = testConfig();
     const channel = redisKeys(config.REDIS_KEY_PREFIX).purchaseEvents;
-    const { logger, warnings } = recordingLogger();
+    const { logger, lines } = recordingLogger();
+    const warnings = () => lines.filter((line) => (line.level as number) >= 40);
     const subscriber = createPersistentRedis({ ...config, REDIS_URL: TEST_REDIS_URL }, logger, role);
     // The poll is off: only an announcement can answer.
     const events = createRedisPurchaseEvents(subscriber, channel);

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import type { RedisClient } from '../../src/shared/redis/connection.js';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { composeApi, type ApiRoot } from '../../src/api/composition-root.js';
 import type { Config } from '../../src/shared/config.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
@@ -48,12 +48,14 @@ export async function createTestStack(
     /** Another stack's database, for a second API process on the same data (it stays that stack's to drop). */
     database?: TestDatabase;
     wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
+    /** The API's logger. Default: silent. */
+    logger?: Logger;
   } = {},
 ): Promise<TestStack> {
   const backend = options.backend ?? 'redis';
   const database = options.database ?? (await createTestDatabase());
   const config = testConfig({ DATABASE_URL: database.url, ...backendEnv(backend, TEST_REDIS_URL), ...options.env });
-  const logger = pino({ level: 'silent' });
+  const logger = options.logger ?? pino({ level: 'silent' });
   const root = await composeApi(config, { logger, wrapProducer: options.wrapProducer });
   await root.subscribe();
   const { app } = root;

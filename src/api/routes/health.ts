@@ -9,13 +9,15 @@ export interface ReadinessCheck {
 
 const Readiness = z.object({
   status: z.enum(['ok', 'unavailable']),
-  checks: z.record(z.string(), z.enum(['ok', 'failed', 'shutting_down'])),
+  checks: z.record(z.string(), z.enum(['ok', 'failed', 'shutting_down', 'overloaded'])),
 });
 
 export interface HealthRoutesOptions {
   checks: ReadinessCheck[];
   /** True once shutdown has begun: readiness turns 503 before the listener closes. */
   isShuttingDown: () => boolean;
+  /** True while load shedding sheds requests: readiness turns 503 so load balancers send elsewhere. */
+  isOverloaded: () => boolean;
   /** Upper bound for each check. */
   timeoutMs: number;
 }
@@ -29,8 +31,9 @@ export const healthRoutes: FastifyPluginAsyncZod<HealthRoutesOptions> = async (a
   app.get('/health/ready', {
     schema: { response: { 200: Readiness, 503: Readiness } },
     handler: async (_request, reply) => {
-      const results: Record<string, 'ok' | 'failed' | 'shutting_down'> = {};
+      const results: Record<string, 'ok' | 'failed' | 'shutting_down' | 'overloaded'> = {};
       if (options.isShuttingDown()) results.process = 'shutting_down';
+      else if (options.isOverloaded()) results.process = 'overloaded';
       await Promise.all(
         options.checks.map(async ({ name, check }) => {
           const ok = await withTimeout(check(), options.timeoutMs, name).then(
