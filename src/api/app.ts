@@ -7,7 +7,7 @@ import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
-import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { healthRoutes, type ReadinessCheck } from '../shared/http/health-routes.js';
 import { productsRoutes } from './routes/products.js';
 import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
 import { usersRoutes } from './routes/users.js';
@@ -26,9 +26,6 @@ export interface AppDeps {
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
   fastify?: FastifyHttpOptions<Server>;
 }
-
-/** Per-check deadline of /health/ready: a dependency slower than this counts as down. */
-const READINESS_CHECK_TIMEOUT_MS = 1_000;
 
 /**
  * Builds the HTTP API without listening: the server entry, tests (`app.inject`) and the Lambda
@@ -54,7 +51,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, {
     checks: deps.readinessChecks,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
-    timeoutMs: READINESS_CHECK_TIMEOUT_MS,
   });
   await app.register(usersRoutes, { users: deps.users });
   await app.register(productsRoutes, { products: deps.products });

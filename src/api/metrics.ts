@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { createMetricsRegistry, registerMetricsEndpoint } from '../shared/http/metrics-endpoint.js';
 import type { Logger } from '../shared/logger.js';
 import type { QueueDepth } from '../shared/queue/purchase-producer.js';
-import { adminGuard } from './admin-guard.js';
 import { isAppError } from './errors.js';
 
 export interface ApiMetricsOptions {
@@ -40,13 +40,7 @@ const PURCHASE_ROUTE = '/payment/purchase';
  * time every route added after them.
  */
 export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  // Gauges named like counters, which promtool's lint rejects; `nodejs_active_handles` and the
-  // like (by type) carry the same numbers.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    registry.removeSingleMetric(name);
-  }
+  const registry = createMetricsRegistry();
 
   const requestDuration = new Histogram({
     name: 'payonce_http_request_duration_seconds',
@@ -136,10 +130,6 @@ export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions
     }
   });
 
-  app.get('/metrics', {
-    onRequest: adminGuard(options.adminToken),
-    schema: { hide: true },
-    handler: async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()),
-  });
+  registerMetricsEndpoint(app, { registry, adminToken: options.adminToken });
   return registry;
 }
