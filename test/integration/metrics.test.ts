@@ -102,6 +102,13 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
     expect(sample(text, 'payonce_queue_jobs{state="active"}')).toBe(0);
     expect(sample(text, 'payonce_queue_oldest_waiting_age_seconds')).toBeGreaterThanOrEqual(0.6);
     expect(sample(text, 'payonce_prefer_wait_requests')).toBe(0);
+    // The two acceptances claimed their keys; the duplicate and the reused key found them held.
+    expect(sample(text, 'payonce_claim_duration_seconds_count{result="claimed"}')).toBe(2);
+    expect(sample(text, 'payonce_claim_duration_seconds_count{result="held"}')).toBe(2);
+    expect(sample(text, 'payonce_claim_duration_seconds_count{result="error"}')).toBe(0);
+    expect(sample(text, 'payonce_enqueue_duration_seconds_count{result="queued"}')).toBe(2);
+    expect(sample(text, 'payonce_enqueue_duration_seconds_count{result="error"}')).toBe(0);
+    expect(sample(text, 'payonce_enqueue_duration_seconds_sum{result="queued"}')).toBeGreaterThan(0);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
   });
 
