@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { Db } from '../../src/shared/db.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
 import { backendEnv, bullmqStoreOf, type StoreBackendName } from './backends.js';
-import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
+import { startApi, startWorker, type RunningApi, type RunningProcess, type RunningWorker } from './processes.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
 
 /** A `payments` row as the worker wrote it. */
@@ -46,7 +46,7 @@ export interface ProcessStack {
   env(overrides?: Record<string, string>): Record<string, string>;
   startApi(overrides?: Record<string, string>): Promise<RunningApi>;
   /** Starts a worker with this stack's environment plus `overrides` (PAYMENT_DELAY_MS 0 unless given). */
-  startWorker(overrides?: Record<string, string>): Promise<RunningProcess>;
+  startWorker(overrides?: Record<string, string>): Promise<RunningWorker>;
   /** Rows of `payments`, optionally filtered (column names as in the table). */
   payments(where?: Partial<PaymentRow>): Promise<PaymentRow[]>;
   jobCounts(): Promise<JobCounts>;
