@@ -24,8 +24,12 @@ export interface WorkerHttpOptions {
  * seconds and would drown the job lines.
  */
 export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<FastifyInstance> {
+  // Fastify's own info lines (listening, closing) say what `worker started` already says; its
+  // warnings and errors still reach the worker's log, at the worker's level if that is higher.
+  const { logger } = options;
+  const level = logger.levelVal > logger.levels.values.warn! ? logger.level : 'warn';
   const fastifyOptions: FastifyHttpOptions<Server> = {
-    loggerInstance: options.logger,
+    loggerInstance: logger.child({}, { level }),
     logController: new LogController({ disableRequestLogging: true }),
   };
   const app = Fastify(fastifyOptions);
