@@ -98,6 +98,11 @@ if (stopping) await exit();
 
 console.log(`API:      http://${config.HOST}:${config.PORT}`);
 console.log(
+  config.WORKER_HTTP_PORT === 0
+    ? 'worker:   /health/* and /metrics on a port the OS picks (its "worker started" line names it)'
+    : `worker:   http://${config.HOST}:${config.WORKER_HTTP_PORT} (/health/live, /health/ready, /metrics)`,
+);
+console.log(
   embedded
     ? `database: ${embedded.url} (embedded PostgreSQL on this machine, data in ${dataDir})`
     : `database: ${printable(config.DATABASE_URL)} (DATABASE_URL)`,

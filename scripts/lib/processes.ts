@@ -113,27 +113,41 @@ export async function startApi(
   return { ...api, url };
 }
 
+export interface RunningWorker extends RunningProcess {
+  /**
+   * Where its HTTP endpoint (`/health/*`, `/metrics`) listens, from its `worker started` line;
+   * undefined when that line was not logged (`ready` given, LOG_LEVEL above info).
+   */
+  url: string | undefined;
+}
+
 /**
  * Starts a worker process and waits until it logs that it has started, or, when `ready` is
- * given (for LOG_LEVEL above info), until that probe answers true.
+ * given (for LOG_LEVEL above info), until that probe answers true. Its HTTP endpoint listens on
+ * a port the OS picks (WORKER_HTTP_PORT 0) unless `env` names one, so workers never collide.
  */
 export async function startWorker(
   env: Record<string, string>,
   options: { ready?: () => Promise<boolean>; nodeArgs?: string[] } = {},
-): Promise<RunningProcess> {
-  const worker = startNodeProcess('src/worker/main.js', env, options.nodeArgs);
+): Promise<RunningWorker> {
+  const worker = startNodeProcess('src/worker/main.js', { WORKER_HTTP_PORT: '0', ...env }, options.nodeArgs);
   try {
-    await eventually(
+    const started = eventually(
       async () => {
-        if (worker.child.exitCode !== null) throw new Error(`worker exited early:\n${worker.output()}`);
         const ready = options.ready ? await options.ready() : worker.output().includes('worker started');
         return ready ? true : undefined;
       },
       { timeoutMs: 15_000, what: 'the worker to start' },
     );
+    // A worker that exits fails the start at once, with what it said (and `started` times out unheard).
+    started.catch(() => {});
+    const exited = worker.exited.then((code) => ({ code }));
+    const first = await Promise.race([started, exited]);
+    if (first !== true) throw new Error(`worker exited early (${first.code}):\n${worker.output()}`);
   } catch (error) {
     await worker.stop('SIGKILL');
     throw error;
   }
-  return worker;
+  const started = jsonLogLines(worker.output()).find((line) => line.msg === 'worker started');
+  return { ...worker, url: typeof started?.http === 'string' ? started.http : undefined };
 }

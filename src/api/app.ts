@@ -11,7 +11,7 @@ import type { PurchaseService } from './purchase-service.js';
 import type { QueueBoardOptions } from './queue-board.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { registerSecurityHeaders } from './security-headers.js';
-import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { healthRoutes, type ReadinessCheck } from '../shared/http/health-routes.js';
 import { productsRoutes } from './routes/products.js';
 import { registerRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
@@ -39,9 +39,6 @@ export interface AppDeps {
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
   fastify?: FastifyHttpOptions<Server>;
 }
-
-/** Per-check deadline of /health/ready: a dependency slower than this counts as down. */
-const READINESS_CHECK_TIMEOUT_MS = 1_000;
 
 /**
  * Builds the HTTP API without listening: the server entry, tests (`app.inject`) and the Lambda
@@ -77,7 +74,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     checks: deps.readinessChecks,
     isShuttingDown: deps.isShuttingDown ?? (() => false),
     isOverloaded,
-    timeoutMs: READINESS_CHECK_TIMEOUT_MS,
   });
   // The client routes, and only they, need an API key: health, the API document and the operator
   // routes (ADMIN_TOKEN) are outside this context. The limiter counts after the key check.

@@ -2,7 +2,7 @@ import type { onRequestAsyncHookHandler } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { AccountsRepository } from '../shared/accounts/accounts-repository.js';
 import { hashApiKey, looksLikeApiKey } from '../shared/accounts/api-keys.js';
-import { bearerToken } from './admin-guard.js';
+import { bearerToken } from '../shared/http/admin-guard.js';
 import { AppError, serviceUnavailable } from './errors.js';
 
 declare module 'fastify' {

@@ -9,12 +9,14 @@ import { createPurchasesRepository } from '../shared/purchase/purchases-reposito
 import type { BullmqStore } from '../shared/queue/bullmq-store.js';
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
+import { createMetricsRegistry } from '../shared/http/metrics-endpoint.js';
 import { openPurchaseStores } from '../shared/stores.js';
 import { buildApp, type AppDeps } from './app.js';
 import { apiKeyAuth } from './auth.js';
 import { createProductsRepository } from './catalog/products-repository.js';
 import { createPurchaseReferences } from './catalog/purchase-references.js';
 import { createUsersRepository } from './catalog/users-repository.js';
+import { createPurchaseTimings } from './metrics.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 import { createPurchaseService } from './purchase-service.js';
 import type { PreferWaitOptions } from './routes/purchases.js';
@@ -62,6 +64,8 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       maxWaiters: config.WAIT_MAX_WAITERS,
       pollIntervalMs: config.WAIT_POLL_INTERVAL_MS,
     });
+    // Metrics exist only with ADMIN_TOKEN (nobody could scrape them otherwise): no timing without.
+    const registry = config.ADMIN_TOKEN === undefined ? undefined : createMetricsRegistry();
     const purchases = createPurchaseService({
       idempotency,
       states,
@@ -71,6 +75,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       producer: options.wrapProducer ? options.wrapProducer(producer) : producer,
       waiter,
       logger,
+      timings: registry && createPurchaseTimings(registry),
     });
     const readinessChecks: AppDeps['readinessChecks'] = [
       { name: 'postgres', check: () => db.raw('select 1') },
@@ -115,6 +120,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
             ? undefined
             : {
                 adminToken: config.ADMIN_TOKEN,
+                registry,
                 queueDepth: producer.depth?.bind(producer),
                 waiting: () => waiter.waiting(),
                 logger,

@@ -1,6 +1,6 @@
-import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { errorBody } from '../shared/http/error-body.js';
 import { isAppError, type ErrorCode } from './errors.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { setSecurityHeaders } from './security-headers.js';
@@ -14,11 +14,6 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
   FST_ERR_VALIDATION: 'VALIDATION_FAILED',
 };
-
-/** The one error body: `{ statusCode, code, error, message }`. */
-export function errorBody(statusCode: number, code: ErrorCode, message: string) {
-  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
-}
 
 /**
  * Errors Fastify raises before routing (a malformed percent-encoding, a path parameter over

@@ -1,6 +1,6 @@
 import fastifyUnderPressure from '@fastify/under-pressure';
 import type { FastifyInstance } from 'fastify';
-import { errorBody } from './error-handler.js';
+import { errorBody } from '../shared/http/error-body.js';
 
 export interface LoadSheddingOptions {
   /** The mean event-loop delay, over one sample interval, past which requests are shed (EVENT_LOOP_MAX_DELAY_MS). */

@@ -35,6 +35,17 @@ export type PurchaseSubmission =
   /** The key is held by an earlier purchase with the same body. */
   | { kind: 'duplicate'; purchaseId: string };
 
+/**
+ * Where the accept path reports the latency of its two round trips (metrics). Each call gives the
+ * seconds taken and how the call ended.
+ */
+export interface PurchaseTimings {
+  /** One claim of an idempotency key: `claimed`, `held` by an earlier purchase, or `error`. */
+  claim: (seconds: number, result: 'claimed' | 'held' | 'error') => void;
+  /** One enqueue of a purchase job: `queued`, or `error`. */
+  enqueue: (seconds: number, result: 'queued' | 'error') => void;
+}
+
 export interface PurchaseServiceDeps {
   idempotency: Pick<
     IdempotencyStore,
@@ -54,6 +65,8 @@ export interface PurchaseServiceDeps {
    * enqueued) to be confirmed or given up, before it answers 503. Default 1.5 s.
    */
   pendingClaimWaitMs?: number;
+  /** Latency of the claim and the enqueue. Default: none, and nothing is timed. */
+  timings?: PurchaseTimings | undefined;
 }
 
 /** How often a duplicate waiting on a pending claim looks at it again. */
@@ -71,6 +84,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
   const newPurchaseId = deps.newPurchaseId ?? randomUUID;
   const now = deps.now ?? (() => new Date());
   const pendingClaimWaitMs = deps.pendingClaimWaitMs ?? 1_500;
+  const { timings } = deps;
 
   /** Same body -> the holder's purchase; different body -> 422. */
   function checkSameBody(holder: ClaimHolder, fingerprint: string): void {
@@ -156,7 +170,14 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     // One deadline for the whole submission, however often a pending claim comes and goes.
     const deadline = Date.now() + pendingClaimWaitMs;
     for (;;) {
-      const claim = await dependency('Redis', idempotency.claimIdempotencyKey(key, { purchaseId, fingerprint }, state));
+      const claim = await dependency(
+        'Redis',
+        timed(
+          timings?.claim,
+          () => idempotency.claimIdempotencyKey(key, { purchaseId, fingerprint }, state),
+          (result) => (result.claimed ? 'claimed' : 'held'),
+        ),
+      );
       if (claim.claimed) return null;
       checkSameBody(claim, fingerprint);
       // A duplicate of a confirmed claim ends here, having cost one Redis round trip.
@@ -221,7 +242,11 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
 
     let queuedPurchaseId: string;
     try {
-      ({ queuedPurchaseId } = await producer.enqueuePurchase(job));
+      ({ queuedPurchaseId } = await timed(
+        timings?.enqueue,
+        () => producer.enqueuePurchase(job),
+        () => 'queued',
+      ));
     } catch (error) {
       wait?.cancel();
       await giveUp(key, purchaseId, error, 'enqueue failed');
@@ -278,6 +303,27 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
 }
 
 export type PurchaseService = ReturnType<typeof createPurchaseService>;
+
+/**
+ * Runs `work`; when `observe` is given, reports the seconds it took and how it ended (`resultOf`
+ * its value, or `error`). Without `observe` it only runs `work`.
+ */
+async function timed<T, R extends string>(
+  observe: ((seconds: number, result: R | 'error') => void) | undefined,
+  work: () => Promise<T>,
+  resultOf: (value: T) => R,
+): Promise<T> {
+  if (!observe) return work();
+  const started = performance.now();
+  let result: R | 'error' = 'error';
+  try {
+    const value = await work();
+    result = resultOf(value);
+    return value;
+  } finally {
+    observe((performance.now() - started) / 1000, result);
+  }
+}
 
 /** Turns an infrastructure failure into a 503; lets expected AppErrors through. */
 async function dependency<T>(what: string, promise: Promise<T>): Promise<T> {

@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { adminGuard, adminTokenCheck } from './admin-guard.js';
+import { adminGuard, adminTokenCheck } from '../shared/http/admin-guard.js';
 import { createAdminSessions } from './admin-session.js';
 
 /** Where the dashboard is served. */

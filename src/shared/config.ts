@@ -33,8 +33,16 @@ const clusterNode = z.string().transform((entry, ctx) => {
 const SQS_MAX_VISIBILITY_SECONDS = 43_200;
 
 const ConfigFields = z.object({
+  /** The interface the API and the worker's HTTP endpoint listen on. Default 127.0.0.1 (compose: 0.0.0.0). */
   HOST: z.string().min(1).default('127.0.0.1'),
+  /** The API's port; 0 lets the OS pick one. Default 3000. */
   PORT: int().min(0).max(65535).default(3000),
+  /**
+   * The worker process's own HTTP port, on HOST: `/health/live`, `/health/ready` and, with
+   * ADMIN_TOKEN, `/metrics`. 0 lets the OS pick a free one (several workers on one host), named
+   * in the worker's `worker started` log line. Not used on Lambda. Default 3001.
+   */
+  WORKER_HTTP_PORT: int().min(0).max(65535).default(3001),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' })
     .default('postgres://postgres@127.0.0.1:5432/payonce'),
@@ -158,8 +166,9 @@ const ConfigFields = z.object({
    */
   EVENT_LOOP_SAMPLE_INTERVAL_MS: int().min(10).max(60_000).default(1_000),
   /**
-   * The bearer token of the API's operator routes (`/metrics`). Unset: those routes are not
-   * registered (404, as any unknown route). At least 16 characters.
+   * The bearer token of the operator routes (`/metrics` of the API and of the worker, the API's
+   * `/admin/queues`). Unset: those routes are not registered (404, as any unknown route) and
+   * nothing is counted for them. At least 16 characters.
    */
   ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
   /**

@@ -8,6 +8,7 @@ import { createPurchasesRepository } from '../shared/purchase/purchases-reposito
 import { createPurchaseProducer } from '../shared/queue/create-purchase-producer.js';
 import { SQS_DEDUPLICATION_WINDOW_SECONDS } from '../shared/queue/sqs-deduplication.js';
 import { openPurchaseStores } from '../shared/stores.js';
+import type { WorkerMetrics } from './metrics.js';
 import { createChargeLookup, createGatewayDb, createSimulatedGateway } from './payment-gateway.js';
 import { createPurchaseProcessor } from './process-purchase.js';
 import { createWebhookDeliveriesRepository } from '../shared/webhooks/deliveries-repository.js';
@@ -43,6 +44,16 @@ export function sqsRetryHorizonSeconds(
 /** How many connections the reconciler's own BullMQ queues (producer and inspector) open at most, on Postgres. */
 const RECONCILER_QUEUE_POOL_MAX = 2;
 
+export interface WorkerRootOptions {
+  /** The process's logger. Default: one made from the config, named `payonce-worker`. */
+  logger?: Logger;
+  /**
+   * Where the purchase step, the retry classification and the reconciler count what they do
+   * (`createWorkerMetrics`; the worker process serves them, see process-root.ts). Default: none.
+   */
+  metrics?: WorkerMetrics;
+}
+
 /**
  * The worker's composition root, called by the worker process and the Lambda entry: creates the
  * clients once (Postgres, and the store backend's: on Redis a connection that waits out
@@ -53,7 +64,8 @@ const RECONCILER_QUEUE_POOL_MAX = 2;
  * long-running process, `createSqsBatchHandler` for Lambda. Each driver's modules (and the AWS
  * SDK) load only when chosen.
  */
-export function composeWorker(config: Config, options: { logger?: Logger } = {}) {
+export function composeWorker(config: Config, options: WorkerRootOptions = {}) {
+  const { metrics } = options;
   const logger = options.logger ?? createLogger(config, 'payonce-worker');
   const resources = createResources(logger, { stepTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + TRANSPORT_CLOSE_MARGIN_MS });
   const db = resources.own('postgres', createDb(config), (db) => db.destroy());
@@ -76,6 +88,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
       declineRate: config.PAYMENT_DECLINE_RATE,
     }),
     logger,
+    metrics,
   });
 
   let reconciler: Promise<Reconciler> | undefined;
@@ -105,6 +118,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         jobs,
         isCharged,
         logger,
+        metrics,
       });
     })();
     return reconciler;
@@ -129,6 +143,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
       backoffMs: config.JOB_BACKOFF_MS,
       maxBackoffSeconds: config.SQS_MAX_BACKOFF_SECONDS,
       isCharged,
+      metrics,
     });
   }
 
@@ -136,6 +151,8 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
     logger,
     processor,
     clients: { db, redis: stores.redis },
+    /** What the worker process's `/health/ready` asks: Postgres and the store backend. */
+    readinessChecks: [{ name: 'postgres', check: () => db.raw('select 1') }, ...stores.readinessChecks],
 
     /** Starts feeding jobs from the configured queue to the step, until `close()`. */
     async startTransport(): Promise<void> {
@@ -172,6 +189,7 @@ export function composeWorker(config: Config, options: { logger?: Logger } = {})
         stalledIntervalMs: config.STALLED_INTERVAL_MS,
         lockDurationMs: config.LOCK_DURATION_MS,
         isCharged,
+        metrics,
       });
       resources.own('bullmq worker', worker, (worker) => closeWorkerWithin(worker, config.SHUTDOWN_TIMEOUT_MS, logger));
       void worker.run().catch((error: unknown) => logger.error({ err: error }, 'worker stopped'));

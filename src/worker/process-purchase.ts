@@ -1,6 +1,6 @@
 import type { Logger } from '../shared/logger.js';
 import { ReferenceGoneError, type PaymentsRepository } from '../shared/purchase/payments-repository.js';
-import { FAILURE_REASONS, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
+import { FAILURE_REASONS, type PaymentStatus, type Purchase, type PurchaseJob } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 import type { PaymentGateway } from './payment-gateway.js';
 
@@ -9,11 +9,25 @@ export class PermanentPurchaseError extends Error {
   override readonly name = 'PermanentPurchaseError';
 }
 
+/** How one run of the purchase step ended: an outcome recorded now, a redelivery of one recorded before, or thrown. */
+export const STEP_OUTCOMES = ['succeeded', 'failed', 'already_recorded', 'error'] as const;
+export type StepOutcome = (typeof STEP_OUTCOMES)[number];
+
+/** Where the purchase step reports what it did (metrics; src/worker/metrics.ts). */
+export interface PurchaseStepMetrics {
+  /** One run of `processPurchase` ended, `seconds` after it started. */
+  stepEnded: (outcome: StepOutcome, seconds: number) => void;
+  /** The worker recorded a purchase's outcome: `succeeded`, or `failed` with its reason. */
+  purchaseRecorded: (status: PaymentStatus, failureReason: string | null) => void;
+}
+
 export interface PurchaseProcessorDeps {
   payments: Pick<PaymentsRepository, 'findPayment' | 'recordPayment'>;
   states: Pick<PurchaseStateStore, 'markProcessing' | 'markFinished'>;
   gateway: PaymentGateway;
   logger: Logger;
+  /** Counts runs and recorded outcomes. Default: none. */
+  metrics?: PurchaseStepMetrics | undefined;
 }
 
 /**
@@ -25,7 +39,7 @@ export interface PurchaseProcessorDeps {
  * Redis unreachable, timeouts) and should be retried with backoff.
  */
 export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
-  const { payments, states, gateway, logger } = deps;
+  const { payments, states, gateway, logger, metrics } = deps;
 
   /**
    * Runs one purchase. `firstRun` is the transport's word that no earlier run of this job ever
@@ -35,37 +49,48 @@ export function createPurchaseProcessor(deps: PurchaseProcessorDeps) {
    */
   async function processPurchase(job: PurchaseJob, { firstRun = false } = {}): Promise<Purchase> {
     const { purchaseId } = job;
-
-    // A redelivery of a purchase that was already written: announce it again, charge nothing.
-    const existing = firstRun ? null : await payments.findPayment(purchaseId);
-    if (existing) {
-      logger.info({ purchaseId, status: existing.status }, 'purchase already recorded; not charging again');
-      await states.markFinished(existing, { idempotencyKey: job.idempotencyKey });
-      return existing;
-    }
-
-    await states.markProcessing({ purchaseId, idempotencyKey: job.idempotencyKey });
-    const charge = await gateway.charge({ purchaseId, amount: job.amount });
-    const outcome = charge.approved
-      ? { status: 'succeeded' as const, failureReason: null }
-      : { status: 'failed' as const, failureReason: charge.reason };
-
-    let payment: Purchase;
+    const started = performance.now();
+    let outcome: StepOutcome = 'error';
     try {
-      payment = await payments.recordPayment(job, outcome);
-    } catch (error) {
-      if (error instanceof ReferenceGoneError) {
-        await markFailedWithoutPayment(job, FAILURE_REASONS.REFERENCE_GONE);
-        throw new PermanentPurchaseError('user or product was deleted before payment', { cause: error });
+      // A redelivery of a purchase that was already written: announce it again, charge nothing.
+      const existing = firstRun ? null : await payments.findPayment(purchaseId);
+      if (existing) {
+        logger.info({ purchaseId, status: existing.status }, 'purchase already recorded; not charging again');
+        await states.markFinished(existing, { idempotencyKey: job.idempotencyKey });
+        outcome = 'already_recorded';
+        return existing;
       }
-      throw error;
+
+      await states.markProcessing({ purchaseId, idempotencyKey: job.idempotencyKey });
+      const charge = await gateway.charge({ purchaseId, amount: job.amount });
+      const decided = charge.approved
+        ? { status: 'succeeded' as const, failureReason: null }
+        : { status: 'failed' as const, failureReason: charge.reason };
+
+      let payment: Purchase;
+      try {
+        payment = await payments.recordPayment(job, decided);
+      } catch (error) {
+        if (error instanceof ReferenceGoneError) {
+          await markFailedWithoutPayment(job, FAILURE_REASONS.REFERENCE_GONE);
+          metrics?.purchaseRecorded('failed', FAILURE_REASONS.REFERENCE_GONE);
+          throw new PermanentPurchaseError('user or product was deleted before payment', { cause: error });
+        }
+        throw error;
+      }
+      // The row Postgres keeps, which is an earlier run's if one got there first.
+      const status = payment.status === 'succeeded' ? 'succeeded' : 'failed';
+      metrics?.purchaseRecorded(status, payment.failureReason);
+      await states.markFinished(payment, { idempotencyKey: job.idempotencyKey });
+      logger.info(
+        { purchaseId, status: payment.status, failureReason: payment.failureReason, amount: payment.amount },
+        'purchase finished',
+      );
+      outcome = status;
+      return payment;
+    } finally {
+      metrics?.stepEnded(outcome, (performance.now() - started) / 1000);
     }
-    await states.markFinished(payment, { idempotencyKey: job.idempotencyKey });
-    logger.info(
-      { purchaseId, status: payment.status, failureReason: payment.failureReason, amount: payment.amount },
-      'purchase finished',
-    );
-    return payment;
   }
 
   /** Keeps a purchase that cannot be written visible as failed instead of stuck in flight. */

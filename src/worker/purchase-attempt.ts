@@ -11,7 +11,14 @@ import { PermanentPurchaseError, type PurchaseProcessor } from './process-purcha
  * dead-letter queue), never be deleted, and the reconciler completes it once Postgres answers;
  * `retry` is transient (Postgres or Redis unreachable, a timeout) and goes back to the queue.
  */
-export type FailedAttempt = 'permanent' | 'exhausted' | 'unrecorded' | 'retry';
+export const FAILED_ATTEMPTS = ['permanent', 'exhausted', 'unrecorded', 'retry'] as const;
+export type FailedAttempt = (typeof FAILED_ATTEMPTS)[number];
+
+/** Where the classification reports what it decided (metrics; src/worker/metrics.ts). */
+export interface AttemptMetrics {
+  /** An attempt failed and was classified, or a job was dropped as `malformed`. */
+  attemptFailed: (result: FailedAttempt | 'malformed') => void;
+}
 
 /** Where an attempt stands in its job's retry budget. */
 export interface AttemptNumber {
@@ -33,9 +40,40 @@ export function createPurchaseAttempts(deps: {
    * recorded as `retries_exhausted`. Default: never charged (for tests of the classification).
    */
   isCharged?: ((purchaseId: string) => Promise<boolean>) | undefined;
+  /** Counts each classification. Default: none. */
+  metrics?: AttemptMetrics | undefined;
 }) {
-  const { processor, logger } = deps;
+  const { processor, logger, metrics } = deps;
   const isCharged = deps.isCharged ?? (async () => false);
+
+  /** What a failure of the purchase step means for its job (see FailedAttempt). */
+  async function classify(
+    job: PurchaseJob,
+    error: unknown,
+    { attempt, attempts }: AttemptNumber,
+  ): Promise<FailedAttempt> {
+    if (error instanceof PermanentPurchaseError) return 'permanent';
+    if (attempt >= attempts) {
+      // A charge the gateway may have made is not a failure to record: an unknown answer
+      // counts as charged.
+      if (await isCharged(job.purchaseId).catch(() => true)) {
+        logger.error(
+          { err: error, purchaseId: job.purchaseId, attempt, attempts },
+          'retries exhausted after the gateway charged; left for the reconciler to record',
+        );
+        return 'unrecorded';
+      }
+      try {
+        await processor.recordRetriesExhausted(job, error);
+      } catch (recordError) {
+        logger.error({ err: recordError, purchaseId: job.purchaseId }, 'could not record the failure anywhere');
+        return 'unrecorded';
+      }
+      return 'exhausted';
+    }
+    logger.warn({ err: error, purchaseId: job.purchaseId, attempt, attempts }, 'purchase attempt failed; will retry');
+    return 'retry';
+  }
 
   return {
     /**
@@ -47,36 +85,15 @@ export function createPurchaseAttempts(deps: {
       const parsed = PurchaseJobSchema.safeParse(data);
       if (parsed.success) return parsed.data;
       logger.error({ ...context, issues: parsed.error.issues }, 'malformed purchase job; dropping it');
+      metrics?.attemptFailed('malformed');
       return null;
     },
 
     /** Classifies a failure of the purchase step, recording the purchase as failed on the last attempt. */
-    async classifyFailure(
-      job: PurchaseJob,
-      error: unknown,
-      { attempt, attempts }: AttemptNumber,
-    ): Promise<FailedAttempt> {
-      if (error instanceof PermanentPurchaseError) return 'permanent';
-      if (attempt >= attempts) {
-        // A charge the gateway may have made is not a failure to record: an unknown answer
-        // counts as charged.
-        if (await isCharged(job.purchaseId).catch(() => true)) {
-          logger.error(
-            { err: error, purchaseId: job.purchaseId, attempt, attempts },
-            'retries exhausted after the gateway charged; left for the reconciler to record',
-          );
-          return 'unrecorded';
-        }
-        try {
-          await processor.recordRetriesExhausted(job, error);
-        } catch (recordError) {
-          logger.error({ err: recordError, purchaseId: job.purchaseId }, 'could not record the failure anywhere');
-          return 'unrecorded';
-        }
-        return 'exhausted';
-      }
-      logger.warn({ err: error, purchaseId: job.purchaseId, attempt, attempts }, 'purchase attempt failed; will retry');
-      return 'retry';
+    async classifyFailure(job: PurchaseJob, error: unknown, attempt: AttemptNumber): Promise<FailedAttempt> {
+      const result = await classify(job, error, attempt);
+      metrics?.attemptFailed(result);
+      return result;
     },
   };
 }

@@ -39,6 +39,12 @@ export interface ReconcileReport {
   errors: number;
 }
 
+/** Where the reconciler reports each run (metrics; src/worker/metrics.ts). */
+export interface ReconcilerMetrics {
+  /** One run ended: what it did, or `null` when the run itself failed (it is tried again next time). */
+  reconciled: (report: ReconcileReport | null) => void;
+}
+
 export interface ReconcilerDeps {
   purchases: Pick<PurchasesRepository, 'findUnpaid' | 'dropAbandoned'>;
   payments: Pick<PaymentsRepository, 'recordPayment'>;
@@ -49,6 +55,8 @@ export interface ReconcilerDeps {
   /** Whether the gateway has charged a purchase (its ledger, by the purchase's gateway key). */
   isCharged: (purchaseId: string) => Promise<boolean>;
   logger: Logger;
+  /** Counts each run's report. Default: none. */
+  metrics?: ReconcilerMetrics | undefined;
   /** Most purchases looked at per run. Default 500. */
   batchSize?: number;
   /**
@@ -131,6 +139,38 @@ export function createReconciler(deps: ReconcilerDeps) {
     return false;
   }
 
+  /** One pass (see `reconcile`), counted by the caller. */
+  async function reconcileBefore(acceptedBefore: Date): Promise<ReconcileReport> {
+    const report: ReconcileReport = {
+      scanned: 0,
+      alive: 0,
+      requeued: [],
+      recorded: [],
+      superseded: [],
+      dropped: [],
+      errors: 0,
+    };
+    const unpaid = await purchases.findUnpaid({ acceptedFrom: watermark, acceptedBefore, limit: batchSize });
+    report.scanned = unpaid.length;
+    // The next run starts at the oldest purchase not known to be done: one still queued or
+    // running, one enqueued again, one that failed here, or the first one past a full batch.
+    let next = acceptedBefore.getTime();
+    if (unpaid.length === batchSize) next = Math.min(next, Date.parse(unpaid.at(-1)!.job.acceptedAt));
+    for (const purchase of unpaid) {
+      const { purchaseId, acceptedAt } = purchase.job;
+      let done = false;
+      try {
+        done = await reconcileOne(purchase, await jobs.jobState(purchaseId), report);
+      } catch (error) {
+        report.errors++;
+        logger.warn({ err: error, purchaseId }, 'reconciler: could not handle a purchase; next time');
+      }
+      if (!done) next = Math.min(next, Date.parse(acceptedAt));
+    }
+    watermark = new Date(Math.max(watermark.getTime(), next));
+    return report;
+  }
+
   return {
     /**
      * One pass over the purchases accepted before `acceptedBefore` that have no payment. With a
@@ -138,34 +178,14 @@ export function createReconciler(deps: ReconcilerDeps) {
      * an `acceptedBefore` beyond the longest retry schedule there.
      */
     async reconcile({ acceptedBefore }: { acceptedBefore: Date }): Promise<ReconcileReport> {
-      const report: ReconcileReport = {
-        scanned: 0,
-        alive: 0,
-        requeued: [],
-        recorded: [],
-        superseded: [],
-        dropped: [],
-        errors: 0,
-      };
-      const unpaid = await purchases.findUnpaid({ acceptedFrom: watermark, acceptedBefore, limit: batchSize });
-      report.scanned = unpaid.length;
-      // The next run starts at the oldest purchase not known to be done: one still queued or
-      // running, one enqueued again, one that failed here, or the first one past a full batch.
-      let next = acceptedBefore.getTime();
-      if (unpaid.length === batchSize) next = Math.min(next, Date.parse(unpaid.at(-1)!.job.acceptedAt));
-      for (const purchase of unpaid) {
-        const { purchaseId, acceptedAt } = purchase.job;
-        let done = false;
-        try {
-          done = await reconcileOne(purchase, await jobs.jobState(purchaseId), report);
-        } catch (error) {
-          report.errors++;
-          logger.warn({ err: error, purchaseId }, 'reconciler: could not handle a purchase; next time');
-        }
-        if (!done) next = Math.min(next, Date.parse(acceptedAt));
+      try {
+        const report = await reconcileBefore(acceptedBefore);
+        deps.metrics?.reconciled(report);
+        return report;
+      } catch (error) {
+        deps.metrics?.reconciled(null);
+        throw error;
       }
-      watermark = new Date(Math.max(watermark.getTime(), next));
-      return report;
     },
   };
 }

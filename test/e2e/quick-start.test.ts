@@ -129,6 +129,7 @@ describe.skipIf(!isRoot)('npm start on a fresh machine (root: a network namespac
     const { first, second } = JSON.parse(result!);
     const printed = [
       'API:      http://127.0.0.1:3000',
+      'worker:   http://127.0.0.1:3001 (/health/live, /health/ready, /metrics)',
       `database: postgres://postgres:postgres@127.0.0.1:54329/payonce (embedded PostgreSQL on this machine, data in ${home}/postgres)`,
       // A fresh machine has no Redis, and npm start needs none.
       'Redis:    not used (STORE_BACKEND=postgres: claims, in-flight state and the queue live in PostgreSQL)',
@@ -145,6 +146,7 @@ describe.skipIf(!isRoot)('npm start on a fresh machine (root: a network namespac
       burst: { 202: 1, 204: 19 },
       burstLocations: 1,
       burstOutcome: 'succeeded',
+      workerReady: 200,
       rows: burstRows,
       exitCode: 0,
       cleanShutdowns: 2,

@@ -1,5 +1,7 @@
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi, startWorker, type RunningProcess } from '../support/processes.js';
+import { startApi, startWorker, type RunningProcess, type RunningWorker } from '../support/processes.js';
+import { sample, scrapeMetrics } from '../support/prometheus.js';
 import {
   createTestDatabase,
   deleteKeys,
@@ -20,6 +22,8 @@ import {
   type PurchaseClient,
 } from '../support/purchase-client.js';
 
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
 /** The real API and worker processes with QUEUE_DRIVER=sqs, on an SQS FIFO queue served by fauxqs. */
 describe('QUEUE_DRIVER=sqs end to end', () => {
   let sqs: TestSqs;
@@ -28,7 +32,7 @@ describe('QUEUE_DRIVER=sqs end to end', () => {
   let prefix: string;
   let client: PurchaseClient;
   const started: RunningProcess[] = [];
-  let worker: RunningProcess;
+  let worker: RunningWorker;
 
   beforeAll(async () => {
     [sqs, database] = await Promise.all([startTestSqs(), createTestDatabase()]);
@@ -50,7 +54,7 @@ describe('QUEUE_DRIVER=sqs end to end', () => {
     const api = await startApi({ ...env, LOG_LEVEL: 'warn' });
     started.push(api);
     // startWorker waits for the "worker started" line, logged at info.
-    worker = await startWorker({ ...env, LOG_LEVEL: 'info' });
+    worker = await startWorker({ ...env, LOG_LEVEL: 'info', ADMIN_TOKEN });
     started.push(worker);
     useApiKey(api.url, database.account.apiKey);
     client = createPurchaseClient(api.url);
@@ -135,6 +139,25 @@ describe('QUEUE_DRIVER=sqs end to end', () => {
     expect(result.headers.get('preference-applied')).toBe('wait=20');
     expect(result.body).toMatchObject({ userId, productId, status: 'succeeded', amount: price });
     expect(await database.db('payments').where({ id: purchaseIdIn(result.headers.get('location')) })).toHaveLength(1);
+  });
+
+  it('counts on the SQS poller what a BullMQ worker counts: every payment, and a malformed message', async () => {
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: queue.url,
+        MessageBody: '{"purchaseId":42}',
+        MessageGroupId: 'malformed',
+        MessageDeduplicationId: 'malformed',
+      }),
+    );
+    await queueDrained();
+    const [{ count }] = (await database.db('payments').count({ count: '*' })) as [{ count: string }];
+    expect(Number(count)).toBeGreaterThan(200);
+    const text = await (await scrapeMetrics(worker.url!, ADMIN_TOKEN)).text();
+    expect(sample(text, 'payonce_worker_purchases_total{outcome="succeeded"}')).toBe(Number(count));
+    expect(sample(text, 'payonce_worker_job_duration_seconds_count{outcome="succeeded"}')).toBe(Number(count));
+    expect(sample(text, 'payonce_worker_failed_attempts_total{result="malformed"}')).toBe(1);
+    expect(sample(text, 'payonce_worker_failed_attempts_total{result="retry"}')).toBe(0);
   });
 
   it('stops the worker cleanly on SIGTERM', async () => {

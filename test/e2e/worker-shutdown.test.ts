@@ -23,7 +23,7 @@ describe.each(STORE_BACKENDS)('worker shutdown (%s backend)', (backend) => {
   });
 
   it('finishes in-flight purchases on SIGTERM, exits 0, and leaves queued ones to the next worker', async () => {
-    const worker = await stack.startWorker({ PAYMENT_DELAY_MS: '1500', WORKER_CONCURRENCY: '2' });
+    const worker = await stack.startWorker({ PAYMENT_DELAY_MS: '2500', WORKER_CONCURRENCY: '2' });
     const userIds = await seedUsers(stack.db, 5);
     const [productId] = (await seedProducts(stack.db, 1)) as [number];
     const purchaseIds: string[] = [];
@@ -43,7 +43,25 @@ describe.each(STORE_BACKENDS)('worker shutdown (%s backend)', (backend) => {
       { timeoutMs: 10_000, what: 'two purchases to be in flight' },
     );
 
-    const exitCode = await worker.stop('SIGTERM', 15_000);
+    const probe = (path: string) =>
+      fetch(`${worker.url!}${path}`).then(async (response) => ({
+        status: response.status,
+        body: await response.json(),
+      }));
+    expect((await probe('/health/ready')).status).toBe(200);
+
+    const stopped = worker.stop('SIGTERM', 15_000);
+    // Its HTTP endpoint stays up while the jobs drain, and says it is going.
+    const draining = await eventually(
+      async () => {
+        const ready = await probe('/health/ready');
+        return ready.status === 503 ? ready : undefined;
+      },
+      { timeoutMs: 2_000, what: 'readiness to turn 503 at SIGTERM' },
+    );
+    expect(draining.body).toMatchObject({ status: 'unavailable', checks: { process: 'shutting_down' } });
+    expect((await probe('/health/live')).status).toBe(200);
+    const exitCode = await stopped;
 
     expect(exitCode, worker.output()).toBe(0);
     const drained = await stack.payments();

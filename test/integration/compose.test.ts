@@ -30,6 +30,7 @@ interface Service {
   command?: string | string[];
   container_name?: string;
   ports?: unknown[];
+  expose?: Array<string | number>;
   environment?: Record<string, string | number | boolean | null>;
   depends_on?: Record<string, DependsOn>;
   healthcheck?: HealthCheck;
@@ -194,6 +195,19 @@ describe('docker-compose.yml: what payonce relies on', () => {
     expect(worker.container_name).toBeUndefined();
     expect(worker.ports).toBeUndefined();
     expect(argv(worker.command)).toEqual(['node', 'dist/src/worker/main.js']);
+  });
+
+  it("health-checks each worker's /health/ready on WORKER_HTTP_PORT, reachable from the compose network", () => {
+    const worker = service('worker');
+    const config = loadConfig(environmentOf('worker'));
+    expect(config.HOST).toBe('0.0.0.0');
+    expect(config.WORKER_HTTP_PORT).toBeGreaterThan(0);
+    expect((worker.expose ?? []).map(String)).toEqual([String(config.WORKER_HTTP_PORT)]);
+    const probe = argv(worker.healthcheck?.test).join(' ');
+    expect(probe).toContain(`http://127.0.0.1:${config.WORKER_HTTP_PORT}/health/ready`);
+    // The probe fails unless the answer is 2xx: readiness is 503 while a dependency is down.
+    expect(probe).toMatch(/process\.exit\(r\.ok \? 0 : 1\)/);
+    expect(worker.healthcheck?.disable).not.toBe(true);
   });
 
   it('publishes the API on port 3000, listening on every interface inside its container', () => {

@@ -1,18 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { purchaseOutcome } from '../../src/api/metrics.js';
+import { promtool, sample } from '../support/prometheus.js';
 import { seedUserAndProduct } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789';
-
-/** The value of one sample (`name{labels} value`) in a Prometheus text scrape, or undefined. */
-function sample(scrape: string, series: string): number | undefined {
-  const line = scrape.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('GET /metrics without ADMIN_TOKEN', () => {
   let stack: TestStack;
@@ -108,6 +102,13 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
     expect(sample(text, 'payonce_queue_jobs{state="active"}')).toBe(0);
     expect(sample(text, 'payonce_queue_oldest_waiting_age_seconds')).toBeGreaterThanOrEqual(0.6);
     expect(sample(text, 'payonce_prefer_wait_requests')).toBe(0);
+    // The two acceptances claimed their keys; the duplicate and the reused key found them held.
+    expect(sample(text, 'payonce_claim_duration_seconds_count{result="claimed"}')).toBe(2);
+    expect(sample(text, 'payonce_claim_duration_seconds_count{result="held"}')).toBe(2);
+    expect(sample(text, 'payonce_claim_duration_seconds_count{result="error"}')).toBe(0);
+    expect(sample(text, 'payonce_enqueue_duration_seconds_count{result="queued"}')).toBe(2);
+    expect(sample(text, 'payonce_enqueue_duration_seconds_count{result="error"}')).toBe(0);
+    expect(sample(text, 'payonce_enqueue_duration_seconds_sum{result="queued"}')).toBeGreaterThan(0);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
   });
 
@@ -120,12 +121,10 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
   });
 
   it("passes Prometheus' own check (promtool check metrics)", async () => {
-    const text = (await scrape()).body;
-    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    if (promtool.error) throw new Error(`promtool did not run (Debian package prometheus): ${promtool.error.message}`);
-    expect(promtool.status, `${promtool.stdout}${promtool.stderr}`).toBe(0);
-    // promtool reports lint problems (names, units, help) on stdout and stderr with exit 0 in some versions.
-    expect(`${promtool.stdout}${promtool.stderr}`.trim()).toBe('');
+    const checked = promtool(['check', 'metrics'], (await scrape()).body);
+    expect(checked.status, checked.output).toBe(0);
+    // Lint problems (names, units, help) come with exit 0 in some versions.
+    expect(checked.output).toBe('');
   });
 });
 

@@ -7,13 +7,14 @@ export type NpmStart = ReturnType<typeof startNpmStart>;
 
 /**
  * `npm start`'s script (the build) in a process group of its own, as a terminal's foreground
- * job, with exactly `env` (callers start from `process.env`) and its API on `port`.
+ * job, with exactly `env` (callers start from `process.env`) and its API on `port`; its worker's
+ * HTTP endpoint on a port the OS picks unless `env` names one.
  */
 export function startNpmStart(env: NodeJS.ProcessEnv, port: number) {
   const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/scripts/start.js`], {
     cwd: PROJECT_ROOT,
     detached: true,
-    env: { ...env, PORT: String(port), LOG_PRETTY: 'false' },
+    env: { WORKER_HTTP_PORT: '0', ...env, PORT: String(port), LOG_PRETTY: 'false' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

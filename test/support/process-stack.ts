@@ -4,7 +4,7 @@ import type { Db } from '../../src/shared/db.js';
 import { createQueue } from '../../src/shared/queue/bullmq-store.js';
 import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { backendEnv, bullmqStoreOf, heldClaims, type HeldClaim, type StoreBackendName } from './backends.js';
-import { startApi, startWorker, type RunningApi, type RunningProcess } from './processes.js';
+import { startApi, startWorker, type RunningApi, type RunningProcess, type RunningWorker } from './processes.js';
 import { useApiKey } from './purchase-client.js';
 import { scanKeys, type RunningRedisCluster } from './redis-cluster.js';
 import { createTestDatabase, deleteKeys, eventually, TEST_REDIS_URL, testConfig } from './services.js';
@@ -51,7 +51,7 @@ export interface ProcessStack {
   env(overrides?: Record<string, string>): Record<string, string>;
   startApi(overrides?: Record<string, string>): Promise<RunningApi>;
   /** Starts a worker with this stack's environment plus `overrides` (PAYMENT_DELAY_MS 0 unless given). */
-  startWorker(overrides?: Record<string, string>): Promise<RunningProcess>;
+  startWorker(overrides?: Record<string, string>): Promise<RunningWorker>;
   /** Rows of `payments`, optionally filtered (column names as in the table). */
   payments(where?: Partial<PaymentRow>): Promise<PaymentRow[]>;
   jobCounts(): Promise<JobCounts>;

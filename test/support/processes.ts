@@ -10,6 +10,7 @@ export {
   startWorker,
   type RunningApi,
   type RunningProcess,
+  type RunningWorker,
 } from '../../scripts/lib/processes.js';
 
 /** A redis-server started by `startRedisServer`. */

@@ -32,6 +32,8 @@ const env: NodeJS.ProcessEnv = {
   ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !CONFIG_KEYS.includes(key))),
   PAYONCE_HOME: home,
   PAYMENT_DELAY_MS: '100',
+  // The default, as a fresh machine has it (startNpmStart would pick a free port instead).
+  WORKER_HTTP_PORT: String(defaults.WORKER_HTTP_PORT),
 };
 
 const pids = new Set<number>();
@@ -98,7 +100,7 @@ async function run<T>(use: (service: NpmStart) => Promise<T>) {
       initialised: output.includes('created a PostgreSQL cluster'),
       seeded: output.includes('seeded the demo account'),
       apiKey: service.apiKey(),
-      printed: output.split('\n').filter((line) => /^(API|database|Redis):/.test(line)),
+      printed: output.split('\n').filter((line) => /^(API|worker|database|Redis):/.test(line)),
       ...seen,
       exitCode,
       cleanShutdowns: (output.match(/shut down cleanly/g) ?? []).length,
@@ -129,12 +131,14 @@ async function run<T>(use: (service: NpmStart) => Promise<T>) {
       Array.from({ length: BURST }, () => client.purchase(burstBuyer, { idempotencyKey: 'quick-start-burst' })),
     );
     const locations = new Set(burst.map((result) => result.headers.get('location')));
+    const workerReady = await fetch(`http://127.0.0.1:${defaults.WORKER_HTTP_PORT}/health/ready`);
     const burstOutcome = await client.purchaseReaches(purchaseIdIn([...locations][0]), ['succeeded', 'failed']);
     return {
       waited: { status: waited.status, purchase: (waited.body as { status?: string } | null)?.status },
       burst: statusCounts(burst),
       burstLocations: locations.size,
       burstOutcome: burstOutcome.status,
+      workerReady: workerReady.status,
       rows: await burstRows(burstBuyer.userId, burstBuyer.productId),
     };
   });

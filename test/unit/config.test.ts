@@ -7,6 +7,7 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       PORT: 3000,
       HOST: '127.0.0.1',
+      WORKER_HTTP_PORT: 3001,
       DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/payonce',
       // No Redis needed: without REDIS_URL everything lives in Postgres.
       STORE_BACKEND: 'postgres',
@@ -83,6 +84,12 @@ describe('loadConfig', () => {
     expect(config.PORT).toBe(8080);
     expect(config.PAYMENT_DECLINE_RATE).toBe(0.25);
     expect(config.WORKER_CONCURRENCY).toBe(50);
+  });
+
+  it('takes WORKER_HTTP_PORT 0 (the OS picks one) and refuses one that is no port', () => {
+    expect(loadConfig({ WORKER_HTTP_PORT: '0' }).WORKER_HTTP_PORT).toBe(0);
+    expect(() => loadConfig({ WORKER_HTTP_PORT: '65536' })).toThrow(/WORKER_HTTP_PORT/);
+    expect(() => loadConfig({ WORKER_HTTP_PORT: '-1' })).toThrow(/WORKER_HTTP_PORT/);
   });
 
   it('reads "false" as false', () => {

@@ -38,7 +38,12 @@ function fakePayments() {
   };
 }
 
-function setup(declineRate = 0) {
+/** A metrics sink that keeps what it was told. */
+function fakeMetrics() {
+  return { stepEnded: vi.fn(), purchaseRecorded: vi.fn() };
+}
+
+function setup(declineRate = 0, metrics?: ReturnType<typeof fakeMetrics>) {
   const payments = fakePayments();
   const states = { markProcessing: vi.fn(async () => {}), markFinished: vi.fn(async () => {}) };
   // The simulated gateway's decision without its ledger (test/integration/payment-gateway.test.ts has that).
@@ -49,7 +54,7 @@ function setup(declineRate = 0) {
         : { approved: true },
   };
   const charge = vi.spyOn(gateway, 'charge');
-  const processor = createPurchaseProcessor({ payments, states, gateway, logger: pino({ level: 'silent' }) });
+  const processor = createPurchaseProcessor({ payments, states, gateway, logger: pino({ level: 'silent' }), metrics });
   return { processor, payments, states, charge };
 }
 
@@ -128,5 +133,41 @@ describe('processPurchase', () => {
       expect.objectContaining({ status: 'failed', failureReason: 'retries_exhausted' }),
       { idempotencyKey: job.idempotencyKey, inPostgres: false },
     );
+  });
+
+  describe('its metrics', () => {
+    const outcomes = (metrics: ReturnType<typeof fakeMetrics>) =>
+      metrics.stepEnded.mock.calls.map(([outcome]) => outcome);
+
+    it('times every run by outcome and counts each outcome it records once', async () => {
+      const metrics = fakeMetrics();
+      const { processor, payments } = setup(0, metrics);
+      await processor.processPurchase(job);
+      await processor.processPurchase(job); // a redelivery
+      payments.findPayment.mockRejectedValueOnce(new Error('connect ECONNREFUSED'));
+      await processor.processPurchase(job).catch(() => {});
+
+      expect(outcomes(metrics)).toEqual(['succeeded', 'already_recorded', 'error']);
+      for (const [, seconds] of metrics.stepEnded.mock.calls) expect(seconds).toBeGreaterThanOrEqual(0);
+      expect(metrics.purchaseRecorded.mock.calls).toEqual([['succeeded', null]]);
+    });
+
+    it('counts a decline as failed with its reason', async () => {
+      const metrics = fakeMetrics();
+      await setup(1, metrics).processor.processPurchase(job);
+      expect(outcomes(metrics)).toEqual(['failed']);
+      expect(metrics.purchaseRecorded.mock.calls).toEqual([['failed', 'card_declined']]);
+    });
+
+    it('counts a deleted user or product as failed, in a run that ends in an error', async () => {
+      const metrics = fakeMetrics();
+      const { processor, payments } = setup(0, metrics);
+      payments.recordPayment.mockRejectedValueOnce(
+        new ReferenceGoneError(Object.assign(new Error('fk'), { code: '23503' })),
+      );
+      await processor.processPurchase(job).catch(() => {});
+      expect(outcomes(metrics)).toEqual(['error']);
+      expect(metrics.purchaseRecorded.mock.calls).toEqual([['failed', 'user_or_product_gone']]);
+    });
   });
 });

@@ -18,7 +18,8 @@ const outage = new Error('connect ECONNREFUSED');
 
 function setup(isCharged?: (purchaseId: string) => Promise<boolean>) {
   const processor = { recordRetriesExhausted: vi.fn(async () => null) };
-  return { processor, attempts: createPurchaseAttempts({ processor, logger, isCharged }) };
+  const metrics = { attemptFailed: vi.fn() };
+  return { processor, metrics, attempts: createPurchaseAttempts({ processor, logger, isCharged, metrics }) };
 }
 
 describe('the retry classification (purchase-attempt.ts)', () => {
@@ -29,6 +30,27 @@ describe('the retry classification (purchase-attempt.ts)', () => {
       attempts.classifyFailure(job, new PermanentPurchaseError('gone'), { attempt: 1, attempts: 3 }),
     ).resolves.toBe('permanent');
     expect(processor.recordRetriesExhausted).not.toHaveBeenCalled();
+  });
+
+  it('counts every classification, and every malformed job, once', async () => {
+    const { attempts, processor, metrics } = setup(async (purchaseId) => purchaseId === 'charged');
+    await attempts.classifyFailure(job, outage, { attempt: 1, attempts: 3 });
+    await attempts.classifyFailure(job, new PermanentPurchaseError('gone'), { attempt: 1, attempts: 3 });
+    await attempts.classifyFailure(job, outage, { attempt: 3, attempts: 3 });
+    await attempts.classifyFailure({ ...job, purchaseId: 'charged' }, outage, { attempt: 3, attempts: 3 });
+    processor.recordRetriesExhausted.mockRejectedValueOnce(new Error('redis down too'));
+    await attempts.classifyFailure(job, outage, { attempt: 3, attempts: 3 });
+    expect(attempts.parseJob({ purchaseId: 'x' }, { jobId: '1' })).toBeNull();
+    expect(attempts.parseJob(job, { jobId: '2' })).toEqual(job);
+
+    expect(metrics.attemptFailed.mock.calls.map(([result]) => result)).toEqual([
+      'retry',
+      'permanent',
+      'exhausted',
+      'unrecorded',
+      'unrecorded',
+      'malformed',
+    ]);
   });
 
   it('records a purchase the gateway never charged as retries_exhausted on the last attempt', async () => {

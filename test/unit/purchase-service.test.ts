@@ -157,6 +157,24 @@ describe('createPurchaseService.submitPurchase', () => {
     expect(deps.purchases.markAbandoned).toHaveBeenCalledTimes(2);
   });
 
+  it('times each claim and enqueue by result when given timings', async () => {
+    const timings = { claim: vi.fn(), enqueue: vi.fn() };
+    const { service, idempotency, producer } = setup({ timings });
+    await service.submitPurchase(request);
+    await service.submitPurchase(request); // a duplicate: the key is held
+    producer.enqueuePurchase.mockRejectedValueOnce(new Error('redis down'));
+    await service.submitPurchase({ ...request, idempotencyKey: 'k3' }).catch(() => {});
+    idempotency.claimIdempotencyKey.mockRejectedValueOnce(new Error('redis down'));
+    await service.submitPurchase({ ...request, idempotencyKey: 'k4' }).catch(() => {});
+
+    expect(timings.claim.mock.calls.map(([, result]) => result)).toEqual(['claimed', 'held', 'claimed', 'error']);
+    expect(timings.enqueue.mock.calls.map(([, result]) => result)).toEqual(['queued', 'error']);
+    for (const [seconds] of [...timings.claim.mock.calls, ...timings.enqueue.mock.calls]) {
+      expect(seconds).toBeGreaterThanOrEqual(0);
+      expect(seconds).toBeLessThan(5);
+    }
+  });
+
   describe('a duplicate of a pending claim (claimed, not yet recorded and enqueued)', () => {
     const pendingHolder = { existing: { purchaseId: OTHER_ID, fingerprint: '1/2' }, confirmed: false };
 

@@ -48,6 +48,7 @@ function setup(options: {
     },
     isCharged: vi.fn(async (purchaseId: string) => (options.charged ?? []).includes(purchaseId)),
     logger: pino({ level: 'silent' }),
+    metrics: { reconciled: vi.fn() },
   };
   return { reconciler: createReconciler(deps), deps };
 }
@@ -89,6 +90,14 @@ describe('createReconciler', () => {
     });
     // Charged already: completed, never failed. Holding its own key: completed.
     expect(report.requeued).toEqual([job(6).purchaseId, job(7).purchaseId]);
+  });
+
+  it("hands each run's report to its metrics, and null for a run that failed", async () => {
+    const { reconciler, deps } = setup({ states: { 15: 'missing' } });
+    const report = await reconciler.reconcile({ acceptedBefore: new Date() });
+    deps.purchases.findUnpaid.mockRejectedValueOnce(new Error('postgres down'));
+    await expect(reconciler.reconcile({ acceptedBefore: new Date() })).rejects.toThrow('postgres down');
+    expect(deps.metrics.reconciled.mock.calls).toEqual([[report], [null]]);
   });
 
   it('counts a purchase it could not handle and goes on with the rest', async () => {

@@ -4,7 +4,7 @@ import { createWorker, type BullmqStore } from '../../shared/queue/bullmq-store.
 import { PurchaseJobSchema, type PaymentStatus, type PurchaseJob } from '../../shared/purchase/purchase.js';
 import { TimeoutError, withTimeout } from '../../shared/timeout.js';
 import type { PurchaseProcessor } from '../process-purchase.js';
-import { createPurchaseAttempts } from '../purchase-attempt.js';
+import { createPurchaseAttempts, type AttemptMetrics } from '../purchase-attempt.js';
 
 export interface BullmqPurchaseWorkerOptions {
   /** Where the queue lives (Redis or PostgreSQL). */
@@ -20,6 +20,8 @@ export interface BullmqPurchaseWorkerOptions {
   stalledIntervalMs: number;
   /** How long a job's lock lasts without renewal (BullMQ default 30 s). */
   lockDurationMs: number;
+  /** Counts the retry classification's decisions. Default: none. */
+  metrics?: AttemptMetrics | undefined;
 }
 
 /** BullMQ's reason for a job it failed because it stalled more than `maxStalledCount` times. */
@@ -38,7 +40,12 @@ class HandedBack extends Error {
  */
 export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions) {
   const { processor, logger } = options;
-  const attempts = createPurchaseAttempts({ processor, logger, isCharged: options.isCharged });
+  const attempts = createPurchaseAttempts({
+    processor,
+    logger,
+    isCharged: options.isCharged,
+    metrics: options.metrics,
+  });
 
   const worker = createWorker<PurchaseJob, { status: PaymentStatus }>(
     options.queueName,

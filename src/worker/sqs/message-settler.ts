@@ -1,6 +1,6 @@
 import type { Logger } from '../../shared/logger.js';
 import type { PurchaseProcessor } from '../process-purchase.js';
-import { createPurchaseAttempts } from '../purchase-attempt.js';
+import { createPurchaseAttempts, type AttemptMetrics } from '../purchase-attempt.js';
 
 /** What a transport knows about one SQS message. */
 export interface SqsPurchaseMessage {
@@ -36,6 +36,8 @@ export interface SqsMessageSettlerOptions {
   maxBackoffSeconds: number;
   /** The gateway's ledger lookup (see purchase-attempt.ts). Default: never charged. */
   isCharged?: (purchaseId: string) => Promise<boolean>;
+  /** Counts the retry classification's decisions. Default: none. */
+  metrics?: AttemptMetrics | undefined;
 }
 
 /** The receive count SQS reported, 1 when it is missing. */
@@ -54,7 +56,12 @@ export function receiveCountOf(attributes: Partial<Record<string, string>> | und
  */
 export function createSqsMessageSettler(options: SqsMessageSettlerOptions) {
   const { processor, logger, attempts, backoffMs, maxBackoffSeconds } = options;
-  const classification = createPurchaseAttempts({ processor, logger, isCharged: options.isCharged });
+  const classification = createPurchaseAttempts({
+    processor,
+    logger,
+    isCharged: options.isCharged,
+    metrics: options.metrics,
+  });
 
   function retryDelaySeconds(receiveCount: number): number {
     const delayMs = backoffMs * 2 ** Math.min(receiveCount - 1, 30);

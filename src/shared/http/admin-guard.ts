@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { onRequestAsyncHookHandler } from 'fastify';
-import { errorBody } from './error-handler.js';
+import { errorBody } from './error-body.js';
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
@@ -20,10 +20,11 @@ export function adminTokenCheck(adminToken: string): (presented: string | undefi
 }
 
 /**
- * The hook in front of the operator routes (`/metrics`, `/admin/*`): a request without
- * `Authorization: Bearer <adminToken>` is answered 401 UNAUTHENTICATED. The hook answers by itself
- * rather than throw, so routes with an error handler of their own (Bull Board's) answer in the
- * house shape too.
+ * The hook in front of the operator routes (`/metrics` of the API and of the worker, the API's
+ * `/admin/*`): a request without `Authorization: Bearer <adminToken>` is answered 401
+ * UNAUTHENTICATED in the house error shape. The hook answers by itself rather than throw, so
+ * apps without the API's error handler (the worker's) and routes with an error handler of their
+ * own (Bull Board's) answer in that shape too.
  */
 export function adminGuard(adminToken: string): onRequestAsyncHookHandler {
   const isAdminToken = adminTokenCheck(adminToken);
