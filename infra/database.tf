@@ -9,6 +9,17 @@ resource "random_password" "db" {
   min_numeric      = 2
 }
 
+# The application role's password (the API's and the worker's DATABASE_URL), URL-safe for the
+# same reason. RDS never sees it: the migration function sets it on the role.
+resource "random_password" "db_app" {
+  length           = 40
+  special          = true
+  override_special = "-_.~"
+  min_lower        = 2
+  min_upper        = 2
+  min_numeric      = 2
+}
+
 resource "aws_db_subnet_group" "main" {
   name        = "${local.name}-postgres"
   description = "payonce Postgres: private subnets"
