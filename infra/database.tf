@@ -9,15 +9,11 @@ resource "random_password" "db" {
   min_numeric      = 2
 }
 
-# The application role's password (the API's and the worker's DATABASE_URL), URL-safe for the
-# same reason. RDS never sees it: the migration function sets it on the role.
+# The application role's password, in the API's and the worker's DATABASE_URL. RDS never sees it
+# (the migration function sets it on the role), so letters and digits only: nothing to escape.
 resource "random_password" "db_app" {
-  length           = 40
-  special          = true
-  override_special = "-_.~"
-  min_lower        = 2
-  min_upper        = 2
-  min_numeric      = 2
+  length  = 40
+  special = false
 }
 
 resource "aws_db_subnet_group" "main" {

@@ -5,11 +5,8 @@
 # The bearer token of the API's operator routes (GET /metrics). Letters and digits only: it goes in
 # an Authorization header and in shell commands as it is.
 resource "random_password" "admin_token" {
-  length      = 48
-  special     = false
-  min_lower   = 2
-  min_upper   = 2
-  min_numeric = 2
+  length  = 48
+  special = false
 }
 
 # app: the API and the worker. Their database user is the application role, with rights on

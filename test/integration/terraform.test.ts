@@ -576,6 +576,14 @@ describe('the functions', () => {
   ];
   const environmentOf = (name: string) =>
     withLocals(infra, body(resource(infra, `aws_lambda_function.${name}`).environment, 'environment'));
+  /** A random_password of at least 32 characters that a URL or a header carries as it is. */
+  const expectUrlSafe = (key: string) => {
+    const password = resource(infra, key);
+    expect(password.length, key).toBeGreaterThanOrEqual(32);
+    // Letters and digits only, or else only punctuation that URLs leave as it is (random's
+    // default set, used when override_special is unset, has characters they do not).
+    if (password.special !== false) expect(password.override_special, key).toMatch(/^[-_.~]*$/);
+  };
   /** A secret's JSON, as its `jsonencode({ … })` expression. */
   const secretOf = (name: string) => String(resource(infra, `aws_secretsmanager_secret_version.${name}`).secret_string);
 
@@ -665,8 +673,7 @@ describe('the functions', () => {
     expect(migrate).toMatch(/APP_DATABASE_ROLE\s*=\s*local\.db_app_username\b/);
     expect(migrate).toMatch(/APP_DATABASE_PASSWORD\s*=\s*random_password\.db_app\.result\b/);
     expect(migrate).not.toMatch(/REDIS_URL|ADMIN_TOKEN/);
-    // In a URL as it is, and long: the same rules as the master password's.
-    expect(resource(infra, 'random_password.db_app')).toMatchObject({ length: 40, override_special: '-_.~' });
+    expectUrlSafe('random_password.db_app');
     expect(String(infra.locals.get('database_location'))).toBe(
       '${aws_db_instance.main.address}:${aws_db_instance.main.port}/${local.db_name}?sslmode=${var.database_ssl_mode}',
     );
@@ -678,10 +685,7 @@ describe('the functions', () => {
 
   it('give the API its ADMIN_TOKEN through the app secret: random, long and URL-safe', () => {
     expect(secretOf('app')).toMatch(/ADMIN_TOKEN\s*=\s*random_password\.admin_token\.result\b/);
-    const token = resource(infra, 'random_password.admin_token');
-    expect(token.length).toBeGreaterThanOrEqual(32);
-    // Letters and digits only, or else only the characters a URL leaves as they are.
-    if (token.special !== false) expect(String(token.override_special ?? '!@#')).toMatch(/^[-_.~]*$/);
+    expectUrlSafe('random_password.admin_token');
     // Nothing else reads it: no environment, no output.
     for (const [file, parsed] of infra.files) {
       if (file === 'secrets.tf') continue;
