@@ -2,13 +2,13 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, randomUUID } from 'nod
 import knex from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAppRole } from '../../src/migrate/app-role.js';
-import { createDb, type Db } from '../../src/shared/db.js';
+import { createDb, migrateLatest, type Db } from '../../src/shared/db.js';
 import { createTestDatabase, randomSuffix, seedUserAndProduct, type TestDatabase } from '../support/services.js';
 
 /*
  * The migration function's application role (src/migrate/app-role.ts) on the local Postgres: set
  * up as `postgres`, which owns the scratch database's tables as RDS's master user owns payonce's,
- * then used by connecting as the role. This machine's pg_hba.conf trusts every user on 127.0.0.1,
+ * then used by connecting as the role; and once more as a non-superuser like that master user. This machine's pg_hba.conf trusts every user on 127.0.0.1,
  * so those connections do not check the password; the password is checked against the SCRAM
  * verifier Postgres stored for it instead. Roles are cluster-wide: each run uses role names of
  * its own and drops them at the end.
@@ -142,6 +142,60 @@ describe('the application role', () => {
         `role ${name} has more than login rights`,
       );
       expect(await storedVerifier(name)).toBe(before);
+    }
+  });
+});
+
+describe("the application role, set up by a user like RDS's master user", () => {
+  // Not a superuser (which no permission check stops): a role that may create roles and
+  // databases and owns payonce's database and tables, as RDS's master user does.
+  const MASTER = `payonce_master_test_${randomSuffix()}`;
+  const APP = `payonce_app_test_${randomSuffix()}`;
+  const DATABASE = `payonce_test_${randomSuffix()}`;
+  const serverAdmin = () => knex({ client: 'pg', connection: new URL('/postgres', database.url).toString() });
+  const urlAs = (user: string) => {
+    const url = new URL(`/${DATABASE}`, database.url);
+    url.username = user;
+    return url.toString();
+  };
+
+  afterAll(async () => {
+    const admin = serverAdmin();
+    try {
+      await admin.raw('drop database if exists ?? with (force)', [DATABASE]);
+      for (const role of [APP, MASTER]) await admin.raw('drop role if exists ??', [role]);
+    } finally {
+      await admin.destroy();
+    }
+  });
+
+  it('creates the role, updates it and grants it its rights without superuser powers', async () => {
+    const admin = serverAdmin();
+    try {
+      await admin.raw('create role ?? login createrole createdb', [MASTER]);
+      await admin.raw('create database ?? owner ??', [DATABASE, MASTER]);
+    } finally {
+      await admin.destroy();
+    }
+    const asMaster = createDb({ DATABASE_URL: urlAs(MASTER), DATABASE_POOL_MAX: 1 });
+    const asRole = createDb({ DATABASE_URL: urlAs(APP), DATABASE_POOL_MAX: 1 });
+    try {
+      await migrateLatest(asMaster);
+      expect(await ensureAppRole(urlAs(MASTER), { name: APP, password: password() })).toEqual({
+        name: APP,
+        created: true,
+      });
+      expect(await ensureAppRole(urlAs(MASTER), { name: APP, password: password() })).toMatchObject({ created: false });
+      const [account] = await asRole('accounts').insert({ name: 'app role' }).returning('id');
+      expect(await asRole('accounts').where(account!).first('name')).toEqual({ name: 'app role' });
+      await expect(asRole('knex_migrations').select('name')).rejects.toMatchObject(DENIED);
+      await expect(asRole.raw('drop table accounts')).rejects.toMatchObject(DENIED);
+      await expect(ensureAppRole(urlAs(MASTER), { name: MASTER, password: password() })).rejects.toThrow(
+        'more than login rights',
+      );
+    } finally {
+      await asRole.destroy();
+      await asMaster.destroy();
     }
   });
 });
