@@ -15,10 +15,16 @@ resource "aws_apigatewayv2_integration" "api" {
 }
 
 # Every method and path goes to the one Fastify app, which routes (and answers 404) itself.
+#
+# No authorizer, API key or usage plan here: the app checks `Authorization: Bearer <API key>` on
+# every client route itself (401 UNAUTHENTICATED), and ADMIN_TOKEN on the operator routes. With
+# payload format 2.0 API Gateway hands every request header, Authorization included, to the
+# function as it came; the integration has no request_parameters that could change or drop one.
 resource "aws_apigatewayv2_route" "default" {
-  api_id    = aws_apigatewayv2_api.main.id
-  route_key = "$default"
-  target    = "integrations/${aws_apigatewayv2_integration.api.id}"
+  api_id             = aws_apigatewayv2_api.main.id
+  route_key          = "$default"
+  target             = "integrations/${aws_apigatewayv2_integration.api.id}"
+  authorization_type = "NONE"
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {

@@ -9,6 +9,13 @@ resource "random_password" "db" {
   min_numeric      = 2
 }
 
+# The application role's password, in the API's and the worker's DATABASE_URL. RDS never sees it
+# (the migration function sets it on the role), so letters and digits only: nothing to escape.
+resource "random_password" "db_app" {
+  length  = 40
+  special = false
+}
+
 resource "aws_db_subnet_group" "main" {
   name        = "${local.name}-postgres"
   description = "payonce Postgres: private subnets"

@@ -32,7 +32,7 @@ resource "aws_iam_role" "migrate" {
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
 }
 
-# What every function needs: network interfaces in the VPC and the one app secret.
+# What every function needs: network interfaces in the VPC.
 data "aws_iam_policy_document" "lambda_common" {
   statement {
     sid    = "VpcNetworkInterfaces"
@@ -47,6 +47,11 @@ data "aws_iam_policy_document" "lambda_common" {
     ]
     resources = ["*"]
   }
+}
+
+# The API and the worker read the app secret; only the migration function reads the migrate one.
+data "aws_iam_policy_document" "lambda_app" {
+  source_policy_documents = [data.aws_iam_policy_document.lambda_common.json]
 
   statement {
     sid       = "AppSecret"
@@ -57,7 +62,7 @@ data "aws_iam_policy_document" "lambda_common" {
 }
 
 data "aws_iam_policy_document" "api" {
-  source_policy_documents = [data.aws_iam_policy_document.lambda_common.json]
+  source_policy_documents = [data.aws_iam_policy_document.lambda_app.json]
 
   statement {
     sid       = "OwnLogGroup"
@@ -75,7 +80,7 @@ data "aws_iam_policy_document" "api" {
 }
 
 data "aws_iam_policy_document" "worker" {
-  source_policy_documents = [data.aws_iam_policy_document.lambda_common.json]
+  source_policy_documents = [data.aws_iam_policy_document.lambda_app.json]
 
   statement {
     sid       = "OwnLogGroup"
@@ -106,6 +111,13 @@ data "aws_iam_policy_document" "migrate" {
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.migrate.arn}:*"]
+  }
+
+  statement {
+    sid       = "MigrateSecret"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.migrate.arn]
   }
 }
 

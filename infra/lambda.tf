@@ -1,5 +1,11 @@
 # The three functions come from the zips that `npm run build:lambda` writes to dist/lambda/.
 # Each logs to a log group created here first, so retention applies from the first line.
+#
+# Log format JSON, for all three: payonce's own lines are JSON already (pino), and Lambda keeps
+# them as they are; JSON turns Lambda's own lines (START, END, REPORT, init errors) into JSON
+# objects too, so each log group holds one format that Logs Insights can query by field. No
+# application_log_level: Lambda does not know pino's numeric "level" and counts every line as
+# INFO, so a WARN filter would drop payonce's errors. LOG_LEVEL filters instead.
 
 resource "aws_cloudwatch_log_group" "api" {
   name              = "/aws/lambda/${local.function_names.api}"
@@ -36,11 +42,11 @@ resource "aws_lambda_function" "api" {
   }
 
   environment {
-    variables = local.common_environment
+    variables = local.app_environment
   }
 
   logging_config {
-    log_format = "Text"
+    log_format = "JSON"
     log_group  = aws_cloudwatch_log_group.api.name
   }
 
@@ -72,7 +78,7 @@ resource "aws_lambda_function" "worker" {
   }
 
   logging_config {
-    log_format = "Text"
+    log_format = "JSON"
     log_group  = aws_cloudwatch_log_group.worker.name
   }
 
@@ -104,13 +110,15 @@ resource "aws_lambda_function" "migrate" {
   }
 
   environment {
-    variables = local.common_environment
+    variables = local.migrate_environment
   }
 
   logging_config {
-    log_format = "Text"
+    log_format = "JSON"
     log_group  = aws_cloudwatch_log_group.migrate.name
   }
 
-  depends_on = [aws_iam_role_policy.migrate]
+  # Its secret must have a value before it runs, also when only it is applied
+  # (`terraform apply -target=aws_lambda_function.migrate`, infra/README.md's "Updating").
+  depends_on = [aws_iam_role_policy.migrate, aws_secretsmanager_secret_version.migrate]
 }

@@ -34,7 +34,7 @@ output "migrate_command" {
 }
 
 output "app_secret_arn" {
-  description = "ARN of the Secrets Manager secret with DATABASE_URL and REDIS_URL (APP_SECRET_ARN)."
+  description = "ARN of the API's and the worker's Secrets Manager secret (APP_SECRET_ARN): DATABASE_URL of the application role, REDIS_URL and ADMIN_TOKEN."
   value       = aws_secretsmanager_secret.app.arn
 }
 

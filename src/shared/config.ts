@@ -230,6 +230,17 @@ const ConfigFields = z.object({
    * so a malformed value is reported like any other.
    */
   APP_SECRET_ARN: z.string().startsWith('arn:', 'must be a Secrets Manager ARN').optional(),
+  /**
+   * The migration Lambda only: the application role the API and the worker connect as, which it
+   * creates (or whose password it sets) after migrating, with rights on payonce's tables only
+   * (src/migrate/app-role.ts). Set together with APP_DATABASE_PASSWORD; unset, it makes no role.
+   */
+  APP_DATABASE_ROLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase letters, digits and "_", not starting with a digit (1-63)')
+    .optional(),
+  /** The migration Lambda only: the application role's password. At least 16 characters. */
+  APP_DATABASE_PASSWORD: z.string().min(16, 'at least 16 characters').max(1024).optional(),
 });
 
 type StoreBackend = 'redis' | 'postgres';
@@ -266,6 +277,14 @@ const ConfigSchema = ConfigFields.superRefine(
     }
     if (env.QUEUE_DRIVER === 'sqs' && env.SQS_QUEUE_URL === undefined) {
       ctx.addIssue({ code: 'custom', path: ['SQS_QUEUE_URL'], message: 'required when QUEUE_DRIVER=sqs' });
+    }
+    if ((env.APP_DATABASE_ROLE === undefined) !== (env.APP_DATABASE_PASSWORD === undefined)) {
+      const missing = env.APP_DATABASE_ROLE === undefined ? 'APP_DATABASE_ROLE' : 'APP_DATABASE_PASSWORD';
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing],
+        message: 'set APP_DATABASE_ROLE and APP_DATABASE_PASSWORD together',
+      });
     }
     // Node would accept it and never apply the headers bound.
     if (env.HEADERS_TIMEOUT_MS > env.REQUEST_TIMEOUT_MS) {

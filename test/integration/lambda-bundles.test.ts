@@ -174,10 +174,21 @@ describe('the Lambda zips from npm run build:lambda', () => {
     expect(result).toEqual({ batchItemFailures: [] });
   });
 
-  it('migrate.zip creates and migrates a database, and seeds only when asked', async () => {
+  it('migrate.zip creates and migrates a database, sets up the application role, and seeds only when asked', async () => {
     const url = new URL(database.url);
     url.pathname = `/payonce_test_${randomSuffix()}`;
-    const env = { ...lambdaEnv, DATABASE_URL: url.toString() };
+    // What infra/main.tf gives the migration function: no queue and no Redis, and from its secret
+    // the master user's DATABASE_URL and the application role (roles are cluster-wide: a name of its own).
+    const appRole = `payonce_app_test_${randomSuffix()}`;
+    const env = {
+      NODE_ENV: 'production',
+      NODE_OPTIONS: '--enable-source-maps',
+      LOG_LEVEL: 'silent',
+      DATABASE_POOL_MAX: '2',
+      DATABASE_URL: url.toString(),
+      APP_DATABASE_ROLE: appRole,
+      APP_DATABASE_PASSWORD: randomSuffix().repeat(4),
+    };
     const admin = knex({ client: 'pg', connection: new URL('/postgres', url).toString() });
     try {
       expect((await runBundle(unpacked.migrate!.dir, env, {})).result).toEqual({
@@ -192,20 +203,27 @@ describe('the Lambda zips from npm run build:lambda', () => {
           '20261204000300_create_webhooks',
         ],
         seeded: false,
+        appRole: { name: appRole, created: true },
       });
       expect((await runBundle(unpacked.migrate!.dir, env, { seed: true })).result).toEqual({
         databaseCreated: false,
         applied: [],
         seeded: true,
+        appRole: { name: appRole, created: false },
       });
-      const db = knex({ client: 'pg', connection: url.toString() });
+      // As the application role (this machine trusts local connections: no password check).
+      const asApp = new URL(url);
+      asApp.username = appRole;
+      const db = knex({ client: 'pg', connection: asApp.toString() });
       try {
         expect((await db('users').count({ count: '*' }))[0]).toEqual({ count: '3' });
+        await expect(db('knex_migrations').count()).rejects.toMatchObject({ code: '42501' });
       } finally {
         await db.destroy();
       }
     } finally {
       await admin.raw('drop database if exists ?? with (force)', [url.pathname.slice(1)]);
+      await admin.raw('drop role if exists ??', [appRole]);
       await admin.destroy();
     }
   });

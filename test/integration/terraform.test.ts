@@ -537,20 +537,55 @@ describe('IAM', () => {
     ]);
     expect(actionsOn('migrate')).toEqual([]);
   });
+
+  it('lets the API and the worker read the app secret, and only the migration function the migrate secret', () => {
+    /** Every policy document a role's policy is made of, itself and its sources, transitively. */
+    const documentsOf = (name: string): Body[] => {
+      const document = resource(infra, `data.aws_iam_policy_document.${name}`);
+      const sources = (document.source_policy_documents ?? []) as string[];
+      return [
+        document,
+        ...sources.flatMap((source) => {
+          const [, sourceName = ''] = /^\$\{data\.aws_iam_policy_document\.([a-z0-9_]+)\.json\}$/.exec(source) ?? [];
+          return documentsOf(sourceName);
+        }),
+      ];
+    };
+    const secretsReadBy = (name: string) =>
+      documentsOf(name)
+        .flatMap(statementsOf)
+        .filter((statement) => (statement.actions as string[]).includes('secretsmanager:GetSecretValue'))
+        .flatMap((statement) => statement.resources as string[])
+        .sort();
+    expect(secretsReadBy('api')).toEqual(['${aws_secretsmanager_secret.app.arn}']);
+    expect(secretsReadBy('worker')).toEqual(['${aws_secretsmanager_secret.app.arn}']);
+    expect(secretsReadBy('migrate')).toEqual(['${aws_secretsmanager_secret.migrate.arn}']);
+  });
 });
 
 describe('the functions', () => {
   const FUNCTIONS = ['api', 'worker', 'migrate'] as const;
-  const COMMON_ENVIRONMENT = [
+  const BASE_ENVIRONMENT = ['APP_SECRET_ARN', 'LOG_LEVEL', 'NODE_OPTIONS', 'DATABASE_POOL_MAX'];
+  /** What the API and the worker get besides; the migration function touches neither queue nor Redis. */
+  const APP_ENVIRONMENT = [
     'QUEUE_DRIVER',
     'SQS_QUEUE_URL',
-    'APP_SECRET_ARN',
     'REDIS_KEY_PREFIX',
     'REDIS_CLUSTER',
     'IDEMPOTENCY_TTL_SECONDS',
-    'LOG_LEVEL',
-    'NODE_OPTIONS',
   ];
+  const environmentOf = (name: string) =>
+    withLocals(infra, body(resource(infra, `aws_lambda_function.${name}`).environment, 'environment'));
+  /** A random_password of at least 32 characters that a URL or a header carries as it is. */
+  const expectUrlSafe = (key: string) => {
+    const password = resource(infra, key);
+    expect(password.length, key).toBeGreaterThanOrEqual(32);
+    // Letters and digits only, or else only punctuation that URLs leave as it is (random's
+    // default set, used when override_special is unset, has characters they do not).
+    if (password.special !== false) expect(password.override_special, key).toMatch(/^[-_.~]*$/);
+  };
+  /** A secret's JSON, as its `jsonencode({ … })` expression. */
+  const secretOf = (name: string) => String(resource(infra, `aws_secretsmanager_secret_version.${name}`).secret_string);
 
   it('run index.handler from the built zips, with a source hash, in the VPC, logging to their own group', () => {
     for (const name of FUNCTIONS) {
@@ -575,18 +610,23 @@ describe('the functions', () => {
     expect(runtime.condition).toBe('${contains(["nodejs22.x", "nodejs24.x"], var.lambda_runtime)}');
   });
 
-  it('get the agreed environment, and no database URL, Redis URL or password', () => {
+  it('get the agreed environment, and no database URL, Redis URL, password or token', () => {
     for (const name of FUNCTIONS) {
-      const environment = withLocals(
-        infra,
-        body(resource(infra, `aws_lambda_function.${name}`).environment, 'environment'),
-      );
-      for (const key of COMMON_ENVIRONMENT) expect(environment, `${name} ${key}`).toMatch(new RegExp(`\\b${key}\\s*=`));
-      expect(environment, name).toMatch(/QUEUE_DRIVER\s*=\s*"sqs"/);
+      const environment = environmentOf(name);
+      for (const key of BASE_ENVIRONMENT) expect(environment, `${name} ${key}`).toMatch(new RegExp(`\\b${key}\\s*=`));
+      for (const key of APP_ENVIRONMENT) {
+        const set = new RegExp(`\\b${key}\\s*=`);
+        if (name === 'migrate') expect(environment, `${name} ${key}`).not.toMatch(set);
+        else expect(environment, `${name} ${key}`).toMatch(set);
+      }
+      if (name !== 'migrate') expect(environment, name).toMatch(/QUEUE_DRIVER\s*=\s*"sqs"/);
       expect(environment, name).toMatch(/NODE_OPTIONS\s*=\s*"--enable-source-maps"/);
-      expect(environment, name).toMatch(/APP_SECRET_ARN\s*=\s*aws_secretsmanager_secret\.app\.arn/);
+      const secret = name === 'migrate' ? 'migrate' : 'app';
+      expect(environment, name).toMatch(
+        new RegExp(`APP_SECRET_ARN\\s*=\\s*aws_secretsmanager_secret\\.${secret}\\.arn`),
+      );
       expect(environment, name).not.toMatch(
-        /DATABASE_URL|REDIS_URL|random_password|password|auth_token|secret_string/i,
+        /DATABASE_URL|REDIS_URL|ADMIN_TOKEN|APP_DATABASE|random_password|password|auth_token|secret_string/i,
       );
       const workerOnly = /PAYMENT_DELAY_MS\s*=.*\n[\s\S]*PAYMENT_DECLINE_RATE\s*=/;
       if (name === 'worker') expect(environment).toMatch(workerOnly);
@@ -594,12 +634,21 @@ describe('the functions', () => {
     }
   });
 
-  it('keep the credentials in the secret and out of every non-sensitive output', () => {
-    const secret = String(resource(infra, 'aws_secretsmanager_secret_version.app').secret_string);
-    expect(secret).toMatch(
-      /DATABASE_URL\s*=\s*"postgres:\/\/\$\{local\.db_username\}:\$\{urlencode\(random_password\.db\.result\)\}@/,
+  it("log in Lambda's JSON format", () => {
+    for (const name of FUNCTIONS) {
+      const logging = body(resource(infra, `aws_lambda_function.${name}`).logging_config, 'logging_config');
+      expect(logging.log_format, name).toBe('JSON');
+      // pino's numeric levels would all count as INFO: a level filter could drop payonce's errors.
+      expect(logging.application_log_level, name).toBeUndefined();
+    }
+  });
+
+  it('keep the credentials in the secrets and out of every non-sensitive output', () => {
+    const app = secretOf('app');
+    expect(app).toMatch(
+      /DATABASE_URL\s*=\s*"postgres:\/\/\$\{local\.db_app_username\}:\$\{urlencode\(random_password\.db_app\.result\)\}@\$\{local\.database_location\}"/,
     );
-    expect(secret).toMatch(/REDIS_URL\s*=\s*"rediss:\/\/:\$\{urlencode\(random_password\.redis\.result\)\}@/);
+    expect(app).toMatch(/REDIS_URL\s*=\s*"rediss:\/\/:\$\{urlencode\(random_password\.redis\.result\)\}@/);
     expect(resource(infra, 'aws_elasticache_replication_group.main').auth_token).toBe(
       '${random_password.redis.result}',
     );
@@ -613,12 +662,45 @@ describe('the functions', () => {
     }
   });
 
+  it('give the API and the worker the application role, and only the migration function the master user', () => {
+    expect(infra.locals.get('db_app_username')).toBe('payonce_app');
+    expect(infra.locals.get('db_app_username')).not.toBe(infra.locals.get('db_username'));
+    expect(secretOf('app')).not.toMatch(/random_password\.db\.|local\.db_username/);
+    const migrate = secretOf('migrate');
+    expect(migrate).toMatch(
+      /DATABASE_URL\s*=\s*"postgres:\/\/\$\{local\.db_username\}:\$\{urlencode\(random_password\.db\.result\)\}@\$\{local\.database_location\}"/,
+    );
+    expect(migrate).toMatch(/APP_DATABASE_ROLE\s*=\s*local\.db_app_username\b/);
+    expect(migrate).toMatch(/APP_DATABASE_PASSWORD\s*=\s*random_password\.db_app\.result\b/);
+    expect(migrate).not.toMatch(/REDIS_URL|ADMIN_TOKEN/);
+    expectUrlSafe('random_password.db_app');
+    expect(String(infra.locals.get('database_location'))).toBe(
+      '${aws_db_instance.main.address}:${aws_db_instance.main.port}/${local.db_name}?sslmode=${var.database_ssl_mode}',
+    );
+    // The migration function runs only once its secret has a value, also under `apply -target`.
+    expect(resource(infra, 'aws_lambda_function.migrate').depends_on).toContain(
+      '${aws_secretsmanager_secret_version.migrate}',
+    );
+  });
+
+  it('give the API its ADMIN_TOKEN through the app secret: random, long and URL-safe', () => {
+    expect(secretOf('app')).toMatch(/ADMIN_TOKEN\s*=\s*random_password\.admin_token\.result\b/);
+    expectUrlSafe('random_password.admin_token');
+    // Nothing else reads it: no environment, no output.
+    for (const [file, parsed] of infra.files) {
+      if (file === 'secrets.tf') continue;
+      expect(JSON.stringify(parsed), file).not.toContain('admin_token');
+    }
+  });
+
   it('route every API request to the API function through a $default route and stage', () => {
     const integration = resource(infra, 'aws_apigatewayv2_integration.api');
     expect(integration.integration_type).toBe('AWS_PROXY');
     expect(integration.payload_format_version).toBe('2.0');
     expect(integration.integration_uri).toBe('${aws_lambda_function.api.invoke_arn}');
     expect(resource(infra, 'aws_apigatewayv2_route.default').route_key).toBe('$default');
+    // No integration mapping that could rewrite or drop a header (Authorization among them).
+    expect(integration.request_parameters).toBeUndefined();
     const stage = resource(infra, 'aws_apigatewayv2_stage.default');
     expect(stage.name).toBe('$default');
     expect(stage.auto_deploy).toBe(true);
@@ -628,6 +710,21 @@ describe('the functions', () => {
     const permission = resource(infra, 'aws_lambda_permission.api_gateway');
     expect(permission.principal).toBe('apigateway.amazonaws.com');
     expect(permission.function_name).toBe('${aws_lambda_function.api.function_name}');
+  });
+});
+
+describe('API Gateway', () => {
+  it('adds no auth layer of its own: no authorizer, API key or usage plan, the app checks every key', () => {
+    const routes = resourcesOfType(infra, 'aws_apigatewayv2_route');
+    expect(routes.map(([key]) => key)).toEqual(['aws_apigatewayv2_route.default']);
+    for (const [key, route] of routes) {
+      expect([undefined, 'NONE'], key).toContain(route.authorization_type);
+      expect(route.authorizer_id, key).toBeUndefined();
+      expect(route.authorization_scopes, key).toBeUndefined();
+      expect([undefined, false], key).toContain(route.api_key_required);
+    }
+    const types = [...infra.resources.keys()].map((key) => key.split('.')[0]);
+    expect(types.filter((type) => /authorizer|api_key|usage_plan/.test(type ?? ''))).toEqual([]);
   });
 });
 
@@ -703,7 +800,7 @@ describe('ElastiCache in cluster mode (redis_cluster_mode)', () => {
   });
 
   it('gives the functions REDIS_CLUSTER, and REDIS_URL naming the configuration endpoint in cluster mode', async () => {
-    expect(withLocals(infra, infra.locals.get('common_environment') ?? null)).toMatch(
+    expect(withLocals(infra, infra.locals.get('app_environment') ?? null)).toMatch(
       /REDIS_CLUSTER\s*=\s*tostring\(var\.redis_cluster_mode\)/,
     );
     const endpoint = await getExpressionAst('main.tf', expressionOf(infra.locals.get('redis_endpoint')));

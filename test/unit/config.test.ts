@@ -97,6 +97,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ LOG_PRETTY: 'true' }).LOG_PRETTY).toBe(true);
   });
 
+  it('takes the application role of the migration Lambda as a name and a password together', () => {
+    const role = { APP_DATABASE_ROLE: 'payonce_app', APP_DATABASE_PASSWORD: 'x'.repeat(40) };
+    expect(loadConfig(role)).toMatchObject(role);
+    expect(() => loadConfig({ APP_DATABASE_ROLE: 'payonce_app' })).toThrow(/APP_DATABASE_PASSWORD: set .* together/);
+    expect(() => loadConfig({ APP_DATABASE_PASSWORD: 'x'.repeat(40) })).toThrow(/APP_DATABASE_ROLE: set .* together/);
+    expect(() => loadConfig({ ...role, APP_DATABASE_ROLE: 'Payonce App' })).toThrow(/APP_DATABASE_ROLE: lowercase/);
+    expect(() => loadConfig({ ...role, APP_DATABASE_PASSWORD: 'short' })).toThrow(/APP_DATABASE_PASSWORD: at least 16/);
+  });
+
   it('reports every invalid variable in one message', () => {
     const attempt = () =>
       loadConfig({
