@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -32,7 +33,7 @@ interface OpenApiDocument {
 
 const BODY_LIMIT_BYTES = 1024;
 /** Low enough for one test to exceed it with a key of its own, high enough for the others never to. */
-const RATE_LIMIT_MAX = 150;
+const RATE_LIMIT_MAX = 60;
 let stack: TestStack;
 let document: OpenApiDocument;
 let ids: { userId: number; productId: number };
@@ -246,10 +247,20 @@ describe('real answers match the document', () => {
     for (const [route, send] of routes) expectDocumented(route, await send(), 401);
 
     // A key of another account, used up: every client route answers 429 for the rest of the second.
-    const other = await createAccountsRepository({ db: stack.database.db }).createAccount('openapi-limits');
-    auth = { authorization: `Bearer ${other.apiKey}` };
-    await Promise.all(Array.from({ length: RATE_LIMIT_MAX }, () => json('GET', '/user', undefined, auth)));
-    for (const [route, send] of routes) expectDocumented(route, await send(), 429);
+    // The limiter counts per second, so the whole check must fit in one: it starts as a second
+    // begins, and is tried again (with a fresh key) if a slow machine let the second run out.
+    const accounts = createAccountsRepository({ db: stack.database.db });
+    let limited: Array<[string, LightMyRequestResponse]> = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      auth = { authorization: `Bearer ${(await accounts.createAccount('openapi-limits')).apiKey}` };
+      await sleep(1_000 - (Date.now() % 1_000) + 10);
+      const second = Math.floor(Date.now() / 1_000);
+      await Promise.all(Array.from({ length: RATE_LIMIT_MAX }, () => json('GET', '/user', undefined, auth)));
+      limited = [];
+      for (const [route, send] of routes) limited.push([route, await send()]);
+      if (Math.floor(Date.now() / 1_000) === second) break;
+    }
+    for (const [route, answer] of limited) expectDocumented(route, answer, 429);
   });
 
   it('health', async () => {
