@@ -16,6 +16,7 @@ import { productsRoutes } from './routes/products.js';
 import { registerRateLimit, type RateLimitOptions } from './rate-limit.js';
 import { purchasesRoutes, type PreferWaitOptions } from './routes/purchases.js';
 import { usersRoutes } from './routes/users.js';
+import { webhooksRoutes, type WebhooksRoutesOptions } from './routes/webhooks.js';
 
 export interface AppDeps {
   /** The API key check in front of every client route (`apiKeyAuth`); it sets `request.accountId`. */
@@ -24,6 +25,8 @@ export interface AppDeps {
   rateLimit?: RateLimitOptions | undefined;
   users: UsersRepository;
   products: ProductsRepository;
+  /** The webhook endpoints and deliveries of the caller's account. */
+  webhooks: WebhooksRoutesOptions;
   purchases: PurchaseService;
   readinessChecks: ReadinessCheck[];
   /** True once shutdown has begun (readiness answers 503 from then on). Default: never. */
@@ -83,6 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await client.register(usersRoutes, { users: deps.users });
     await client.register(productsRoutes, { products: deps.products });
     await client.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
+    await client.register(webhooksRoutes, deps.webhooks);
   });
   if (deps.queueBoard) {
     // Loaded only when served: Bull Board needs BullMQ, which the Lambda bundles leave out.

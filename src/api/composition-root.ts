@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createAccountsRepository } from '../shared/accounts/accounts-repository.js';
+import { createWebhookDeliveriesRepository } from '../shared/webhooks/deliveries-repository.js';
+import { createWebhookEndpointsRepository } from '../shared/webhooks/endpoints-repository.js';
 import type { Config } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createResources } from '../shared/lifecycle.js';
@@ -102,6 +104,11 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         rateLimit:
           config.RATE_LIMIT_MAX > 0 ? { counter: stores.rateCounter, maxPerSecond: config.RATE_LIMIT_MAX } : undefined,
         users: createUsersRepository({ db }),
+        webhooks: {
+          endpoints: createWebhookEndpointsRepository({ db }),
+          deliveries: createWebhookDeliveriesRepository({ db }),
+          allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
+        },
         products: createProductsRepository({ db }),
         purchases,
         readinessChecks,

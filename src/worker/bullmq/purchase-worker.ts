@@ -82,6 +82,9 @@ export function createBullmqPurchaseWorker(options: BullmqPurchaseWorkerOptions)
       lockDuration: options.lockDurationMs,
       // A job whose worker died is retried this many times before BullMQ gives up on it.
       maxStalledCount: 5,
+      // After a failed fetch or settle (Redis or Postgres away), try again a second later, not
+      // BullMQ's default 15 s: an outage then delays purchases by about its own length only.
+      runRetryDelay: 1_000,
       autorun: false,
     },
   );
