@@ -6,6 +6,7 @@ import addFormats from 'ajv-formats';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccountsRepository } from '../../src/shared/accounts/accounts-repository.js';
+import { createPaymentsRepository } from '../../src/shared/purchase/payments-repository.js';
 import type { PurchaseProducer } from '../../src/shared/queue/purchase-producer.js';
 import { seedUserAndProduct } from '../support/services.js';
 import { createTestStack, type TestStack } from '../support/stack.js';
@@ -113,11 +114,12 @@ function expectDocumented(route: string, answer: LightMyRequestResponse, status:
   checked.add(`${route} ${status}`);
 }
 
-const json = (method: 'POST' | 'GET', url: string, body?: unknown, headers: Record<string, string> = {}) =>
+const json = (method: 'POST' | 'GET' | 'DELETE', url: string, body?: unknown, headers: Record<string, string> = {}) =>
   stack.app.inject({
     method,
     url,
-    headers: { 'content-type': 'application/json', ...headers },
+    // A request without a body (a GET, a DELETE, a POST that takes none) says no content type.
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
   });
 const textPlain = (url: string) =>
@@ -135,6 +137,12 @@ const NOT_EXERCISED = [
   'POST /product 503',
   'GET /product 503',
   'GET /payment/purchase/{purchaseId} 503',
+  'POST /webhook-endpoints 503',
+  'GET /webhook-endpoints 503',
+  'DELETE /webhook-endpoints/{id} 503',
+  'POST /webhook-endpoints/{id}/rotate-secret 503',
+  'GET /webhook-endpoints/{id}/deliveries 503',
+  'POST /events/{id}/redeliver 503',
 ];
 
 describe('GET /openapi.json', () => {
@@ -242,6 +250,18 @@ describe('real answers match the document', () => {
       ['GET /product', () => json('GET', '/product', undefined, auth)],
       ['POST /payment/purchase', () => json('POST', '/payment/purchase', ids, auth)],
       ['GET /payment/purchase/{purchaseId}', () => json('GET', `/payment/purchase/${randomUUID()}`, undefined, auth)],
+      ['POST /webhook-endpoints', () => json('POST', '/webhook-endpoints', { url: 'https://example.com/h' }, auth)],
+      ['GET /webhook-endpoints', () => json('GET', '/webhook-endpoints', undefined, auth)],
+      ['DELETE /webhook-endpoints/{id}', () => json('DELETE', `/webhook-endpoints/${randomUUID()}`, undefined, auth)],
+      [
+        'POST /webhook-endpoints/{id}/rotate-secret',
+        () => json('POST', `/webhook-endpoints/${randomUUID()}/rotate-secret`, undefined, auth),
+      ],
+      [
+        'GET /webhook-endpoints/{id}/deliveries',
+        () => json('GET', `/webhook-endpoints/${randomUUID()}/deliveries`, undefined, auth),
+      ],
+      ['POST /events/{id}/redeliver', () => json('POST', `/events/msg_${'0'.repeat(32)}/redeliver`, undefined, auth)],
     ];
     let auth: Record<string, string> = { authorization: '' };
     for (const [route, send] of routes) expectDocumented(route, await send(), 401);
@@ -261,6 +281,53 @@ describe('real answers match the document', () => {
       if (Math.floor(Date.now() / 1_000) === second) break;
     }
     for (const [route, answer] of limited) expectDocumented(route, answer, 429);
+  });
+
+  it('webhook endpoints and events', async () => {
+    const route = 'POST /webhook-endpoints';
+    const created = await json('POST', '/webhook-endpoints', { url: 'https://hooks.example.com/payonce' });
+    expectDocumented(route, created, 201);
+    const { id } = created.json<{ id: string }>();
+    expectDocumented(route, await json('POST', '/webhook-endpoints', { url: 'https://x.example', events: [] }), 400);
+    expectDocumented(route, await json('POST', '/webhook-endpoints', { url: 'http://10.0.0.1/h' }), 422);
+    expectDocumented(route, await textPlain('/webhook-endpoints'), 415);
+    expectDocumented(route, await json('POST', '/webhook-endpoints', { url: 'x'.repeat(BODY_LIMIT_BYTES * 2) }), 413);
+    expectDocumented('GET /webhook-endpoints', await json('GET', '/webhook-endpoints'), 200);
+
+    const rotate = 'POST /webhook-endpoints/{id}/rotate-secret';
+    expectDocumented(rotate, await json('POST', `/webhook-endpoints/${id}/rotate-secret`), 200);
+    expectDocumented(rotate, await json('POST', `/webhook-endpoints/${randomUUID()}/rotate-secret`), 404);
+    expectDocumented(rotate, await json('POST', '/webhook-endpoints/not-a-uuid/rotate-secret'), 400);
+    const deliveries = 'GET /webhook-endpoints/{id}/deliveries';
+    expectDocumented(deliveries, await json('GET', `/webhook-endpoints/${id}/deliveries`), 200);
+    expectDocumented(deliveries, await json('GET', `/webhook-endpoints/${id}/deliveries?limit=0`), 400);
+    expectDocumented(deliveries, await json('GET', `/webhook-endpoints/${randomUUID()}/deliveries`), 404);
+
+    // An event to redeliver: the purchase's outcome, written as the worker writes it.
+    const accepted = await json('POST', '/payment/purchase', ids, { 'idempotency-key': `openapi-${randomUUID()}` });
+    const { purchaseId } = accepted.json<{ purchaseId: string }>();
+    const job = await stack.database.db('purchases').where({ id: purchaseId }).first();
+    await createPaymentsRepository({ db: stack.database.db }).recordPayment(
+      {
+        purchaseId,
+        userId: job.user_id,
+        productId: job.product_id,
+        amount: job.amount,
+        idempotencyKey: job.idempotency_key,
+        acceptedAt: job.accepted_at.toISOString(),
+      },
+      { status: 'succeeded', failureReason: null },
+    );
+    const event = await stack.database.db('webhook_events').where({ purchase_id: purchaseId }).first('id');
+    const redeliver = 'POST /events/{id}/redeliver';
+    expectDocumented(redeliver, await json('POST', `/events/${event.id}/redeliver`), 202);
+    expectDocumented(redeliver, await json('POST', `/events/msg_${'0'.repeat(32)}/redeliver`), 404);
+    expectDocumented(redeliver, await json('POST', '/events/not-an-event/redeliver'), 400);
+
+    const remove = 'DELETE /webhook-endpoints/{id}';
+    expectDocumented(remove, await json('DELETE', `/webhook-endpoints/${id}`), 204);
+    expectDocumented(remove, await json('DELETE', `/webhook-endpoints/${id}`), 404);
+    expectDocumented(remove, await json('DELETE', '/webhook-endpoints/not-a-uuid'), 400);
   });
 
   it('health', async () => {
