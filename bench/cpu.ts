@@ -8,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 export interface CpuUse {
   /** The process under test (API, worker, or its baseline). */
   process: number;
+  /** 0 on the Postgres backend, where Redis plays no part and is not metered. */
   redis: number;
   postgres: number;
   /** This process: the load generator, or the queue inspector while a worker drains. */
@@ -46,13 +47,15 @@ const selfMs = () => {
 };
 
 /**
- * Starts counting the CPU of `pid`, of the Redis server `redisPid`, of every Postgres process
- * and of this process. `stop(units)` returns microseconds per unit (request or job).
+ * Starts counting the CPU of `pid`, of the Redis server `redisPid` (none on the Postgres
+ * backend), of every Postgres process and of this process. `stop(units)` returns microseconds
+ * per unit (request or job).
  */
-export async function startCpuMeter(pid: number, redisPid: number) {
+export async function startCpuMeter(pid: number, redisPid: number | undefined) {
   const postgresAtStart = new Map<number, number>();
   for (const postgresPid of await pidsNamed('postgres')) postgresAtStart.set(postgresPid, await cpuMs(postgresPid));
-  const start = { process: await cpuMs(pid), redis: await cpuMs(redisPid), self: selfMs() };
+  const redisMs = async () => (redisPid === undefined ? 0 : cpuMs(redisPid));
+  const start = { process: await cpuMs(pid), redis: await redisMs(), self: selfMs() };
   return {
     async stop(units: number): Promise<CpuUse> {
       const postgresPids = await pidsNamed('postgres');
@@ -62,7 +65,7 @@ export async function startCpuMeter(pid: number, redisPid: number) {
       const perUnit = (ms: number) => Math.round((ms * 1000) / Math.max(units, 1));
       return {
         process: perUnit((await cpuMs(pid)) - start.process),
-        redis: perUnit((await cpuMs(redisPid)) - start.redis),
+        redis: perUnit((await redisMs()) - start.redis),
         postgres: perUnit(postgres),
         loadGenerator: perUnit(selfMs() - start.self),
       };
