@@ -8,7 +8,7 @@ import { createQueue, type BullmqStore } from '../src/shared/queue/bullmq-store.
 import { bullmqPrefix } from '../src/shared/redis/keys.js';
 import type { RunningProcess } from '../scripts/lib/processes.js';
 import { createScratchDatabase, deleteKeys, randomSuffix, SCRATCH_REDIS_URL } from '../scripts/lib/scratch.js';
-import { redisServerPid } from './cpu.js';
+import { redisServerPid, startCpuMeter } from './cpu.js';
 import type { LoadResult } from './load.js';
 
 /** The store backends the bench measures payonce on (STORE_BACKEND), in the order it measures them. */
@@ -154,8 +154,23 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
         LOG_LEVEL: 'warn',
         ...extra,
       }),
-      /** The Redis server's pid on the Redis backend, for the CPU meter; none on Postgres, where Redis plays no part. */
-      redisPidOf: (backend: Backend) => (backend === 'redis' ? redisPid : undefined),
+      /**
+       * Starts counting the CPU of `pid`, of this process (the load generator), of the Postgres
+       * processes that serve the bench's database or the whole server (WAL writer, checkpointer,
+       * ...), leaving out other databases' backends on a shared server, and on the Redis backend of
+       * the Redis server. On Postgres, Redis plays no part and is not metered.
+       */
+      meterCpu: (pid: number, backend: Backend) =>
+        startCpuMeter({
+          pid,
+          redisPid: backend === 'redis' ? redisPid : undefined,
+          postgresPids: async () => {
+            const { rows } = await database.db.raw<{ rows: Array<{ pid: number }> }>(
+              'select pid from pg_stat_activity where datname = current_database() or datname is null',
+            );
+            return rows.map((row) => row.pid);
+          },
+        }),
       /** What the bench's own producers run with: payonce's defaults on the bench's prefix and `queueName`. */
       producerConfig: (queueName: string): Config => loadConfig({ REDIS_KEY_PREFIX: prefix, QUEUE_NAME: queueName }),
       /**

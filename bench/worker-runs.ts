@@ -9,7 +9,7 @@ import { purchaseProducerFromConfig } from '../src/shared/queue/bullmq-purchase-
 import { createRedisIdempotencyStore } from '../src/shared/redis/idempotency-store.js';
 import { startWorker } from '../scripts/lib/processes.js';
 import type { Backend, BenchContext } from './context.js';
-import { startCpuMeter, type CpuUse } from './cpu.js';
+import type { CpuUse } from './cpu.js';
 
 /** `backend`'s idempotency store, as payonce's API keeps it, on the bench's Redis prefix or database. */
 function benchIdempotencyStore(ctx: BenchContext, backend: Backend): { store: IdempotencyStore; close: () => void } {
@@ -96,7 +96,7 @@ export async function drainQueue(
   workerPid: number,
   steady?: { from: number; to: number },
 ): Promise<{ jobsPerSecond: number; steadyJobsPerSecond?: number; cpu: CpuUse }> {
-  const meter = await startCpuMeter(workerPid, ctx.redisPidOf(backend));
+  const meter = await ctx.meterCpu(workerPid, backend);
   const t0 = performance.now();
   let reachedFrom: number | undefined;
   let reachedTo: number | undefined;

@@ -2,7 +2,6 @@ import { eventually } from '../../scripts/lib/eventually.js';
 import { freePort, startApi, startNodeProcess, type RunningApi } from '../../scripts/lib/processes.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
 import { bestOf, log, peakRssMb, type Backend, type BenchContext } from '../context.js';
-import { startCpuMeter } from '../cpu.js';
 import { purchaseLoad } from '../load.js';
 import type { PathComparison } from '../report.js';
 
@@ -69,7 +68,7 @@ export async function measureAcceptPaths(ctx: BenchContext): Promise<Record<Back
     /** A load run with the CPU per request of every process taking part. */
     const measuredLoad = async (server: RunningApi, keys: 'distinct' | 'duplicate') => {
       // Bare Fastify uses no backend; beside the Postgres pair Redis is not metered either.
-      const meter = await startCpuMeter(server.pid, ctx.redisPidOf(backend));
+      const meter = await ctx.meterCpu(server.pid, backend);
       const result = await load(server.url, keys);
       // Throughput counts only the answers the path is measured for: a 503 or a 4xx is not one.
       // With one key, payonce and the naive service accept the first request (202) and answer

@@ -1,7 +1,7 @@
 import { purchaseProducerFromConfig } from '../../src/shared/queue/bullmq-purchase-producer.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
 import { log, type Backend, type BenchContext } from '../context.js';
-import { startCpuMeter, type CpuUse } from '../cpu.js';
+import type { CpuUse } from '../cpu.js';
 
 /**
  * BullMQ's add on its own on `backend`, with the producer's options: the floor of any accept path
@@ -14,7 +14,7 @@ export async function measureBullmqAdd(ctx: BenchContext, backend: Backend): Pro
     const queueName = `add_${randomSuffix()}`;
     const producerStore = ctx.openProducerStore(backend);
     const producer = purchaseProducerFromConfig(ctx.producerConfig(queueName), producerStore.store);
-    const meter = await startCpuMeter(process.pid, ctx.redisPidOf(backend));
+    const meter = await ctx.meterCpu(process.pid, backend);
     let next = 0;
     await Promise.all(
       Array.from({ length: plan.connections }, async () => {

@@ -3,7 +3,7 @@ import { eventually } from '../../scripts/lib/eventually.js';
 import { startApi } from '../../scripts/lib/processes.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
 import { log, peakRssMb, type Backend, type BenchContext } from '../context.js';
-import { startCpuMeter, type CpuUse } from '../cpu.js';
+import type { CpuUse } from '../cpu.js';
 import { pacedPurchases } from '../load.js';
 import type { BenchReport } from '../report.js';
 import { startPayonceWorker } from '../worker-runs.js';
@@ -42,9 +42,9 @@ export async function measureEndToEnd(ctx: BenchContext, backend: Backend) {
   // let the warm-up's purchases finish before measuring.
   const warmup = await pacedPurchases({ url: e2eApi.url, rate: plan.e2eRate, seconds: plan.warmup, bodies });
   await allWritten(warmup.accepted);
-  const apiMeter = await startCpuMeter(e2eApi.pid, ctx.redisPidOf(backend));
+  const apiMeter = await ctx.meterCpu(e2eApi.pid, backend);
   // Only its `process` is read: the API's meter counts the rest.
-  const workerMeter = await startCpuMeter(e2eWorker.pid, undefined);
+  const workerMeter = await ctx.meterCpu(e2eWorker.pid, backend);
   const { accepted, sentPerSecond } = await pacedPurchases({
     url: e2eApi.url,
     rate: plan.e2eRate,
