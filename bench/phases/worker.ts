@@ -71,20 +71,16 @@ export async function measureWorker(ctx: BenchContext): Promise<Record<Backend, 
     log(`worker throughput on ${backend}`);
     const suffix = backend === 'redis' ? '' : `-${backend}`;
     // The bare and the naive worker read nothing of payonce's claims: their jobs are only enqueued.
-    const bare = await drainWith(
-      ctx,
-      backend,
-      'bare',
-      (queueName) => startBenchWorker(ctx, backend, 'bench/bare-worker.ts', queueName, `bare-worker${suffix}`),
-      { claims: false },
-    );
-    const naive = await drainWith(
-      ctx,
-      backend,
-      'naive',
-      (queueName) => startBenchWorker(ctx, backend, 'bench/naive-worker.ts', queueName, `naive-worker${suffix}`),
-      { claims: false },
-    );
+    const drainBaseline = (name: 'bare' | 'naive') =>
+      drainWith(
+        ctx,
+        backend,
+        name,
+        (queueName) => startBenchWorker(ctx, backend, `bench/${name}-worker.ts`, queueName, `${name}-worker${suffix}`),
+        { claims: false },
+      );
+    const bare = await drainBaseline('bare');
+    const naive = await drainBaseline('naive');
     await paymentsWritten(naive.jobs, `the naive worker on ${backend}`);
     const payonce = await drainWith(
       ctx,
