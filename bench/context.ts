@@ -11,9 +11,8 @@ import { createScratchDatabase, deleteKeys, randomSuffix, SCRATCH_REDIS_URL } fr
 import { redisServerPid, startCpuMeter } from './cpu.js';
 import type { LoadResult } from './load.js';
 
-/** The store backends the bench measures payonce on (STORE_BACKEND), in the order it measures them. */
-export const BACKENDS = ['redis', 'postgres'] as const;
-export type Backend = (typeof BACKENDS)[number];
+/** A store backend the bench measures payonce on (STORE_BACKEND): Redis first, then Postgres. */
+export type Backend = Config['STORE_BACKEND'];
 
 /**
  * How much each phase does; `quick` keeps every phase, on loads too small to mean anything.
