@@ -10,7 +10,7 @@ export default defineConfig({
     include: ['test/bench/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     maxWorkers: 1,
-    testTimeout: 180_000,
+    testTimeout: 330_000,
     hookTimeout: 60_000,
     pool: 'forks',
   },

@@ -1,7 +1,9 @@
-import { loadRedisConfigOrExit, serveBullmqWorker } from './bullmq-worker-process.js';
+import { loadConfigOrExit } from '../src/shared/config.js';
+import { serveBullmqWorker } from './bullmq-worker-process.js';
 
 /**
  * The floor of every worker here: a BullMQ worker on the same queue options that does nothing
- * with each job. Its drain rate is the ceiling for any BullMQ worker process on this machine.
+ * with each job, on the configured backend (BullMQ on Redis, or its PostgreSQL backend). Its
+ * drain rate is the ceiling for any BullMQ worker process on this machine and backend.
  */
-await serveBullmqWorker(loadRedisConfigOrExit(), async () => ({ status: 'succeeded' }));
+await serveBullmqWorker(loadConfigOrExit(), async () => ({ status: 'succeeded' }));

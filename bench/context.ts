@@ -1,16 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../src/shared/config.js';
 import type { PurchaseJob } from '../src/shared/purchase/purchase.js';
+import type { AccountPurchaseJob } from '../src/shared/purchase/purchases-repository.js';
+import { createQueue, type BullmqStore } from '../src/shared/queue/bullmq-store.js';
 import { bullmqPrefix } from '../src/shared/redis/keys.js';
 import type { RunningProcess } from '../scripts/lib/processes.js';
 import { createScratchDatabase, deleteKeys, randomSuffix, SCRATCH_REDIS_URL } from '../scripts/lib/scratch.js';
-import { redisServerPid } from './cpu.js';
+import { redisServerPid, startCpuMeter } from './cpu.js';
 import type { LoadResult } from './load.js';
 
-/** How much each phase does; `quick` keeps every phase, on loads too small to mean anything. */
+/** A store backend the bench measures payonce on (STORE_BACKEND): Redis first, then Postgres. */
+export type Backend = Config['STORE_BACKEND'];
+
+/**
+ * How much each phase does; `quick` keeps every phase, on loads too small to mean anything.
+ * `scaling` is the matrix of each backend: worker processes at a fixed concurrency, then one
+ * process at each of `concurrencies`. The Postgres backend's is smaller: every worker process
+ * there holds its own Postgres pools (see BENCHMARKS.md), and the server takes 100 connections.
+ */
 export function benchPlan(quick: boolean) {
   return quick
     ? {
@@ -24,8 +34,10 @@ export function benchPlan(quick: boolean) {
         e2eSeconds: 1,
         scaleDelayMs: 100,
         scaleRounds: 3,
-        concurrencies: [20],
-        processes: [2],
+        scaling: {
+          redis: { perProcess: 10, processes: [2], concurrencies: [20] },
+          postgres: { perProcess: 10, processes: [2], concurrencies: [20] },
+        },
       }
     : {
         seconds: 10,
@@ -38,8 +50,10 @@ export function benchPlan(quick: boolean) {
         e2eSeconds: 10,
         scaleDelayMs: 1000,
         scaleRounds: 5,
-        concurrencies: [10, 100, 1000],
-        processes: [1, 2, 4],
+        scaling: {
+          redis: { perProcess: 25, processes: [1, 2, 4], concurrencies: [10, 100, 1000] },
+          postgres: { perProcess: 25, processes: [1, 2], concurrencies: [100] },
+        },
       };
 }
 
@@ -85,7 +99,7 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
   const redisUrl = SCRATCH_REDIS_URL;
   const processes: RunningProcess[] = [];
   const inspector = new Redis(redisUrl);
-  const queues: Queue[] = [];
+  const queues: Queue<PurchaseJob>[] = [];
   const close = async () => {
     for (const running of processes.reverse()) await running.stop('SIGKILL').catch(() => {});
     for (const queue of queues) await queue.close().catch(() => {});
@@ -112,7 +126,6 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
       database,
       prefix,
       redisUrl,
-      redisPid,
       /** The purchases load generators send, round-robin: one per seeded user. */
       bodies,
       /** The bench account's API key, which every request to payonce sends. */
@@ -122,30 +135,76 @@ export async function openBenchContext(options: { quick: boolean; profileDir?: s
       profiled: (name: string) =>
         profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
       /** The `n`-th purchase job of a queue, as the API would enqueue it. */
-      benchJob: (queueName: string, n: number): PurchaseJob => ({
+      benchJob: (queueName: string, n: number): AccountPurchaseJob => ({
         purchaseId: randomUUID(),
+        accountId: database.account.id,
         userId: bodies[n % bodies.length]!.userId,
         productId,
         amount: 999,
         idempotencyKey: `user:${bodies[n % bodies.length]!.userId}:key:${queueName}-${n}`,
         acceptedAt: new Date().toISOString(),
       }),
-      /** The environment of a payonce process on the bench's database and prefix. */
-      env: (extra: Record<string, string> = {}) => ({
+      /**
+       * The environment of a payonce process (or a baseline) on the bench's database, on `backend`:
+       * Redis under the bench's prefix, or the Postgres backend with no Redis at all (REDIS_URL
+       * emptied, which counts as unset).
+       */
+      env: (backend: Backend, extra: Record<string, string> = {}) => ({
         DATABASE_URL: database.url,
-        REDIS_URL: redisUrl,
-        REDIS_KEY_PREFIX: prefix,
+        ...(backend === 'redis'
+          ? { STORE_BACKEND: 'redis', REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix }
+          : { STORE_BACKEND: 'postgres', REDIS_URL: '' }),
         LOG_LEVEL: 'warn',
         // The limiter counts every request, as in production, but never refuses one here: the
         // bench measures its cost, not its limit.
         RATE_LIMIT_MAX: '1000000',
         ...extra,
       }),
+      /**
+       * Starts counting the CPU of `pid`, of this process (the load generator), of the Postgres
+       * processes that serve the bench's database or the whole server (WAL writer, checkpointer,
+       * ...), leaving out other databases' backends on a shared server, and on the Redis backend of
+       * the Redis server. On Postgres, Redis plays no part and is not metered.
+       */
+      meterCpu: (pid: number, backend: Backend) =>
+        startCpuMeter({
+          pid,
+          redisPid: backend === 'redis' ? redisPid : undefined,
+          postgresPids: async () => {
+            const { rows } = await database.db.raw<{ rows: Array<{ pid: number }> }>(
+              'select pid from pg_stat_activity where datname = current_database() or datname is null',
+            );
+            return rows.map((row) => row.pid);
+          },
+        }),
       /** What the bench's own producers run with: payonce's defaults on the bench's prefix and `queueName`. */
       producerConfig: (queueName: string): Config => loadConfig({ REDIS_KEY_PREFIX: prefix, QUEUE_NAME: queueName }),
-      /** A BullMQ queue under the bench's prefix, on the inspector connection; closed by `close()` if not before. */
-      openQueue: (queueName: string) => {
-        const queue = new Queue(queueName, { connection: inspector, prefix: bullmqPrefix(prefix) });
+      /**
+       * Where the bench's own producers keep `backend`'s queues, as payonce's processes do: a Redis
+       * connection of their own under the bench's prefix, or a pool of DATABASE_POOL_MAX's default
+       * on the bench's database. `close()` closes what this opened.
+       */
+      openProducerStore: (backend: Backend): { store: BullmqStore; close: () => void } => {
+        if (backend === 'postgres') {
+          const { DATABASE_POOL_MAX } = loadConfig({});
+          return { store: { backend, databaseUrl: database.url, poolMax: DATABASE_POOL_MAX }, close: () => {} };
+        }
+        const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+        return {
+          store: { backend, connection, prefix: bullmqPrefix(prefix) },
+          close: () => connection.disconnect(),
+        };
+      },
+      /**
+       * A BullMQ queue of `backend` to inspect: on the inspector connection under the bench's
+       * prefix, or on a small pool of its own in the bench's database. Closed by `close()` if not before.
+       */
+      openQueue: (queueName: string, backend: Backend) => {
+        const store: BullmqStore =
+          backend === 'redis'
+            ? { backend, connection: inspector, prefix: bullmqPrefix(prefix) }
+            : { backend, databaseUrl: database.url, poolMax: 2 };
+        const queue = createQueue<PurchaseJob>(queueName, store);
         queues.push(queue);
         return queue;
       },

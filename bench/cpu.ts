@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 
 /**
  * CPU time spent by each process taking part in a measurement, read from /proc (user + system
@@ -8,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 export interface CpuUse {
   /** The process under test (API, worker, or its baseline). */
   process: number;
+  /** 0 on the Postgres backend, where Redis plays no part and is not metered. */
   redis: number;
   postgres: number;
   /** This process: the load generator, or the queue inspector while a worker drains. */
@@ -16,28 +17,16 @@ export interface CpuUse {
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux.
 
-async function cpuMs(pid: number): Promise<number> {
+/** A process's CPU time so far, or undefined once it is gone. */
+async function cpuMs(pid: number): Promise<number | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
   } catch {
-    return 0; // The process is gone.
+    return undefined;
   }
-}
-
-/** Every process named `name` (its /proc comm), e.g. all Postgres backends. */
-async function pidsNamed(name: string): Promise<number[]> {
-  const entries = await readdir('/proc');
-  const pids = await Promise.all(
-    entries
-      .filter((entry) => /^\d+$/.test(entry))
-      .map(async (entry) =>
-        (await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '')).trim() === name ? Number(entry) : 0,
-      ),
-  );
-  return pids.filter((pid) => pid > 0);
 }
 
 const selfMs = () => {
@@ -45,24 +34,43 @@ const selfMs = () => {
   return (user + system) / 1000;
 };
 
+/** What a CPU meter counts besides this process. */
+export interface MeteredProcesses {
+  /** The process under test. */
+  pid: number;
+  /** The Redis server; none on the Postgres backend, where Redis plays no part. */
+  redisPid: number | undefined;
+  /**
+   * The Postgres server's processes that work for the measurement, listed at its start and its
+   * end: a backend that connects meanwhile counts from its start, one that exits is lost.
+   */
+  postgresPids: () => Promise<number[]>;
+}
+
 /**
- * Starts counting the CPU of `pid`, of the Redis server `redisPid`, of every Postgres process
- * and of this process. `stop(units)` returns microseconds per unit (request or job).
+ * Starts counting the CPU of the process under test, of Redis, of Postgres and of this process.
+ * `stop(units)` returns microseconds per unit (request or job).
  */
-export async function startCpuMeter(pid: number, redisPid: number) {
+export async function startCpuMeter({ pid, redisPid, postgresPids }: MeteredProcesses) {
+  const usedMs = async (pid: number | undefined) => (pid === undefined ? 0 : ((await cpuMs(pid)) ?? 0));
   const postgresAtStart = new Map<number, number>();
-  for (const postgresPid of await pidsNamed('postgres')) postgresAtStart.set(postgresPid, await cpuMs(postgresPid));
-  const start = { process: await cpuMs(pid), redis: await cpuMs(redisPid), self: selfMs() };
+  for (const postgresPid of await postgresPids()) {
+    const ms = await cpuMs(postgresPid);
+    if (ms !== undefined) postgresAtStart.set(postgresPid, ms);
+  }
+  const start = { process: await usedMs(pid), redis: await usedMs(redisPid), self: selfMs() };
   return {
     async stop(units: number): Promise<CpuUse> {
-      const postgresPids = await pidsNamed('postgres');
       let postgres = 0;
-      for (const postgresPid of postgresPids)
-        postgres += (await cpuMs(postgresPid)) - (postgresAtStart.get(postgresPid) ?? 0);
+      for (const postgresPid of await postgresPids()) {
+        // A backend gone between the listing and the read counts nothing (not minus its start).
+        const ms = await cpuMs(postgresPid);
+        if (ms !== undefined) postgres += ms - (postgresAtStart.get(postgresPid) ?? 0);
+      }
       const perUnit = (ms: number) => Math.round((ms * 1000) / Math.max(units, 1));
       return {
-        process: perUnit((await cpuMs(pid)) - start.process),
-        redis: perUnit((await cpuMs(redisPid)) - start.redis),
+        process: perUnit((await usedMs(pid)) - start.process),
+        redis: perUnit((await usedMs(redisPid)) - start.redis),
         postgres: perUnit(postgres),
         loadGenerator: perUnit(selfMs() - start.self),
       };

@@ -1,17 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from 'bullmq';
+import { loadConfigOrExit } from '../src/shared/config.js';
 import { createDb } from '../src/shared/db.js';
 import type { PurchaseJob } from '../src/shared/purchase/purchase.js';
-import { loadRedisConfigOrExit, serveBullmqWorker } from './bullmq-worker-process.js';
+import { serveBullmqWorker } from './bullmq-worker-process.js';
 
 /**
  * The worker a user would write instead of payonce's, from the same packages: per job the
  * simulated charge (PAYMENT_DELAY_MS) and one `insert into payments ... on conflict (id) do
- * nothing`. No gateway ledger (a redelivered job is charged again), no status records, no
- * announcement of the outcome, no retry classification, no record of a purchase that cannot be
- * written.
+ * nothing`, on the configured backend's queue (BullMQ on Redis, or its PostgreSQL backend). No
+ * gateway ledger (a redelivered job is charged again), no status records, no announcement of
+ * the outcome, no retry classification, no record of a purchase that cannot be written.
  */
-const config = loadRedisConfigOrExit();
+const config = loadConfigOrExit();
 const db = createDb(config);
 
 await serveBullmqWorker(

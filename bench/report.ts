@@ -1,4 +1,5 @@
 import type { LatencySummary } from '../scripts/burst/stats.js';
+import type { Backend } from './context.js';
 import type { CpuUse } from './cpu.js';
 import type { LoadResult } from './load.js';
 
@@ -18,11 +19,23 @@ export interface PathComparison {
   ratioToNaive?: number;
 }
 
-export interface BenchReport {
-  date: string;
-  quick: boolean;
-  machine: { cpu: string; memoryGb: number; os: string; node: string; postgres: string; redis: string };
-  plan: Record<string, unknown>;
+/** One row of the scaling matrix: worker processes x concurrency against Little's law. */
+export interface ScalingRow {
+  label: string;
+  workers: number;
+  concurrency: number;
+  jobs: number;
+  /** In steady state: between the first and the last round's worth of completions. */
+  jobsPerSecond: number;
+  /** Over the whole drain, ramp-up and tail included. */
+  drainJobsPerSecond: number;
+  predicted: number;
+  ratio: number;
+  workerPeakRssMb: number;
+}
+
+/** What the bench measures of payonce on one store backend (STORE_BACKEND), beside that backend's baselines. */
+export interface BackendFigures {
   accept: PathComparison;
   duplicate: PathComparison;
   /** CPU per job of BullMQ's add alone (the client is the bench process). */
@@ -33,6 +46,7 @@ export interface BenchReport {
     bareJobsPerSecond: number;
     naiveJobsPerSecond?: number;
     workerJobsPerSecond: number;
+    /** Raw single-row inserts use no queue: one figure, shown for both backends. */
     rawInsertsPerSecond: number;
     ratioToBare: number;
     ratioToNaive?: number;
@@ -53,20 +67,22 @@ export interface BenchReport {
     /** CPU per purchase while sending; `process` is the API and the worker together. */
     cpu: CpuUse;
   };
-  scaling: Array<{
-    label: string;
-    workers: number;
-    concurrency: number;
-    jobs: number;
-    /** In steady state: between the first and the last round's worth of completions. */
-    jobsPerSecond: number;
-    /** Over the whole drain, ramp-up and tail included. */
-    drainJobsPerSecond: number;
-    predicted: number;
-    ratio: number;
-    workerPeakRssMb: number;
-  }>;
+  scaling: ScalingRow[];
   memory: Record<string, number>;
+}
+
+/**
+ * A run of `npm run bench` (BENCHMARKS.json). The figures at the top level are the Redis
+ * backend's, as in every run recorded so far; `postgres` holds the same figures on the Postgres
+ * backend (no Redis at all), absent from runs recorded before the bench measured it (up to run
+ * 10), which the report shows as not measured.
+ */
+export interface BenchReport extends BackendFigures {
+  date: string;
+  quick: boolean;
+  machine: { cpu: string; memoryGb: number; os: string; node: string; postgres: string; redis: string };
+  plan: Record<string, unknown>;
+  postgres?: BackendFigures;
   seconds: number;
 }
 
@@ -80,6 +96,18 @@ export interface TargetVerdict {
 
 const NOT_MEASURED = 'not measured';
 
+/** How each backend is named in the report, and its end-to-end p99 target (BENCHMARKS.md). */
+const BACKENDS: Record<Backend, { label: string; endToEndP99Ms: number }> = {
+  redis: { label: 'Redis', endToEndP99Ms: 25 },
+  postgres: { label: 'Postgres', endToEndP99Ms: 50 },
+};
+
+/** Each backend's figures in the report, in order; undefined where the run did not measure them. */
+const backendsOf = (report: BenchReport): Array<[Backend, BackendFigures | undefined]> => [
+  ['redis', report],
+  ['postgres', report.postgres],
+];
+
 /** payonce against the naive design: at least `times` its throughput. */
 function aboveNaive(name: string, what: string, ratio: number | undefined, times: number): TargetVerdict {
   return ratio === undefined
@@ -87,33 +115,54 @@ function aboveNaive(name: string, what: string, ratio: number | undefined, times
     : { name, target: `>= ${times}x the ${what}`, measured: `${ratio.toFixed(2)}x`, met: ratio >= times };
 }
 
-/** The speed targets payonce is held to (BENCHMARKS.md), checked against a report. */
-export function targets(report: BenchReport): TargetVerdict[] {
-  const scalingOk = report.scaling.every((row) => row.ratio >= 0.8);
-  const maxRss = Math.max(
-    report.memory.apiPeakRssMbAccept ?? 0,
-    report.memory.apiPeakRssMbEndToEnd ?? 0,
-    report.memory.workerPeakRssMbThroughput ?? 0,
-    report.memory.workerPeakRssMbEndToEnd ?? 0,
-  );
+/** The targets of one backend, each named `<target> on <backend>`; not measured without its figures. */
+function backendTargets(backend: Backend, figures: BackendFigures | undefined, offeredRate: number): TargetVerdict[] {
+  const { label, endToEndP99Ms } = BACKENDS[backend];
+  const on = (name: string) => `${name} on ${label}`;
+  const verdict = (
+    name: string,
+    target: string,
+    measure: (figures: BackendFigures) => Pick<TargetVerdict, 'measured' | 'met'>,
+  ): TargetVerdict =>
+    figures
+      ? { name: on(name), target, ...measure(figures) }
+      : { name: on(name), target, measured: NOT_MEASURED, met: null };
   return [
-    aboveNaive('accept path', 'naive service', report.accept.ratioToNaive, 1.2),
-    aboveNaive('duplicate path', 'naive service', report.duplicate.ratioToNaive, 1.2),
-    aboveNaive('worker', 'naive worker', report.worker.ratioToNaive, 1.5),
-    {
-      name: 'end-to-end overhead p99',
-      target: `< 25 ms at ${report.endToEnd.offeredRate}/s`,
-      measured: `${report.endToEnd.overheadMs.p99} ms`,
-      met: report.endToEnd.overheadMs.p99 < 25,
-    },
-    {
-      name: 'scaling',
-      target: ">= 0.8 of Little's law in every row",
-      measured: report.scaling.map((row) => row.ratio.toFixed(2)).join(' / '),
-      met: scalingOk,
-    },
-    { name: 'memory', target: '< 150 MB resident (API and worker)', measured: `${maxRss} MB peak`, met: maxRss < 150 },
+    aboveNaive(on('accept path'), 'naive service', figures?.accept.ratioToNaive, 1.2),
+    aboveNaive(on('duplicate path'), 'naive service', figures?.duplicate.ratioToNaive, 1.2),
+    aboveNaive(on('worker'), 'naive worker', figures?.worker.ratioToNaive, 1.5),
+    verdict(
+      'end-to-end overhead p99',
+      `< ${endToEndP99Ms} ms at ${figures?.endToEnd.offeredRate ?? offeredRate}/s`,
+      ({ endToEnd }) => ({ measured: `${endToEnd.overheadMs.p99} ms`, met: endToEnd.overheadMs.p99 < endToEndP99Ms }),
+    ),
+    verdict('scaling', ">= 0.8 of Little's law in every row", ({ scaling }) => ({
+      measured: scaling.map((row) => row.ratio.toFixed(2)).join(' / '),
+      met: scaling.every((row) => row.ratio >= 0.8),
+    })),
+    verdict('memory', '< 150 MB resident (API and worker)', ({ memory }) => {
+      const maxRss = Math.max(
+        memory.apiPeakRssMbAccept ?? 0,
+        memory.apiPeakRssMbEndToEnd ?? 0,
+        memory.workerPeakRssMbThroughput ?? 0,
+        memory.workerPeakRssMbEndToEnd ?? 0,
+      );
+      return { measured: `${maxRss} MB peak`, met: maxRss < 150 };
+    }),
   ];
+}
+
+/** Interleaves equal-length lists: the first item of each, then the second of each, and so on. */
+const interleave = <T>(lists: T[][]): T[] => lists[0]!.flatMap((_, i) => lists.map((list) => list[i]!));
+
+/**
+ * The speed targets payonce is held to (BENCHMARKS.md), checked against a report: each target
+ * on Redis, then on Postgres.
+ */
+export function targets(report: BenchReport): TargetVerdict[] {
+  return interleave(
+    backendsOf(report).map(([backend, figures]) => backendTargets(backend, figures, report.endToEnd.offeredRate)),
+  );
 }
 
 const n = (value: number) => value.toLocaleString('en-US', { maximumFractionDigits: 0 });
@@ -121,35 +170,44 @@ const ms = (value: number) => `${value.toFixed(1)} ms`;
 
 const latency = (result: LoadResult) => `${ms(result.latencyP50Ms)} / ${ms(result.latencyP99Ms)}`;
 
-/** A path's throughput and latency: payonce against the naive service, then bare Fastify. */
-function pathRows(name: string, path: PathComparison): string[][] {
+/** A path's throughput rows and latency rows on one backend: payonce against the naive service, then bare Fastify. */
+function pathRows(name: string, on: string, path: PathComparison | undefined): [string[][], string[][]] {
+  if (!path) {
+    return [
+      [[`${name} path on ${on} (req/s)`, NOT_MEASURED, '', '']],
+      [[`${name} p50 / p99 on ${on}`, NOT_MEASURED, '', '']],
+    ];
+  }
   const { subject, naive, baseline } = path;
   return [
     [
-      `${name} path (req/s)`,
-      n(subject.requestsPerSecond),
-      naive ? `${n(naive.requestsPerSecond)} naive service` : `naive service ${NOT_MEASURED}`,
-      path.ratioToNaive?.toFixed(2) ?? '',
+      [
+        `${name} path on ${on} (req/s)`,
+        n(subject.requestsPerSecond),
+        naive ? `${n(naive.requestsPerSecond)} naive service` : `naive service ${NOT_MEASURED}`,
+        path.ratioToNaive?.toFixed(2) ?? '',
+      ],
+      ['', '', `${n(baseline.requestsPerSecond)} bare Fastify`, path.ratio.toFixed(2)],
     ],
-    ['', '', `${n(baseline.requestsPerSecond)} bare Fastify`, path.ratio.toFixed(2)],
     [
-      `${name} p50 / p99`,
-      latency(subject),
-      naive ? `${latency(naive)} naive service` : `naive service ${NOT_MEASURED}`,
-      '',
+      [
+        `${name} p50 / p99 on ${on}`,
+        latency(subject),
+        naive ? `${latency(naive)} naive service` : `naive service ${NOT_MEASURED}`,
+        '',
+      ],
+      ['', '', `${latency(baseline)} bare Fastify`, ''],
     ],
-    ['', '', `${latency(baseline)} bare Fastify`, ''],
   ];
 }
 
-function rows(report: BenchReport): string[][] {
-  const { accept, duplicate, worker, endToEnd, scaling } = report;
+function workerRows(on: string, figures: BackendFigures | undefined): string[][] {
+  const label = `worker on ${on}, no delay (jobs/s)`;
+  if (!figures) return [[label, NOT_MEASURED, '', '']];
+  const { worker } = figures;
   return [
-    ['measurement', 'payonce', 'baseline', 'ratio'],
-    ...pathRows('accept', accept),
-    ...pathRows('duplicate', duplicate),
     [
-      'worker, no delay (jobs/s)',
+      label,
       n(worker.workerJobsPerSecond),
       worker.naiveJobsPerSecond === undefined
         ? `naive worker ${NOT_MEASURED}`
@@ -158,8 +216,15 @@ function rows(report: BenchReport): string[][] {
     ],
     ['', '', `${n(worker.bareJobsPerSecond)} bare BullMQ worker`, worker.ratioToBare.toFixed(2)],
     ['', '', `${n(worker.rawInsertsPerSecond)} raw single-row inserts`, worker.ratioToRawInserts.toFixed(2)],
+  ];
+}
+
+function endToEndRows(on: string, figures: BackendFigures | undefined, offeredRate: number): string[][] {
+  if (!figures) return [[`end-to-end overhead at ${offeredRate}/s on ${on}`, NOT_MEASURED, '', '']];
+  const { endToEnd } = figures;
+  return [
     [
-      `end-to-end overhead at ${endToEnd.offeredRate}/s`,
+      `end-to-end overhead at ${endToEnd.offeredRate}/s on ${on}`,
       `p50 ${ms(endToEnd.overheadMs.p50)}, p99 ${ms(endToEnd.overheadMs.p99)}`,
       `${endToEnd.purchases} purchases, ${endToEnd.delayMs} ms delay subtracted`,
       '',
@@ -176,44 +241,90 @@ function rows(report: BenchReport): string[][] {
       '',
       '',
     ],
-    ...scaling.map((row) => [
-      `scaling: ${row.label}`,
-      `${n(row.jobsPerSecond)} jobs/s steady (${n(row.drainJobsPerSecond)} over the whole drain)`,
-      `${n(row.predicted)} Little's law`,
-      row.ratio.toFixed(2),
-    ]),
-    ...Object.entries(report.memory).map(([name, value]) => [`peak RSS: ${name}`, `${value} MB`, '', '']),
   ];
 }
 
-/** Where each request's or job's CPU went, in microseconds per process. */
-function cpuRows(report: BenchReport): string[][] {
+function scalingRows(on: string, figures: BackendFigures | undefined): string[][] {
+  if (!figures) return [[`scaling on ${on}`, NOT_MEASURED, '', '']];
+  return figures.scaling.map((row) => [
+    `scaling on ${on}: ${row.label}`,
+    `${n(row.jobsPerSecond)} jobs/s steady (${n(row.drainJobsPerSecond)} over the whole drain)`,
+    `${n(row.predicted)} Little's law`,
+    row.ratio.toFixed(2),
+  ]);
+}
+
+function memoryRows(on: string, figures: BackendFigures | undefined): string[][] {
+  if (!figures) return [[`peak RSS on ${on}`, NOT_MEASURED, '', '']];
+  return Object.entries(figures.memory).map(([name, value]) => [`peak RSS on ${on}: ${name}`, `${value} MB`, '', '']);
+}
+
+/** The figures, each measurement on Redis beside the same on Postgres. */
+function rows(report: BenchReport): string[][] {
+  const backends = backendsOf(report).map(([backend, figures]) => ({ on: BACKENDS[backend].label, figures }));
+  const paths = (name: string, path: (figures: BackendFigures) => PathComparison) => {
+    const perBackend = backends.map(({ on, figures }) => pathRows(name, on, figures && path(figures)));
+    return [...perBackend.flatMap(([throughput]) => throughput), ...perBackend.flatMap(([, latencies]) => latencies)];
+  };
+  const each = (render: (on: string, figures: BackendFigures | undefined) => string[][]) =>
+    backends.flatMap(({ on, figures }) => render(on, figures));
+  return [
+    ['measurement', 'payonce', 'baseline', 'ratio'],
+    ...paths('accept', (figures) => figures.accept),
+    ...paths('duplicate', (figures) => figures.duplicate),
+    ...each(workerRows),
+    ...each((on, figures) => endToEndRows(on, figures, report.endToEnd.offeredRate)),
+    ...each(scalingRows),
+    ...each(memoryRows),
+  ];
+}
+
+/** The CPU tables' rows: each label with its figure in a backend's figures, if the run measured it. */
+function cpuSources(figures: BackendFigures | undefined, offeredRate: number): Array<[string, CpuUse | undefined]> {
+  return [
+    ['bare Fastify, distinct keys', figures?.accept.baseline.cpu],
+    ['naive service, distinct keys', figures?.accept.naive?.cpu],
+    ['accept path', figures?.accept.subject.cpu],
+    ['bare Fastify, one key', figures?.duplicate.baseline.cpu],
+    ['naive service, one key', figures?.duplicate.naive?.cpu],
+    ['duplicate path', figures?.duplicate.subject.cpu],
+    ['BullMQ add alone (its client as process)', figures?.bullmqAddCpu],
+    ['bare BullMQ worker', figures?.worker.cpu.bare],
+    ['naive worker', figures?.worker.cpu.naive],
+    ['payonce worker', figures?.worker.cpu.worker],
+    [`end-to-end at ${figures?.endToEnd.offeredRate ?? offeredRate}/s (API + worker)`, figures?.endToEnd.cpu],
+  ];
+}
+
+/**
+ * Where each request's or job's CPU went on one backend, in microseconds per process. On
+ * Postgres there is no Redis column: Redis plays no part there, and is not metered.
+ */
+function cpuRows(backend: Backend, figures: BackendFigures | undefined, offeredRate: number): string[][] {
+  const withRedis = backend === 'redis';
+  const columns = withRedis
+    ? ['process', 'Redis', 'Postgres', 'load generator', 'total']
+    : ['process', 'Postgres', 'load generator', 'total'];
   const row = (label: string, cpu: CpuUse | undefined) =>
     cpu
       ? [
           label,
           n(cpu.process),
-          n(cpu.redis),
+          ...(withRedis ? [n(cpu.redis)] : []),
           n(cpu.postgres),
           n(cpu.loadGenerator),
           n(cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator),
         ]
-      : [label, NOT_MEASURED, '', '', '', ''];
+      : [label, NOT_MEASURED, ...columns.slice(1).map(() => '')];
   return [
-    ['CPU per request or job (µs)', 'process', 'Redis', 'Postgres', 'load generator', 'total'],
-    row('bare Fastify, distinct keys', report.accept.baseline.cpu),
-    row('naive service, distinct keys', report.accept.naive?.cpu),
-    row('accept path', report.accept.subject.cpu),
-    row('bare Fastify, one key', report.duplicate.baseline.cpu),
-    row('naive service, one key', report.duplicate.naive?.cpu),
-    row('duplicate path', report.duplicate.subject.cpu),
-    row('BullMQ add alone (its client as process)', report.bullmqAddCpu),
-    row('bare BullMQ worker', report.worker.cpu.bare),
-    row('naive worker', report.worker.cpu.naive),
-    row('payonce worker', report.worker.cpu.worker),
-    row(`end-to-end at ${report.endToEnd.offeredRate}/s (API + worker)`, report.endToEnd.cpu),
+    [`CPU on ${BACKENDS[backend].label}, per request or job (µs)`, ...columns],
+    ...cpuSources(figures, offeredRate).map(([label, cpu]) => row(label, cpu)),
   ];
 }
+
+/** Each backend's CPU table. */
+const cpuTables = (report: BenchReport) =>
+  backendsOf(report).map(([backend, figures]) => cpuRows(backend, figures, report.endToEnd.offeredRate));
 
 function renderPlain(table: string[][]): string[] {
   const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
@@ -242,8 +353,7 @@ export function renderTable(report: BenchReport): string {
     `payonce benchmark${report.quick ? ' (quick)' : ''}, ${report.seconds} s`,
     ...renderPlain(rows(report)),
     '',
-    ...renderPlain(cpuRows(report)),
-    '',
+    ...cpuTables(report).flatMap((table) => [...renderPlain(table), '']),
     ...verdicts,
   ].join('\n');
 }
@@ -261,8 +371,7 @@ export function renderMarkdown(report: BenchReport, previous: string): string {
     '',
     ...renderMarkdownTable(rows(report)),
     '',
-    ...renderMarkdownTable(cpuRows(report)),
-    '',
+    ...cpuTables(report).flatMap((table) => [...renderMarkdownTable(table), '']),
     '| target | goal | measured | met |',
     '|---|---|---|---|',
     ...targets(report).map(

@@ -1,20 +1,20 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { log, openBenchContext } from './context.js';
+import { log, openBenchContext, type Backend } from './context.js';
 import { describeMachine } from './machine.js';
 import { measureAcceptPaths } from './phases/accept.js';
 import { measureBullmqAdd } from './phases/bullmq-add.js';
 import { measureEndToEnd } from './phases/end-to-end.js';
 import { measureScaling } from './phases/scaling.js';
 import { measureWorker } from './phases/worker.js';
-import { renderMarkdown, renderTable, type BenchReport } from './report.js';
+import { renderMarkdown, renderTable, type BackendFigures, type BenchReport } from './report.js';
 
 /**
  * `npm run bench [-- --quick]`: measures payonce against the naive design a user would write
  * instead (bench/naive-service.ts, bench/naive-worker.ts) and against bare floors, all in the
- * same run on the same machine, Redis and Postgres, and writes BENCHMARKS.md / BENCHMARKS.json
- * (full runs only). Everything it starts (database, key prefix, queues, processes) is its own
+ * same run on the same machine, on each store backend (Redis, and Postgres without Redis), and
+ * writes BENCHMARKS.md / BENCHMARKS.json (full runs only). Everything it starts (database, key prefix, queues, processes) is its own
  * and is removed at the end. `--no-write` prints the figures without recording them.
  * `--profile DIR` also writes a CPU profile of each process under test and each baseline into
  * DIR (open them as flame graphs in Chrome DevTools or speedscope, or summarise them with
@@ -37,32 +37,43 @@ async function main(): Promise<void> {
   const bench = await openBenchContext({ quick, profileDir });
   try {
     // One phase at a time, each with its processes stopped before the next starts, so no
-    // phase's figures include another's CPU.
+    // phase's figures include another's CPU; within a phase, the Redis backend then Postgres.
     const paths = await measureAcceptPaths(bench);
-    const bullmqAddCpu = await measureBullmqAdd(bench);
+    const bullmqAddCpu = {
+      redis: await measureBullmqAdd(bench, 'redis'),
+      postgres: await measureBullmqAdd(bench, 'postgres'),
+    };
     const throughput = await measureWorker(bench);
-    const endToEnd = await measureEndToEnd(bench);
-    const scaling = await measureScaling(bench);
+    const endToEnd = {
+      redis: await measureEndToEnd(bench, 'redis'),
+      postgres: await measureEndToEnd(bench, 'postgres'),
+    };
+    const scaling = { redis: await measureScaling(bench, 'redis'), postgres: await measureScaling(bench, 'postgres') };
+    const figures = (backend: Backend): BackendFigures => ({
+      accept: paths[backend].accept,
+      duplicate: paths[backend].duplicate,
+      bullmqAddCpu: bullmqAddCpu[backend],
+      worker: throughput[backend].worker,
+      endToEnd: endToEnd[backend].endToEnd,
+      scaling: scaling[backend],
+      memory: {
+        apiPeakRssMbAccept: paths[backend].apiPeakRssMb,
+        naiveApiPeakRssMbAccept: paths[backend].naiveApiPeakRssMb,
+        apiPeakRssMbEndToEnd: endToEnd[backend].apiPeakRssMb,
+        workerPeakRssMbThroughput: throughput[backend].workerPeakRssMb,
+        workerPeakRssMbEndToEnd: endToEnd[backend].workerPeakRssMb,
+        bareWorkerPeakRssMb: throughput[backend].bareWorkerPeakRssMb,
+        naiveWorkerPeakRssMb: throughput[backend].naiveWorkerPeakRssMb,
+      },
+    });
+    // The Redis backend's figures at the top level, as every recorded run has them.
     const report: BenchReport = {
       date: new Date().toISOString(),
       quick,
       machine: describeMachine(),
       plan: bench.plan,
-      accept: paths.accept,
-      duplicate: paths.duplicate,
-      bullmqAddCpu,
-      worker: throughput.worker,
-      endToEnd: endToEnd.endToEnd,
-      scaling,
-      memory: {
-        apiPeakRssMbAccept: paths.apiPeakRssMb,
-        naiveApiPeakRssMbAccept: paths.naiveApiPeakRssMb,
-        apiPeakRssMbEndToEnd: endToEnd.apiPeakRssMb,
-        workerPeakRssMbThroughput: throughput.workerPeakRssMb,
-        workerPeakRssMbEndToEnd: endToEnd.workerPeakRssMb,
-        bareWorkerPeakRssMb: throughput.bareWorkerPeakRssMb,
-        naiveWorkerPeakRssMb: throughput.naiveWorkerPeakRssMb,
-      },
+      ...figures('redis'),
+      postgres: figures('postgres'),
       seconds: Math.round((Date.now() - started) / 1000),
     };
     console.log(renderTable(report));

@@ -1,9 +1,9 @@
 import { eventually } from '../../scripts/lib/eventually.js';
 import { freePort, startApi, startNodeProcess, type RunningApi } from '../../scripts/lib/processes.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
-import { bestOf, log, peakRssMb, type BenchContext } from '../context.js';
-import { startCpuMeter } from '../cpu.js';
+import { bestOf, log, peakRssMb, type Backend, type BenchContext } from '../context.js';
 import { purchaseLoad } from '../load.js';
+import type { PathComparison } from '../report.js';
 
 /** Starts one of the bench's own servers (`bench/*.ts`) and waits until it answers /health/live. */
 async function startBenchServer(
@@ -28,64 +28,86 @@ async function startBenchServer(
   return server;
 }
 
+/** What the accept phase measured on one backend. */
+export interface AcceptFigures {
+  accept: PathComparison;
+  duplicate: PathComparison;
+  apiPeakRssMb: number;
+  naiveApiPeakRssMb: number;
+}
+
 /**
  * The accept path (a fresh Idempotency-Key per request) and the duplicate path (one key
- * throughout) of payonce, of the naive service and of bare Fastify, in turn. Each path runs on
- * the same processes, so the duplicate path is measured on warm servers.
+ * throughout) of payonce, of the naive service and of bare Fastify, in turn, on each backend:
+ * payonce's API and the naive service on Redis, then both again on Postgres, bare Fastify (which
+ * has no backend) measured beside each pair. Each path runs on the same processes, so the
+ * duplicate path is measured on warm servers. Only one backend's processes run at a time,
+ * which keeps the Postgres connections in use to one API's and one naive service's pools.
  */
-export async function measureAcceptPaths(ctx: BenchContext) {
-  const { plan, bodies, redisPid, stop, env, profiled } = ctx;
+export async function measureAcceptPaths(ctx: BenchContext): Promise<Record<Backend, AcceptFigures>> {
+  const { plan, bodies, stop, env, profiled } = ctx;
   log('accept and duplicate paths');
   const bare = await startBenchServer(ctx, 'bench/bare-fastify.ts', { LOG_LEVEL: 'warn' }, 'bare-fastify');
-  const naive = await startBenchServer(
-    ctx,
-    'bench/naive-service.ts',
-    env({ QUEUE_NAME: `naive_accept_${randomSuffix()}` }),
-    'naive-api',
-  );
-  const api = ctx.track(
-    await startApi(env({ QUEUE_NAME: `accept_${randomSuffix()}` }), { nodeArgs: profiled('api-accept') }),
-  );
   const load = (url: string, keys: 'distinct' | 'duplicate', seconds = plan.seconds) =>
     purchaseLoad({ url, connections: plan.connections, durationSeconds: seconds, bodies, keys, apiKey: ctx.apiKey });
-  /** A load run with the CPU per request of every process taking part. */
-  const measuredLoad = async (server: RunningApi, keys: 'distinct' | 'duplicate') => {
-    const meter = await startCpuMeter(server.pid, redisPid);
-    const result = await load(server.url, keys);
-    // Throughput counts only the answers the path is measured for: a 503 or a 4xx is not one.
-    // With one key, payonce and the naive service accept the first request (202) and answer
-    // the rest 204; bare Fastify answers everything 202.
-    const expected = keys === 'duplicate' && server !== bare ? [202, 204] : [202];
-    const unexpected = Object.keys(result.statusCounts).filter((status) => !expected.includes(Number(status)));
-    if (
-      result.errors > 0 ||
-      unexpected.length > 0 ||
-      (expected.length === 2 && (result.statusCounts['202'] ?? 0) > 1)
-    ) {
-      throw new Error(`${server.url} answered ${JSON.stringify(result.statusCounts)} with ${result.errors} errors`);
-    }
-    return { ...result, cpu: await meter.stop(result.requests) };
-  };
-  for (const server of [bare, naive, api]) await load(server.url, 'distinct', plan.warmup);
-  const runs = (keys: 'distinct' | 'duplicate') =>
-    bestOf(plan.rounds, {
-      bare: () => measuredLoad(bare, keys),
-      naive: () => measuredLoad(naive, keys),
-      payonce: () => measuredLoad(api, keys),
+  await load(bare.url, 'distinct', plan.warmup);
+
+  const measureOn = async (backend: Backend): Promise<AcceptFigures> => {
+    const suffix = backend === 'redis' ? '' : `-${backend}`;
+    const naive = await startBenchServer(
+      ctx,
+      'bench/naive-service.ts',
+      env(backend, { QUEUE_NAME: `naive_accept_${randomSuffix()}` }),
+      `naive-api${suffix}`,
+    );
+    const api = ctx.track(
+      await startApi(env(backend, { QUEUE_NAME: `accept_${randomSuffix()}` }), {
+        nodeArgs: profiled(`api-accept${suffix}`),
+      }),
+    );
+    /** A load run with the CPU per request of every process taking part. */
+    const measuredLoad = async (server: RunningApi, keys: 'distinct' | 'duplicate') => {
+      // Bare Fastify uses no backend; beside the Postgres pair Redis is not metered either.
+      const meter = await ctx.meterCpu(server.pid, backend);
+      const result = await load(server.url, keys);
+      // Throughput counts only the answers the path is measured for: a 503 or a 4xx is not one.
+      // With one key, payonce and the naive service accept the first request (202) and answer
+      // the rest 204; bare Fastify answers everything 202.
+      const expected = keys === 'duplicate' && server !== bare ? [202, 204] : [202];
+      const unexpected = Object.keys(result.statusCounts).filter((status) => !expected.includes(Number(status)));
+      if (
+        result.errors > 0 ||
+        unexpected.length > 0 ||
+        (expected.length === 2 && (result.statusCounts['202'] ?? 0) > 1)
+      ) {
+        throw new Error(`${server.url} answered ${JSON.stringify(result.statusCounts)} with ${result.errors} errors`);
+      }
+      return { ...result, cpu: await meter.stop(result.requests) };
+    };
+    for (const server of [naive, api]) await load(server.url, 'distinct', plan.warmup);
+    const runs = (keys: 'distinct' | 'duplicate') =>
+      bestOf(plan.rounds, {
+        bare: () => measuredLoad(bare, keys),
+        naive: () => measuredLoad(naive, keys),
+        payonce: () => measuredLoad(api, keys),
+      });
+    const accept = await runs('distinct');
+    const duplicate = await runs('duplicate');
+    const apiPeakRssMb = await peakRssMb(api.pid);
+    const naiveApiPeakRssMb = await peakRssMb(naive.pid);
+    await stop(api);
+    await stop(naive);
+    const comparison = ({ bare: baseline, naive, payonce: subject }: typeof accept): PathComparison => ({
+      baseline,
+      subject,
+      ratio: subject.requestsPerSecond / baseline.requestsPerSecond,
+      naive,
+      ratioToNaive: subject.requestsPerSecond / naive.requestsPerSecond,
     });
-  const accept = await runs('distinct');
-  const duplicate = await runs('duplicate');
-  const apiPeakRssMb = await peakRssMb(api.pid);
-  const naiveApiPeakRssMb = await peakRssMb(naive.pid);
-  await stop(api);
-  await stop(naive);
+    return { accept: comparison(accept), duplicate: comparison(duplicate), apiPeakRssMb, naiveApiPeakRssMb };
+  };
+
+  const figures = { redis: await measureOn('redis'), postgres: await measureOn('postgres') };
   await stop(bare);
-  const comparison = ({ bare: baseline, naive, payonce: subject }: typeof accept) => ({
-    baseline,
-    subject,
-    ratio: subject.requestsPerSecond / baseline.requestsPerSecond,
-    naive,
-    ratioToNaive: subject.requestsPerSecond / naive.requestsPerSecond,
-  });
-  return { accept: comparison(accept), duplicate: comparison(duplicate), apiPeakRssMb, naiveApiPeakRssMb };
+  return figures;
 }

@@ -2,19 +2,20 @@ import { summarize } from '../../scripts/burst/stats.js';
 import { eventually } from '../../scripts/lib/eventually.js';
 import { startApi } from '../../scripts/lib/processes.js';
 import { randomSuffix } from '../../scripts/lib/scratch.js';
-import { log, peakRssMb, type BenchContext } from '../context.js';
-import { startCpuMeter, type CpuUse } from '../cpu.js';
+import { log, peakRssMb, type Backend, type BenchContext } from '../context.js';
+import type { CpuUse } from '../cpu.js';
 import { pacedPurchases } from '../load.js';
 import type { BenchReport } from '../report.js';
 import { startPayonceWorker } from '../worker-runs.js';
 
 /**
- * End-to-end latency at a fixed offered load through the API and a worker, simulated payment
- * delay subtracted, split into the time queued and the time in the worker.
+ * End-to-end latency at a fixed offered load through the API and a worker on `backend`,
+ * simulated payment delay subtracted, split into the time queued and the time in the worker.
  */
-export async function measureEndToEnd(ctx: BenchContext) {
-  const { plan, database, bodies, redisPid, track, stop, env, profiled } = ctx;
-  log(`end-to-end latency at ${plan.e2eRate}/s`);
+export async function measureEndToEnd(ctx: BenchContext, backend: Backend) {
+  const { plan, database, bodies, track, stop, env, profiled } = ctx;
+  log(`end-to-end latency at ${plan.e2eRate}/s on ${backend}`);
+  const suffix = backend === 'redis' ? '' : `-${backend}`;
   const e2eDelay = 50;
   const allWritten = (ids: string[]) =>
     eventually(
@@ -25,13 +26,16 @@ export async function measureEndToEnd(ctx: BenchContext) {
       { timeoutMs: 120_000, intervalMs: 100, what: 'the end-to-end purchases to finish' },
     );
   const e2eQueue = `e2e_${randomSuffix()}`;
-  const e2eApi = track(await startApi(env({ QUEUE_NAME: e2eQueue }), { nodeArgs: profiled('api-end-to-end') }));
+  const e2eApi = track(
+    await startApi(env(backend, { QUEUE_NAME: e2eQueue }), { nodeArgs: profiled(`api-end-to-end${suffix}`) }),
+  );
   const e2eWorker = track(
     await startPayonceWorker(
       ctx,
+      backend,
       e2eQueue,
-      env({ QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' }),
-      profiled('worker-end-to-end'),
+      env(backend, { QUEUE_NAME: e2eQueue, PAYMENT_DELAY_MS: String(e2eDelay), WORKER_CONCURRENCY: '200' }),
+      profiled(`worker-end-to-end${suffix}`),
     ),
   );
   // Warm both processes up first (JIT, pools, connections), as the accept phase does, and
@@ -44,8 +48,9 @@ export async function measureEndToEnd(ctx: BenchContext) {
     apiKey: ctx.apiKey,
   });
   await allWritten(warmup.accepted);
-  const apiMeter = await startCpuMeter(e2eApi.pid, redisPid);
-  const workerMeter = await startCpuMeter(e2eWorker.pid, redisPid);
+  const apiMeter = await ctx.meterCpu(e2eApi.pid, backend);
+  // Only its `process` is read: the API's meter counts the rest.
+  const workerMeter = await ctx.meterCpu(e2eWorker.pid, backend);
   const { accepted, sentPerSecond } = await pacedPurchases({
     url: e2eApi.url,
     rate: plan.e2eRate,
@@ -67,7 +72,7 @@ export async function measureEndToEnd(ctx: BenchContext) {
   const overhead = summarize(e2eRows.map((row) => row.updated_at.getTime() - row.accepted_at.getTime() - e2eDelay));
   // Where that time went: waiting in the queue (accepted -> a worker took the job, BullMQ's
   // processedOn) and in the worker (taken -> payment row written, delay subtracted).
-  const e2eJobs = ctx.openQueue(e2eQueue);
+  const e2eJobs = ctx.openQueue(e2eQueue, backend);
   const pickedUp = new Map<string, number>();
   for (let i = 0; i < accepted.length; i += 500) {
     const jobs = await Promise.all(accepted.slice(i, i + 500).map((id) => e2eJobs.getJob(id)));

@@ -10,90 +10,118 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * Keeps `npm run bench` and `npm run bench:profile` working: the quick mode runs every phase on
- * tiny loads, with profiling on. No speed is asserted.
+ * tiny loads, on both store backends, with profiling on. No speed is asserted.
  */
 describe('npm run bench -- --quick', () => {
-  it('runs every phase against its baselines, prints the comparison, and profiles with --profile', async () => {
+  it('runs every phase on both backends against their baselines, prints the comparison, and profiles with --profile', async () => {
     const profiles = await mkdtemp(join(tmpdir(), 'payonce-profiles-'));
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'bench/run.ts', '--quick', '--profile', profiles],
-      { cwd: ROOT, timeout: 150_000, maxBuffer: 10 * 1024 * 1024 },
+      { cwd: ROOT, timeout: 300_000, maxBuffer: 10 * 1024 * 1024 },
     );
     expect(stdout).toContain('payonce benchmark (quick)');
-    for (const row of [
-      'accept path (req/s)',
-      'duplicate path (req/s)',
-      'worker, no delay (jobs/s)',
-      'bare BullMQ worker',
-      'raw single-row inserts',
-      'end-to-end overhead',
-      'scaling: 2 process(es)',
-      'scaling: 1 process x 20',
-      'peak RSS: apiPeakRssMbAccept',
-    ]) {
-      expect(stdout).toContain(row);
+    for (const on of ['Redis', 'Postgres']) {
+      for (const row of [
+        `accept path on ${on} (req/s)`,
+        `duplicate path on ${on} (req/s)`,
+        `worker on ${on}, no delay (jobs/s)`,
+        `end-to-end overhead at 100/s on ${on}`,
+        `scaling on ${on}: 2 process(es)`,
+        `scaling on ${on}: 1 process x 20`,
+        `peak RSS on ${on}: apiPeakRssMbAccept`,
+      ]) {
+        expect(stdout).toContain(row);
+      }
     }
+    expect(stdout).toContain('bare BullMQ worker');
+    expect(stdout).toContain('raw single-row inserts');
+    expect(stdout).not.toContain('not measured');
     // Every ratio is a measured number, not a placeholder.
     const ratios = [...stdout.matchAll(/ (\d+\.\d\d)\s*$/gm)].map((match) => Number(match[1]));
-    expect(ratios.length).toBeGreaterThanOrEqual(5);
+    expect(ratios.length).toBeGreaterThanOrEqual(10);
     for (const ratio of ratios) expect(ratio).toBeGreaterThan(0);
-    // payonce beside the naive design on every path, then the bare floors, each with its ratio.
-    for (const path of ['accept', 'duplicate']) {
+    // payonce beside the naive design on every path and backend, then the bare floors, each with its ratio.
+    for (const on of ['Redis', 'Postgres']) {
+      for (const path of ['accept', 'duplicate']) {
+        expect(stdout).toMatch(
+          new RegExp(`^${path} path on ${on} \\(req/s\\)\\s+[\\d,]+\\s+[\\d,]+ naive service\\s+\\d+\\.\\d\\d$`, 'm'),
+        );
+        expect(stdout).toMatch(
+          new RegExp(
+            `^${path} p50 / p99 on ${on}\\s+[\\d.]+ ms / [\\d.]+ ms\\s+[\\d.]+ ms / [\\d.]+ ms naive service$`,
+            'm',
+          ),
+        );
+      }
       expect(stdout).toMatch(
-        new RegExp(`^${path} path \\(req/s\\)\\s+[\\d,]+\\s+[\\d,]+ naive service\\s+\\d+\\.\\d\\d$`, 'm'),
+        new RegExp(`^worker on ${on}, no delay \\(jobs/s\\)\\s+[\\d,]+\\s+[\\d,]+ naive worker\\s+\\d+\\.\\d\\d$`, 'm'),
       );
-      expect(stdout).toMatch(
-        new RegExp(`^${path} p50 / p99\\s+[\\d.]+ ms / [\\d.]+ ms\\s+[\\d.]+ ms / [\\d.]+ ms naive service$`, 'm'),
-      );
+      expect(stdout).toMatch(new RegExp(`^peak RSS on ${on}: naiveApiPeakRssMbAccept\\s+\\d+ MB$`, 'm'));
+      expect(stdout).toMatch(new RegExp(`^peak RSS on ${on}: naiveWorkerPeakRssMb\\s+\\d+ MB$`, 'm'));
+      for (const target of ['accept path', 'duplicate path', 'worker']) {
+        expect(stdout).toMatch(
+          new RegExp(`^(met |MISS)  ${target} on ${on}: \\d+\\.\\d\\dx \\(target >= [\\d.]+x the naive`, 'm'),
+        );
+      }
     }
     expect(stdout).toMatch(/^\s+[\d,]+ bare Fastify\s+\d+\.\d\d$/m);
-    expect(stdout).toMatch(/^worker, no delay \(jobs\/s\)\s+[\d,]+\s+[\d,]+ naive worker\s+\d+\.\d\d$/m);
-    expect(stdout).toMatch(/^peak RSS: naiveApiPeakRssMbAccept\s+\d+ MB$/m);
-    expect(stdout).toMatch(/^peak RSS: naiveWorkerPeakRssMb\s+\d+ MB$/m);
-    for (const target of ['accept path', 'duplicate path', 'worker']) {
-      expect(stdout).toMatch(
-        new RegExp(`^(met |MISS)  ${target}: \\d+\\.\\d\\dx \\(target >= [\\d.]+x the naive`, 'm'),
-      );
-    }
-    // The end-to-end time is split, and every process's CPU is counted where the work lands.
-    expect(stdout).toMatch(/of which queued \(accepted -> taken\)\s+p50 \d/);
-    expect(stdout).toMatch(/of which in the worker \(taken -> written\)\s+p50 \d/);
-    const cpu = (label: string) => {
-      const match = new RegExp(`^${label}\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)\\s+([\\d,]+)$`, 'm').exec(
-        stdout,
-      );
+    expect(stdout).toMatch(/^(met |MISS) {2}end-to-end overhead p99 on Redis: \d+ ms \(target < 25 ms at 100\/s\)$/m);
+    expect(stdout).toMatch(
+      /^(met |MISS) {2}end-to-end overhead p99 on Postgres: \d+ ms \(target < 50 ms at 100\/s\)$/m,
+    );
+    // The end-to-end time is split on both backends.
+    expect([...stdout.matchAll(/of which queued \(accepted -> taken\)\s+p50 \d/g)]).toHaveLength(2);
+    expect([...stdout.matchAll(/of which in the worker \(taken -> written\)\s+p50 \d/g)]).toHaveLength(2);
+
+    // Every process's CPU is counted where the work lands: one table per backend, the Postgres
+    // one without a Redis column (Redis plays no part there).
+    const [redisTable, postgresTable] = ['Redis', 'Postgres'].map((on) => {
+      const start = stdout.indexOf(`CPU on ${on}, per request or job (µs)`);
+      expect(start, `the CPU table on ${on}`).toBeGreaterThan(0);
+      return stdout.slice(start, stdout.indexOf('\n\n', start));
+    });
+    expect(postgresTable).not.toMatch(/Redis/);
+    const cpu = (table: string, label: string) => {
+      const columns = table === redisTable ? 5 : 4;
+      const match = new RegExp(`^${label}${'\\s+([\\d,]+)'.repeat(columns)}$`, 'm').exec(table);
       expect(match, `CPU row "${label}"`).not.toBeNull();
-      const [own, redis, postgres, loadGenerator, total] = match!.slice(1).map((n) => Number(n.replace(/,/g, '')));
-      expect(total).toBe(own! + redis! + postgres! + loadGenerator!);
+      const figures = match!.slice(1).map((n) => Number(n.replace(/,/g, '')));
+      const [own, ...rest] = figures;
+      const total = rest.pop()!;
+      expect(total).toBe(own! + rest.reduce((sum, n) => sum + n, 0));
+      const [redis, postgres, loadGenerator] = columns === 5 ? rest : [0, ...rest];
       return { process: own!, redis: redis!, postgres: postgres!, loadGenerator: loadGenerator! };
     };
-    const accept = cpu('accept path');
+    const accept = cpu(redisTable!, 'accept path');
     expect(accept.process).toBeGreaterThan(0);
     expect(accept.redis).toBeGreaterThan(0);
     expect(accept.loadGenerator).toBeGreaterThan(0);
-    expect(cpu('BullMQ add alone \\(its client as process\\)').redis).toBeGreaterThan(0);
-    expect(cpu('payonce worker').process).toBeGreaterThan(0);
-    for (const keys of ['distinct keys', 'one key']) {
-      const naive = cpu(`naive service, ${keys}`);
-      expect(naive.process).toBeGreaterThan(0);
-      expect(naive.loadGenerator).toBeGreaterThan(0);
+    expect(cpu(redisTable!, 'BullMQ add alone \\(its client as process\\)').redis).toBeGreaterThan(0);
+    // On Postgres the queue's work lands in Postgres.
+    expect(cpu(postgresTable!, 'BullMQ add alone \\(its client as process\\)').postgres).toBeGreaterThan(0);
+    expect(cpu(postgresTable!, 'accept path').postgres).toBeGreaterThan(0);
+    for (const table of [redisTable!, postgresTable!]) {
+      expect(cpu(table, 'payonce worker').process).toBeGreaterThan(0);
+      expect(cpu(table, 'naive worker').process).toBeGreaterThan(0);
+      for (const keys of ['distinct keys', 'one key']) {
+        const naive = cpu(table, `naive service, ${keys}`);
+        expect(naive.process).toBeGreaterThan(0);
+        expect(naive.loadGenerator).toBeGreaterThan(0);
+      }
     }
-    expect(cpu('naive worker').process).toBeGreaterThan(0);
 
     // A CPU profile of every process under test and every baseline, and their summary.
     try {
       expect((await readdir(profiles)).sort()).toEqual(
         [
-          'api-accept',
-          'api-end-to-end',
-          'bare-fastify',
-          'bare-worker',
-          'naive-api',
-          'naive-worker',
-          'worker-end-to-end',
-          'worker-throughput',
-        ].map((name) => `${name}.cpuprofile`),
+          ...['api-accept', 'api-end-to-end', 'bare-worker', 'naive-api', 'naive-worker'],
+          ...['worker-end-to-end', 'worker-throughput'],
+        ]
+          .flatMap((name) => [name, `${name}-postgres`])
+          .concat('bare-fastify')
+          .map((name) => `${name}.cpuprofile`)
+          .sort(),
       );
       const summary = await promisify(execFile)(
         process.execPath,
@@ -106,5 +134,5 @@ describe('npm run bench -- --quick', () => {
     } finally {
       await rm(profiles, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 330_000);
 });
