@@ -110,7 +110,7 @@ describe.each(STORE_BACKENDS)(
       // Fault 2: a payment write that Postgres commits but whose reply never comes back...
       await paidAtLeast(40);
       const lostReply = await withTimeout(
-        proxy.trap('insert into "payments"', 'drop-replies'),
+        proxy.trap('insert into payments', 'drop-replies'),
         10_000,
         'a payment write to pass the proxy',
       );

@@ -128,7 +128,7 @@ describe.each(STORE_BACKENDS)('Postgres unreachable from the worker (%s backend)
 
   it('does not write twice when Postgres committed the payment but the reply was lost', async () => {
     const [userId] = (await seedUsers(stack.db, 1)) as [number];
-    const lostReply = proxy.trap('insert into "payments"', 'drop-replies');
+    const lostReply = proxy.trap('insert into payments', 'drop-replies');
     const [purchaseId] = (await acceptPurchases(client, [{ userId, productId }])) as [string];
     await lostReply;
     // The row is committed while the worker is still waiting for the answer...
