@@ -32,10 +32,11 @@ const CLAIM_ROUNDS = 5;
  * released only by its own purchase, and a claim past its `expires_at` is free. Expired rows are
  * taken over by the next claim of their key, and swept by `sweepExpired`.
  *
- * A claim is one `insert … on conflict do update … where expired` per batch of concurrent
- * claims: the primary key makes exactly one of any number of concurrent claims of one key win
- * (the losers' statements wait for the winner's commit, then see its row). Keys are inserted in
- * order, so two batches never wait on each other's rows in opposite orders.
+ * A batch of concurrent claims is one `insert … on conflict do nothing` (the primary key makes
+ * exactly one of any number of concurrent claims of one key win; the losers' statements wait
+ * for the winner's commit, then see its row), then one read of the keys that were held, and an
+ * `update … where expired` for those whose claim had run out. Keys go in in order, so two
+ * batches never wait on each other's rows in opposite orders.
  */
 export function createPostgresIdempotencyStore(options: PostgresIdempotencyStoreOptions) {
   const { db, unfinishedTtlSeconds } = options;
@@ -50,18 +51,53 @@ export function createPostgresIdempotencyStore(options: PostgresIdempotencyStore
     return new Map(rows.map((row) => [row.key, row]));
   }
 
-  /** Claims the free keys among `claims` (one claim per key) and returns the keys it claimed. */
+  /** The claims of `keys` as they stand, live or expired. */
+  async function current(keys: readonly string[]): Promise<Map<string, ClaimRow & { live: boolean }>> {
+    const rows = await db('idempotency_claims')
+      .whereIn('key', [...keys])
+      .select<Array<ClaimRow & { live: boolean }>>(
+        'key',
+        'purchase_id',
+        'fingerprint',
+        'confirmed',
+        db.raw('expires_at > now() as live'),
+      );
+    return new Map(rows.map((row) => [row.key, row]));
+  }
+
+  /**
+   * Inserts the claims of free keys (one claim per key, in key order) and returns the keys it
+   * claimed. `do nothing` on a conflict: a key that is held costs no lock and no write, which
+   * keeps a storm of duplicates from queueing on one row.
+   */
   async function insertClaims(claims: ReadonlyArray<{ key: string; claim: Claim }>): Promise<Set<string>> {
     const sorted = [...claims].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const result = await db.raw<{ rows: Array<{ key: string }> }>(
-      `insert into idempotency_claims as c (key, purchase_id, fingerprint, confirmed, expires_at)
+      `insert into idempotency_claims (key, purchase_id, fingerprint, confirmed, expires_at)
        select t.key, t.purchase_id, t.fingerprint, false, now() + make_interval(secs => ?)
        from unnest(?::text[], ?::uuid[], ?::text[]) with ordinality as t(key, purchase_id, fingerprint, n)
        order by t.n
-       on conflict (key) do update
-         set purchase_id = excluded.purchase_id, fingerprint = excluded.fingerprint,
-             confirmed = false, expires_at = excluded.expires_at
-         where c.expires_at <= now()
+       on conflict (key) do nothing
+       returning key`,
+      [
+        pendingTtlSeconds,
+        sorted.map(({ key }) => key),
+        sorted.map(({ claim }) => claim.purchaseId),
+        sorted.map(({ claim }) => claim.fingerprint),
+      ],
+    );
+    return new Set(result.rows.map((row) => row.key));
+  }
+
+  /** Takes over the claims of keys whose claim has expired (checked again under the row lock); returns those it took. */
+  async function takeOverExpired(claims: ReadonlyArray<{ key: string; claim: Claim }>): Promise<Set<string>> {
+    const sorted = [...claims].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const result = await db.raw<{ rows: Array<{ key: string }> }>(
+      `update idempotency_claims c
+       set purchase_id = t.purchase_id, fingerprint = t.fingerprint, confirmed = false,
+           expires_at = now() + make_interval(secs => ?)
+       from unnest(?::text[], ?::uuid[], ?::text[]) as t(key, purchase_id, fingerprint)
+       where c.key = t.key and c.expires_at <= now()
        returning c.key`,
       [
         pendingTtlSeconds,
@@ -81,11 +117,15 @@ export function createPostgresIdempotencyStore(options: PostgresIdempotencyStore
       const outcome = new Map<string, ClaimResult>();
       let open = [...first.values()];
       for (let round = 0; round < CLAIM_ROUNDS && open.length > 0; round++) {
-        const claimed = await insertClaims(open);
-        for (const key of claimed) outcome.set(key, { claimed: true });
-        const held = await holders(open.filter(({ key }) => !claimed.has(key)).map(({ key }) => key));
-        for (const [key, row] of held) outcome.set(key, { claimed: false, ...toHolder(row) });
-        // Neither claimed nor held: its holder let go in between; try again.
+        const inserted = await insertClaims(open);
+        for (const key of inserted) outcome.set(key, { claimed: true });
+        open = open.filter(({ key }) => !inserted.has(key));
+        if (open.length === 0) break;
+        const rows = await current(open.map(({ key }) => key));
+        for (const [key, row] of rows) if (row.live) outcome.set(key, { claimed: false, ...toHolder(row) });
+        const expired = open.filter(({ key }) => rows.get(key)?.live === false);
+        if (expired.length > 0) for (const key of await takeOverExpired(expired)) outcome.set(key, { claimed: true });
+        // Not decided yet: released, or taken over by another claim, in between. Try again.
         open = open.filter(({ key }) => !outcome.has(key));
       }
       return requests.map((request) => {
