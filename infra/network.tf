@@ -222,7 +222,7 @@ resource "aws_vpc_security_group_egress_rule" "lambda_to_internet" {
   count = var.enable_nat_gateway ? 1 : 0
 
   security_group_id = aws_security_group.lambda.id
-  description       = "HTTPS to the internet through the NAT gateway (payment provider)"
+  description       = "HTTPS to the internet through the NAT gateway (payment provider, webhook endpoints)"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443

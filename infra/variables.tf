@@ -558,6 +558,23 @@ variable "alarm_sns_topic_arns" {
   }
 }
 
+variable "enable_webhooks" {
+  description = "Send webhooks: EventBridge runs the dispatcher in the worker function on webhook_dispatch_schedule. Needs enable_nat_gateway (endpoints are on the internet)."
+  type        = bool
+  default     = false
+}
+
+variable "webhook_dispatch_schedule" {
+  description = "How often EventBridge runs the webhook dispatcher in the worker function (an EventBridge schedule expression; one minute is its shortest rate)."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\([0-9]+ (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.webhook_dispatch_schedule))
+    error_message = "webhook_dispatch_schedule must be an EventBridge rate(...) or cron(...) expression."
+  }
+}
+
 variable "reconcile_schedule" {
   description = "How often EventBridge runs the reconciler in the worker function (an EventBridge schedule expression)."
   type        = string

@@ -124,6 +124,23 @@ export function composeWorker(config: Config, options: WorkerRootOptions = {}) {
     return reconciler;
   }
 
+  /** The webhook dispatcher (src/worker/webhooks/), as configured. */
+  function webhookDispatcher() {
+    return createWebhookDispatcher({
+      deliveries: createWebhookDeliveriesRepository({ db }),
+      send: (url, headers, body) =>
+        sendWebhook(url, headers, body, {
+          timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+          allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
+        }),
+      logger,
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+      retryHours: config.WEBHOOK_RETRY_HOURS,
+    });
+  }
+
   /** One reconciliation of the purchases accepted more than `afterSeconds` ago (on SQS: the retry horizon). */
   async function reconcile(afterSeconds = config.RECONCILE_AFTER_SECONDS): Promise<ReconcileReport> {
     const horizon =
@@ -227,22 +244,25 @@ export function composeWorker(config: Config, options: WorkerRootOptions = {}) {
      */
     startWebhookDispatcher(): void {
       if (config.WEBHOOK_DISPATCH_INTERVAL_MS === 0) return;
-      const dispatcher = createWebhookDispatcher({
-        deliveries: createWebhookDeliveriesRepository({ db }),
-        send: (url, headers, body) =>
-          sendWebhook(url, headers, body, {
-            timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-            allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
-          }),
-        logger,
-        concurrency: config.WEBHOOK_CONCURRENCY,
-        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-        retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
-        retryHours: config.WEBHOOK_RETRY_HOURS,
-      });
-      resources.own('webhook dispatcher', dispatcher.start(config.WEBHOOK_DISPATCH_INTERVAL_MS), (running) =>
+      resources.own('webhook dispatcher', webhookDispatcher().start(config.WEBHOOK_DISPATCH_INTERVAL_MS), (running) =>
         running.stop(),
       );
+    },
+
+    /**
+     * The Lambda side of the dispatcher (an EventBridge schedule, infra/webhooks.tf): passes until
+     * nothing more is due or the invocation could not finish another one; resolves with how many
+     * deliveries were attempted.
+     */
+    async dispatchWebhooks(remainingMs: () => number): Promise<{ attempted: number }> {
+      const dispatcher = webhookDispatcher();
+      let attempted = 0;
+      while (remainingMs() > config.WEBHOOK_TIMEOUT_MS + 5_000) {
+        const sent = await dispatcher.dispatchOnce();
+        attempted += sent;
+        if (sent < config.WEBHOOK_CONCURRENCY) break;
+      }
+      return { attempted };
     },
 
     /**

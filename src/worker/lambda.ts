@@ -15,22 +15,36 @@ const container = oncePerContainer(async () => {
   const worker = composeWorker(config);
   const handleBatch = await worker.createSqsBatchHandler();
   worker.logger.info('worker container ready');
-  return { handleBatch, reconcile: () => worker.reconcile(), close: () => worker.close() };
+  return {
+    handleBatch,
+    reconcile: () => worker.reconcile(),
+    dispatchWebhooks: (remainingMs: () => number) => worker.dispatchWebhooks(remainingMs),
+    close: () => worker.close(),
+  };
 });
 
+/** The EventBridge event of infra/webhooks.tf's schedule: it carries this constant input. */
+export interface DispatchWebhooksEvent {
+  payonce: 'dispatch-webhooks';
+}
+
 /**
- * Lambda entry (`index.handler` in worker.zip): a batch from the SQS event source mapping, or
- * the EventBridge schedule (infra/reconcile.tf) that runs the reconciler, since a Lambda worker
- * has no long-running process to run it on an interval.
+ * Lambda entry (`index.handler` in worker.zip): a batch from the SQS event source mapping, or one
+ * of the EventBridge schedules that stand in for the worker process's timers, since a Lambda
+ * worker has no long-running process: the reconciler (infra/reconcile.tf) and the webhook
+ * dispatcher (infra/webhooks.tf, whose event carries `{"payonce": "dispatch-webhooks"}`).
  */
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse>;
+export async function handler(event: DispatchWebhooksEvent, context: Context): Promise<{ attempted: number }>;
 export async function handler(event: ScheduledEvent, context: Context): Promise<ReconcileReport>;
 export async function handler(
-  event: SQSEvent | ScheduledEvent,
+  event: SQSEvent | ScheduledEvent | DispatchWebhooksEvent,
   context: Context,
-): Promise<SQSBatchResponse | ReconcileReport> {
-  const { handleBatch, reconcile } = await container();
-  if ('Records' in event) return handleBatch(event, () => context.getRemainingTimeInMillis());
+): Promise<SQSBatchResponse | ReconcileReport | { attempted: number }> {
+  const { handleBatch, reconcile, dispatchWebhooks } = await container();
+  const remainingMs = () => context.getRemainingTimeInMillis();
+  if ('Records' in event) return handleBatch(event, remainingMs);
+  if ('payonce' in event && event.payonce === 'dispatch-webhooks') return dispatchWebhooks(remainingMs);
   return reconcile();
 }
 

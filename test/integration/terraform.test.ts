@@ -817,3 +817,48 @@ describe('ElastiCache in cluster mode (redis_cluster_mode)', () => {
     );
   });
 });
+
+describe('webhooks on AWS (enable_webhooks)', () => {
+  const count = (name: string) => expressionOf(resource(infra, name).count);
+
+  it('are off by default, and need the NAT gateway when on', async () => {
+    expect(infra.variables.get('enable_webhooks')).toMatchObject({ type: '${bool}', default: false });
+    for (const name of [
+      'aws_cloudwatch_event_rule.webhooks',
+      'aws_cloudwatch_event_target.webhooks',
+      'aws_lambda_permission.webhooks',
+    ]) {
+      expect(await evaluate(infra, count(name)), name).toBe(0);
+      expect(await evaluate(infra, count(name), { enable_webhooks: true }), name).toBe(1);
+    }
+    const precondition = body(
+      body(resource(infra, 'aws_cloudwatch_event_rule.webhooks').lifecycle, 'lifecycle').precondition,
+      'precondition',
+    );
+    expect(precondition.condition).toBe('${var.enable_nat_gateway}');
+  });
+
+  it('invoke the worker function with the dispatch event, on their schedule, allowed for that rule only', async () => {
+    const rule = resource(infra, 'aws_cloudwatch_event_rule.webhooks');
+    expect(rule.schedule_expression).toBe('${var.webhook_dispatch_schedule}');
+    expect(infra.variables.get('webhook_dispatch_schedule')?.default).toBe('rate(1 minute)');
+    const target = resource(infra, 'aws_cloudwatch_event_target.webhooks');
+    expect(target.arn).toBe('${aws_lambda_function.worker.arn}');
+    // src/worker/lambda.ts tells this event from the reconciler's schedule by exactly this input.
+    expect(target.input).toBe('${jsonencode({ payonce = "dispatch-webhooks" })}');
+    const permission = resource(infra, 'aws_lambda_permission.webhooks');
+    expect(permission).toMatchObject({
+      action: 'lambda:InvokeFunction',
+      function_name: '${aws_lambda_function.worker.function_name}',
+      principal: 'events.amazonaws.com',
+      source_arn: '${aws_cloudwatch_event_rule.webhooks[0].arn}',
+    });
+  });
+
+  it('let the functions out to the internet on 443 only, through the NAT gateway', async () => {
+    const egress = resource(infra, 'aws_vpc_security_group_egress_rule.lambda_to_internet');
+    expect(egress).toMatchObject({ ip_protocol: 'tcp', from_port: 443, to_port: 443, cidr_ipv4: '0.0.0.0/0' });
+    expect(await evaluate(infra, expressionOf(egress.count))).toBe(0);
+    expect(await evaluate(infra, expressionOf(egress.count), { enable_nat_gateway: true })).toBe(1);
+  });
+});
