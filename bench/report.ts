@@ -78,6 +78,12 @@ export interface BackendFigures {
  * 10), which the report shows as not measured.
  */
 export interface BenchReport extends BackendFigures {
+  /**
+   * What the API key check and the rate limiter cost on the accept and duplicate paths (Redis):
+   * the key check alone in process CPU per request, and both paths again with the limiter off.
+   * Absent from runs recorded before accounts existed.
+   */
+  limits?: { keyCheckMicros: number; limiterOff: { accept: CpuUse; duplicate: CpuUse } };
   date: string;
   quick: boolean;
   machine: { cpu: string; memoryGb: number; os: string; node: string; postgres: string; redis: string };
@@ -322,9 +328,40 @@ function cpuRows(backend: Backend, figures: BackendFigures | undefined, offeredR
   ];
 }
 
-/** Each backend's CPU table. */
+/**
+ * The Redis table's extra rows: the accept and duplicate paths with the rate limiter off, beside
+ * the same with it on (above), and the key check alone.
+ */
+function limitRows({ limits }: BenchReport): string[][] {
+  if (!limits) return [];
+  const row = (label: string, cpu: CpuUse) => [
+    label,
+    n(cpu.process),
+    n(cpu.redis),
+    n(cpu.postgres),
+    n(cpu.loadGenerator),
+    n(cpu.process + cpu.redis + cpu.postgres + cpu.loadGenerator),
+  ];
+  return [
+    row('accept path, rate limiter off', limits.limiterOff.accept),
+    row('duplicate path, rate limiter off', limits.limiterOff.duplicate),
+    [
+      'the API key check alone (in process, a cached key)',
+      n(limits.keyCheckMicros),
+      '',
+      '',
+      '',
+      n(limits.keyCheckMicros),
+    ],
+  ];
+}
+
+/** Each backend's CPU table; Redis's with the cost of the key check and the limiter. */
 const cpuTables = (report: BenchReport) =>
-  backendsOf(report).map(([backend, figures]) => cpuRows(backend, figures, report.endToEnd.offeredRate));
+  backendsOf(report).map(([backend, figures]) => [
+    ...cpuRows(backend, figures, report.endToEnd.offeredRate),
+    ...(backend === 'redis' ? limitRows(report) : []),
+  ]);
 
 function renderPlain(table: string[][]): string[] {
   const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { log, openBenchContext, type Backend } from './context.js';
 import { describeMachine } from './machine.js';
+import { measureKeyCheck } from './key-check.js';
 import { measureAcceptPaths } from './phases/accept.js';
 import { measureBullmqAdd } from './phases/bullmq-add.js';
 import { measureEndToEnd } from './phases/end-to-end.js';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     // One phase at a time, each with its processes stopped before the next starts, so no
     // phase's figures include another's CPU; within a phase, the Redis backend then Postgres.
     const paths = await measureAcceptPaths(bench);
+    const keyCheckMicros = await measureKeyCheck(quick ? 20_000 : 200_000);
     const bullmqAddCpu = {
       redis: await measureBullmqAdd(bench, 'redis'),
       postgres: await measureBullmqAdd(bench, 'postgres'),
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
       machine: describeMachine(),
       plan: bench.plan,
       ...figures('redis'),
+      limits: paths.redis.limiterOff && { keyCheckMicros, limiterOff: paths.redis.limiterOff },
       postgres: figures('postgres'),
       seconds: Math.round((Date.now() - started) / 1000),
     };

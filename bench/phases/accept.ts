@@ -3,6 +3,7 @@ import { freePort, startApi, startNodeProcess, type RunningApi } from '../../scr
 import { randomSuffix } from '../../scripts/lib/scratch.js';
 import { bestOf, log, peakRssMb, type Backend, type BenchContext } from '../context.js';
 import { purchaseLoad } from '../load.js';
+import type { CpuUse } from '../cpu.js';
 import type { PathComparison } from '../report.js';
 
 /** Starts one of the bench's own servers (`bench/*.ts`) and waits until it answers /health/live. */
@@ -34,6 +35,8 @@ export interface AcceptFigures {
   duplicate: PathComparison;
   apiPeakRssMb: number;
   naiveApiPeakRssMb: number;
+  /** payonce's two paths again with the rate limiter off (RATE_LIMIT_MAX=0), on Redis only. */
+  limiterOff?: { accept: CpuUse; duplicate: CpuUse };
 }
 
 /**
@@ -97,6 +100,21 @@ export async function measureAcceptPaths(ctx: BenchContext): Promise<Record<Back
     const naiveApiPeakRssMb = await peakRssMb(naive.pid);
     await stop(api);
     await stop(naive);
+    // The rate limiter's cost: the same paths on an API with RATE_LIMIT_MAX=0 (the key check stays).
+    let limiterOff: AcceptFigures['limiterOff'];
+    if (backend === 'redis') {
+      const unlimited = ctx.track(
+        await startApi(env(backend, { QUEUE_NAME: `unlimited_${randomSuffix()}`, RATE_LIMIT_MAX: '0' }), {
+          nodeArgs: profiled('api-accept-unlimited'),
+        }),
+      );
+      await load(unlimited.url, 'distinct', plan.warmup);
+      limiterOff = {
+        accept: (await measuredLoad(unlimited, 'distinct')).cpu,
+        duplicate: (await measuredLoad(unlimited, 'duplicate')).cpu,
+      };
+      await stop(unlimited);
+    }
     const comparison = ({ bare: baseline, naive, payonce: subject }: typeof accept): PathComparison => ({
       baseline,
       subject,
@@ -104,7 +122,13 @@ export async function measureAcceptPaths(ctx: BenchContext): Promise<Record<Back
       naive,
       ratioToNaive: subject.requestsPerSecond / naive.requestsPerSecond,
     });
-    return { accept: comparison(accept), duplicate: comparison(duplicate), apiPeakRssMb, naiveApiPeakRssMb };
+    return {
+      accept: comparison(accept),
+      duplicate: comparison(duplicate),
+      apiPeakRssMb,
+      naiveApiPeakRssMb,
+      limiterOff,
+    };
   };
 
   const figures = { redis: await measureOn('redis'), postgres: await measureOn('postgres') };

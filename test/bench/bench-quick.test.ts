@@ -93,6 +93,11 @@ describe('npm run bench -- --quick', () => {
       const [redis, postgres, loadGenerator] = columns === 5 ? rest : [0, ...rest];
       return { process: own!, redis: redis!, postgres: postgres!, loadGenerator: loadGenerator! };
     };
+    // What the key check and the rate limiter cost: both paths again with the limiter off, and the check alone.
+    for (const path of ['accept path', 'duplicate path']) {
+      expect(cpu(redisTable!, `${path}, rate limiter off`).process).toBeGreaterThan(0);
+    }
+    expect(redisTable).toMatch(/^the API key check alone \(in process, a cached key\)\s+[\d,]+\s+[\d,]+$/m);
     const accept = cpu(redisTable!, 'accept path');
     expect(accept.process).toBeGreaterThan(0);
     expect(accept.redis).toBeGreaterThan(0);
@@ -119,7 +124,7 @@ describe('npm run bench -- --quick', () => {
           ...['worker-end-to-end', 'worker-throughput'],
         ]
           .flatMap((name) => [name, `${name}-postgres`])
-          .concat('bare-fastify')
+          .concat('bare-fastify', 'api-accept-unlimited')
           .map((name) => `${name}.cpuprofile`)
           .sort(),
       );
