@@ -203,6 +203,26 @@ describe.each(STORE_BACKENDS)('webhooks (%s backend)', (backend) => {
     expect(delivery).toMatchObject({ eventId, status: 'delivered', attempts: 2, lastStatusCode: 200 });
     expect(delivery!.attemptLog.map((attempt) => attempt.statusCode)).toEqual([200, 200]);
 
+    // Asked for while an attempt is under way (the receiver holding its answer): not lost when that attempt settles.
+    receiver.hold();
+    try {
+      expect((await webhooks.redeliver(eventId)).status).toBe(202);
+      await receiver.waitFor(() => (receiver.waiting().length === 1 ? true : undefined), 'the third attempt in flight');
+      expect((await webhooks.redeliver(eventId)).status).toBe(202);
+    } finally {
+      receiver.release();
+    }
+    await receiver.waitFor(
+      () => at('/redelivered').filter((request) => request.answered === 200)[3],
+      `the redelivery of ${eventId} asked for during an attempt`,
+    );
+    const [settled] = await webhooks.deliveriesReach(
+      endpoint.id,
+      allDelivered(1),
+      'the last redelivery to be recorded',
+    );
+    expect(settled!.attemptLog.map((attempt) => attempt.statusCode)).toEqual([200, 200, 200, 200]);
+
     const unknown = await webhooks.redeliver(`msg_${'0'.repeat(32)}`);
     expect(unknown.status).toBe(404);
     expect(unknown.body).toMatchObject({ code: 'EVENT_NOT_FOUND' });
