@@ -7,10 +7,10 @@ import type { RunningWorker } from '../support/processes.js';
 import { createPurchaseClient, type PurchaseClient } from '../support/purchase-client.js';
 import { scratchAccountId, seedProducts, seedUsers } from '../support/services.js';
 import {
+  allDelivered,
   createWebhookClient,
   FAST_DISPATCH,
   LOOPBACK_RECEIVERS,
-  type DeliveryView,
   type WebhookClient,
 } from '../support/webhook-client.js';
 import { startWebhookReceiver, verifiedEvents, type WebhookReceiver } from '../support/webhook-receiver.js';
@@ -65,11 +65,6 @@ describe('webhooks under faults (redis backend)', () => {
       userIds.map((userId) => ({ userId, productId })),
     );
   }
-
-  const allDelivered = (count: number) => (deliveries: DeliveryView[]) =>
-    deliveries.length === count && deliveries.every((delivery) => delivery.status === 'delivered')
-      ? deliveries
-      : undefined;
 
   it('refuses loopback URLs left out of WEBHOOK_ALLOWED_HOSTS at registration, and again before connecting', async () => {
     const outsider = await receiverOn('127.0.0.2');

@@ -7,10 +7,10 @@ import { createProcessStack, type ProcessStack } from '../support/process-stack.
 import { createPurchaseClient, purchaseIdIn, type PurchaseClient } from '../support/purchase-client.js';
 import { seedProducts, seedUserAndProduct, seedUsers } from '../support/services.js';
 import {
+  allDelivered,
   createWebhookClient,
   FAST_DISPATCH,
   LOOPBACK_RECEIVERS,
-  type DeliveryView,
   type WebhookClient,
 } from '../support/webhook-client.js';
 import {
@@ -62,11 +62,6 @@ describe.each(STORE_BACKENDS)('webhooks (%s backend)', (backend) => {
       `the webhook of purchase ${purchaseId}`,
     );
   }
-
-  const allDelivered = (count: number) => (deliveries: DeliveryView[]) =>
-    deliveries.length === count && deliveries.every((delivery) => delivery.status === 'delivered')
-      ? deliveries
-      : undefined;
 
   it('sends one event per outcome across a burst with declines and duplicates, as the purchase reads', async () => {
     const outcomes = await webhooks.registered(`${receiver.origin}/outcomes`);

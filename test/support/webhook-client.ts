@@ -33,6 +33,12 @@ export interface DeliveryView {
   }>;
 }
 
+/** For `deliveriesReach`: the deliveries once there are `count` and every one is delivered. */
+export const allDelivered = (count: number) => (deliveries: DeliveryView[]) =>
+  deliveries.length === count && deliveries.every((delivery) => delivery.status === 'delivered')
+    ? deliveries
+    : undefined;
+
 /** The webhook routes of one running API, as a client calls them (with the stack's API key). */
 export function createWebhookClient(baseUrl: string) {
   const post = (path: string, body?: unknown) =>
