@@ -209,6 +209,13 @@ const ConfigFields = z.object({
   WEBHOOK_DISPATCH_INTERVAL_MS: int().min(0).max(3_600_000).default(1_000),
   /** Worker: deliveries one dispatcher sends at once. */
   WEBHOOK_CONCURRENCY: int().min(1).max(1_000).default(20),
+  /**
+   * Worker: how long past WEBHOOK_TIMEOUT_MS a delivery being sent stays its dispatcher's (time to
+   * record the attempt) before another dispatcher may take it. A delivery whose worker died
+   * mid-send goes out again this long after the timeout; too short, and a slow Postgres gets a
+   * delivery sent twice (harmless to a receiver: the same `webhook-id`). Default 30 s.
+   */
+  WEBHOOK_LEASE_MARGIN_MS: int().min(500).max(600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: booleanString.optional(),
   /** Which queue carries purchase jobs: BullMQ on the Redis above, or an SQS FIFO queue (AWS). */

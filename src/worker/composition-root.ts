@@ -136,6 +136,7 @@ export function composeWorker(config: Config, options: WorkerRootOptions = {}) {
       logger,
       concurrency: config.WEBHOOK_CONCURRENCY,
       timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      leaseMarginMs: config.WEBHOOK_LEASE_MARGIN_MS,
       retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
       retryHours: config.WEBHOOK_RETRY_HOURS,
     });

@@ -45,7 +45,8 @@ export function authorization(baseUrl: string): Record<string, string> {
   return apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` };
 }
 
-async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
+/** A request to an API a stack started, with its API key; the JSON answer parsed. */
+export async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
   const started = performance.now();
   const base = new URL(url).origin;
   const headers = { ...authorization(base), ...(init.headers as Record<string, string> | undefined) };

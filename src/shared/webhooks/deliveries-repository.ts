@@ -139,7 +139,11 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
 
     /**
      * Records an attempt and settles the delivery: delivered, failed for good (`retryAt` null), or
-     * pending again from `retryAt`. Releases the lease.
+     * pending again from `retryAt`. Releases the lease. Only while the delivery is still this
+     * attempt's: a redelivery asked for meanwhile (which releases the lease) or another dispatcher
+     * that took it once the lease ran out (which counts another attempt) owns it now, and settling
+     * it here would drop that redelivery or overwrite that dispatcher's outcome. The attempt is
+     * logged either way.
      */
     async recordAttempt(delivery: ClaimedDelivery, result: AttemptResult, retryAt: Date | null): Promise<void> {
       const status: DeliveryStatus = result.delivered ? 'delivered' : retryAt ? 'pending' : 'failed';
@@ -152,7 +156,8 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
           duration_ms: Math.round(result.durationMs),
         });
         await trx('webhook_deliveries')
-          .where({ id: delivery.id })
+          .where({ id: delivery.id, attempts: delivery.attempt })
+          .whereNotNull('locked_until')
           .update({
             status,
             locked_until: null,

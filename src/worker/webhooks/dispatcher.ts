@@ -10,8 +10,8 @@ import { signedHeaders } from '../../shared/webhooks/signing.js';
 /** The longest wait between two attempts of a delivery. */
 const MAX_BACKOFF_MS = 3_600_000;
 
-/** Past the send timeout, how long a taken delivery stays the taker's before another dispatcher may take it. */
-const LEASE_MARGIN_MS = 30_000;
+/** Past the send timeout, how long a taken delivery stays the taker's before another may take it, unless told (WEBHOOK_LEASE_MARGIN_MS's default). */
+const DEFAULT_LEASE_MARGIN_MS = 30_000;
 
 export interface WebhookDispatcherDeps {
   deliveries: Pick<WebhookDeliveriesRepository, 'claimDue' | 'recordAttempt'>;
@@ -20,8 +20,13 @@ export interface WebhookDispatcherDeps {
   logger: Logger;
   /** Deliveries sent at once. */
   concurrency: number;
-  /** WEBHOOK_TIMEOUT_MS: the lease is this plus a margin. */
+  /** WEBHOOK_TIMEOUT_MS: the lease is this plus `leaseMarginMs`. */
   timeoutMs: number;
+  /**
+   * WEBHOOK_LEASE_MARGIN_MS: how long past `timeoutMs` a taken delivery stays this dispatcher's,
+   * to record its attempt; after a crash, how late another dispatcher sends it again. Default 30 s.
+   */
+  leaseMarginMs?: number;
   /** WEBHOOK_RETRY_BASE_MS: the first retry delay, doubling with every attempt up to an hour. */
   retryBaseMs: number;
   /** WEBHOOK_RETRY_HOURS: how long after its retries started a delivery is given up. */
@@ -41,6 +46,7 @@ export interface WebhookDispatcherDeps {
  */
 export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
   const { deliveries, send, logger, concurrency, timeoutMs, retryBaseMs, retryHours } = deps;
+  const leaseMs = timeoutMs + (deps.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS);
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
 
@@ -77,7 +83,7 @@ export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
 
   /** One pass: takes up to `concurrency` due deliveries and sends them all; resolves with how many. */
   async function dispatchOnce(): Promise<number> {
-    const due = await deliveries.claimDue(concurrency, timeoutMs + LEASE_MARGIN_MS);
+    const due = await deliveries.claimDue(concurrency, leaseMs);
     await Promise.all(
       due.map((delivery) =>
         deliver(delivery).catch((error: unknown) => {
