@@ -32,6 +32,11 @@ export async function up(knex: Knex): Promise<void> {
     table.uuid('purchase_id').notNullable();
     // The body every delivery sends, byte for byte.
     table.text('payload').notNullable();
+    // A `purchase.accepted` event is written with its purchase, before the job is queued, and held
+    // until the API has queued it (or its outcome is written): a held event is not sent, listed
+    // or redelivered, and the reconciler deletes it with a purchase that was never queued, so no
+    // endpoint hears of a purchase that was answered 503 or folded into another.
+    table.boolean('held').notNullable().defaultTo(false);
     table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     // One event per purchase and type: a write that is repeated (a rerun job) cannot make a second.
     table.unique(['purchase_id', 'type']);

@@ -10,7 +10,11 @@ import {
   type IdempotencyStore,
 } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
-import type { AccountPurchaseJob, PurchasesRepository } from '../shared/purchase/purchases-repository.js';
+import type {
+  AccountPurchaseJob,
+  PurchasesRepository,
+  RecordedAcceptance,
+} from '../shared/purchase/purchases-repository.js';
 import type { Purchase } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
@@ -53,7 +57,7 @@ export interface PurchaseServiceDeps {
   >;
   states: Pick<PurchaseStateStore, 'getPurchaseState'>;
   payments: Pick<PaymentsRepository, 'findPayment'>;
-  purchases: Pick<PurchasesRepository, 'recordAccepted' | 'findAccepted' | 'markAbandoned'>;
+  purchases: Pick<PurchasesRepository, 'recordAccepted' | 'releaseAcceptedEvent' | 'findAccepted' | 'markAbandoned'>;
   references: PurchaseReferencesLookup;
   producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
   waiter: Pick<PurchaseOutcomeWaiter, 'waitForOutcome'>;
@@ -232,8 +236,9 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
 
     // Durable before anything can run it: a purchase that got 202 outlives a Redis that lost
     // its data, and its status URL answers from Postgres.
+    let recorded: RecordedAcceptance;
     try {
-      await purchases.recordAccepted(job);
+      recorded = await purchases.recordAccepted(job);
     } catch (error) {
       wait?.cancel();
       await giveUp(key, purchaseId, error, 'could not record the purchase');
@@ -275,6 +280,13 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     await idempotency.confirmClaim(key, purchaseId).catch((error: unknown) => {
       logger.warn({ purchaseId, err: error }, 'could not extend the idempotency claim');
     });
+    // Its `purchase.accepted` event was held until now: a purchase answered 503, or folded into
+    // another, is never announced. Should this fail, the outcome's write releases it.
+    if (recorded.heldEvent) {
+      await purchases.releaseAcceptedEvent(purchaseId).catch((error: unknown) => {
+        logger.warn({ purchaseId, err: error }, 'could not release the purchase.accepted event; its outcome will');
+      });
+    }
     logger.info({ purchaseId, userId, productId, amount: price }, 'purchase accepted');
 
     if (wait) {

@@ -193,6 +193,53 @@ describe('webhooks', () => {
     }
   });
 
+  it('holds a purchase.accepted event until the purchase is queued; drops it with a purchase never queued', async () => {
+    const endpoint = (await register({ url: receiver.url, events: ['purchase.accepted'] })).json<{ id: string }>();
+    const { db } = stack.database;
+    const purchases = createPurchasesRepository({ db });
+    const deliveries = createWebhookDeliveriesRepository({ db });
+    const heldOf = async (purchaseId: string) => (await eventsOf(purchaseId)).map((event) => event.held);
+    const claimedEvents = async () => (await deliveries.claimDue(1_000, 60_000)).map((claimed) => claimed.eventId);
+    try {
+      // Through the API (no worker runs here): queued, so released before the 202.
+      const { userId, productId } = await seedUserAndProduct(db, { accountId: stack.database.account.id });
+      const submitted = await send('POST', '/payment/purchase', { userId, productId });
+      expect(submitted.statusCode).toBe(202);
+      const { purchaseId } = submitted.json<{ purchaseId: string }>();
+      expect(await heldOf(purchaseId)).toEqual([false]);
+
+      // Recorded but not (yet) queued: held, so not sent, listed or redelivered.
+      const pending = await accepted();
+      const [held] = await eventsOf(pending.purchaseId);
+      expect(held).toMatchObject({ type: 'purchase.accepted', held: true });
+      expect(await claimedEvents()).not.toContain(held.id);
+      const listed = (await send('GET', `/webhook-endpoints/${endpoint.id}/deliveries`)).json<
+        Array<{ eventId: string }>
+      >();
+      expect(listed.map((delivery) => delivery.eventId)).toEqual([(await eventsOf(purchaseId))[0].id]);
+      expect((await send('POST', `/events/${held.id}/redeliver`)).statusCode).toBe(404);
+
+      // Released by the API, or by the outcome's write when the API could not: then it is sent.
+      await purchases.releaseAcceptedEvent(pending.purchaseId);
+      expect(await claimedEvents()).toContain(held.id);
+      const unreleased = await accepted();
+      await createPaymentsRepository({ db }).recordPayment(unreleased, { status: 'succeeded', failureReason: null });
+      expect(await heldOf(unreleased.purchaseId)).toEqual([false]);
+
+      // Answered 503 (or folded into another) and never queued: the reconciler drops the purchase
+      // and its held event, deliveries and all.
+      const abandoned = await accepted();
+      const [doomed] = await eventsOf(abandoned.purchaseId);
+      await purchases.markAbandoned(abandoned.purchaseId);
+      await purchases.dropAbandoned(abandoned.purchaseId);
+      expect(await db('purchases').where({ id: abandoned.purchaseId })).toEqual([]);
+      expect(await eventsOf(abandoned.purchaseId)).toEqual([]);
+      expect(await deliveriesOf(doomed.id)).toEqual([]);
+    } finally {
+      await send('DELETE', `/webhook-endpoints/${endpoint.id}`);
+    }
+  });
+
   it('delivers, signed, to a real receiver; logs every attempt; redelivers with the same id', async () => {
     const created = (await register({ url: receiver.url })).json<{ id: string; secret: string }>();
     const deliveries = createWebhookDeliveriesRepository({ db: stack.database.db });

@@ -46,7 +46,8 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
     states: { getPurchaseState: vi.fn(async () => null) },
     payments: { findPayment: vi.fn(async () => null) },
     purchases: {
-      recordAccepted: vi.fn(async () => {}),
+      recordAccepted: vi.fn(async () => ({ heldEvent: false })),
+      releaseAcceptedEvent: vi.fn(async () => {}),
       findAccepted: vi.fn(async () => null),
       markAbandoned: vi.fn(async () => {}),
     },
@@ -134,7 +135,9 @@ describe('createPurchaseService.submitPurchase', () => {
   it('records the purchase in Postgres before enqueueing; a failed record releases the claim and enqueues nothing', async () => {
     const { service, deps, idempotency, producer } = setup();
     const order: string[] = [];
-    vi.mocked(deps.purchases.recordAccepted).mockImplementation(async () => void order.push('record'));
+    vi.mocked(deps.purchases.recordAccepted).mockImplementation(
+      async () => (order.push('record'), { heldEvent: false }),
+    );
     producer.enqueuePurchase.mockImplementation(
       async (job) => (order.push('enqueue'), { queuedPurchaseId: job.purchaseId }),
     );
@@ -155,6 +158,30 @@ describe('createPurchaseService.submitPurchase', () => {
     producer.enqueuePurchase.mockResolvedValueOnce({ queuedPurchaseId: OTHER_ID });
     await service.submitPurchase(request);
     expect(deps.purchases.markAbandoned).toHaveBeenCalledTimes(2);
+  });
+
+  it('releases a held purchase.accepted event once the purchase is queued, and never for one answered 503 or folded', async () => {
+    const { service, deps, producer } = setup();
+    vi.mocked(deps.purchases.recordAccepted).mockResolvedValue({ heldEvent: true });
+    producer.enqueuePurchase.mockRejectedValueOnce(new Error('redis down'));
+    await service.submitPurchase(request).catch(() => {});
+    producer.enqueuePurchase.mockResolvedValueOnce({ queuedPurchaseId: OTHER_ID });
+    await service.submitPurchase(request);
+    expect(deps.purchases.releaseAcceptedEvent).not.toHaveBeenCalled();
+
+    await expect(service.submitPurchase({ ...request, idempotencyKey: 'k3' })).resolves.toMatchObject({
+      kind: 'accepted',
+    });
+    expect(deps.purchases.releaseAcceptedEvent).toHaveBeenCalledExactlyOnceWith(PURCHASE_ID);
+
+    // No event written, nothing to release; a release that fails does not fail the purchase.
+    vi.mocked(deps.purchases.recordAccepted).mockResolvedValueOnce({ heldEvent: false });
+    await service.submitPurchase({ ...request, idempotencyKey: 'k4' });
+    expect(deps.purchases.releaseAcceptedEvent).toHaveBeenCalledTimes(1);
+    vi.mocked(deps.purchases.releaseAcceptedEvent).mockRejectedValueOnce(new Error('connect ECONNREFUSED'));
+    await expect(service.submitPurchase({ ...request, idempotencyKey: 'k5' })).resolves.toMatchObject({
+      kind: 'accepted',
+    });
   });
 
   it('times each claim and enqueue by result when given timings', async () => {
@@ -323,7 +350,8 @@ describe('createPurchaseService.getPurchase', () => {
       payments: { findPayment: vi.fn(async () => (written ? finished : null)) },
       states: { getPurchaseState },
       purchases: {
-        recordAccepted: vi.fn(async () => {}),
+        recordAccepted: vi.fn(async () => ({ heldEvent: false })),
+        releaseAcceptedEvent: vi.fn(async () => {}),
         findAccepted: vi.fn(async () => ({
           purchase: { ...finished, status: 'queued' as const },
           idempotencyKey: 'user:1:key:k',
@@ -341,7 +369,8 @@ describe('createPurchaseService.getPurchase', () => {
     const queued = { ...finishedPurchase(), status: 'queued' as const };
     const { service } = setup({
       purchases: {
-        recordAccepted: vi.fn(async () => {}),
+        recordAccepted: vi.fn(async () => ({ heldEvent: false })),
+        releaseAcceptedEvent: vi.fn(async () => {}),
         findAccepted: vi.fn(async () => ({ purchase: queued, idempotencyKey: 'user:1:key:k', accountId: ACCOUNT_ID })),
         markAbandoned: vi.fn(async () => {}),
       },

@@ -1,6 +1,6 @@
 import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
-import { outboxCtes } from '../webhooks/outbox.js';
+import { outboxCtes, releaseHeldEventsCte } from '../webhooks/outbox.js';
 import type { PaymentStatus, Purchase, PurchaseJob } from './purchase.js';
 
 interface PaymentRow {
@@ -72,7 +72,8 @@ export function createPaymentsRepository({ db }: { db: Db }) {
    * The insert and the conflict check are one statement on the primary key, so a job run twice,
    * or by two workers at once, leaves one row: the first outcome written wins and is returned
    * to every caller. The same statement writes the webhook events of the rows it inserted
-   * (src/shared/webhooks/outbox.ts): an outcome and its event exist together or not at all.
+   * (src/shared/webhooks/outbox.ts): an outcome and its event exist together or not at all. It
+   * also releases the purchase's held `purchase.accepted` event, should the API not have.
    */
   async function insertOutcomes(entries: ReadonlyArray<{ job: PurchaseJob; outcome: PaymentOutcome }>) {
     const { rows: inserted } = await db.raw<{ rows: PaymentRow[] }>(
@@ -87,7 +88,8 @@ export function createPaymentsRepository({ db }: { db: Db }) {
                 i.status, i.failure_reason, i.accepted_at, i.updated_at
          from inserted i left join purchases p on p.id = i.id
        ),
-       ${outboxCtes('outcomes')}
+       ${outboxCtes('outcomes')},
+       ${releaseHeldEventsCte('inserted')}
        select * from inserted`,
       [
         entries.map(({ job }) => job.purchaseId),

@@ -14,6 +14,12 @@ interface AcceptedRow {
   abandoned_at: Date | null;
 }
 
+/** What recording an acceptance wrote besides the purchase. */
+export interface RecordedAcceptance {
+  /** A held `purchase.accepted` event, for an account with an endpoint subscribed to it. */
+  heldEvent: boolean;
+}
+
 /** A purchase job as the API makes it: always with its account. */
 export type AccountPurchaseJob = PurchaseJob & { accountId: number };
 
@@ -39,12 +45,13 @@ export interface UnpaidPurchase {
  * accept path pays one Postgres round trip per loop turn, not one per request.
  */
 export function createPurchasesRepository({ db }: { db: Db }) {
-  const recorder = createBatcher<AccountPurchaseJob, true>(async (jobs) => {
+  const recorder = createBatcher<AccountPurchaseJob, RecordedAcceptance>(async (jobs) => {
     // One statement with seven array parameters, whatever the batch's size: Postgres parses and
     // plans the same text every time, and no per-row SQL is built here. A purchase id is new for
     // every acceptance; a repeat is a retried write, already done. The same statement writes the
-    // `purchase.accepted` events of accounts that subscribe to them (src/shared/webhooks/outbox.ts).
-    await db.raw(
+    // `purchase.accepted` events of accounts that subscribe to them, held until the purchase is
+    // queued (src/shared/webhooks/outbox.ts), and returns the purchases it wrote one for.
+    const { rows } = await db.raw<{ rows: Array<{ purchase_id: string }> }>(
       `with inserted as (
          insert into purchases (id, account_id, user_id, product_id, amount, idempotency_key, accepted_at)
          select * from unnest(?::uuid[], ?::int[], ?::int[], ?::int[], ?::int[], ?::text[], ?::timestamptz[])
@@ -56,8 +63,8 @@ export function createPurchasesRepository({ db }: { db: Db }) {
                 'queued'::text as status, null::text as failure_reason, accepted_at, accepted_at as updated_at
          from inserted
        ),
-       ${outboxCtes('accepted')}
-       select 1`,
+       ${outboxCtes('accepted', { held: true })}
+       select purchase_id from outbox_events`,
       [
         jobs.map((job) => job.purchaseId),
         jobs.map((job) => job.accountId),
@@ -68,7 +75,8 @@ export function createPurchasesRepository({ db }: { db: Db }) {
         jobs.map((job) => job.acceptedAt),
       ],
     );
-    return jobs.map(() => true as const);
+    const held = new Set(rows.map((row) => row.purchase_id));
+    return jobs.map((job) => ({ heldEvent: held.has(job.purchaseId) }));
   });
 
   const finder = createBatcher<string, AcceptedPurchase | null>(async (ids) => {
@@ -83,9 +91,20 @@ export function createPurchasesRepository({ db }: { db: Db }) {
   });
 
   return {
-    /** Records an accepted purchase durably; resolves once Postgres has committed it. */
-    async recordAccepted(job: AccountPurchaseJob): Promise<void> {
-      await recorder.load(job);
+    /**
+     * Records an accepted purchase durably; resolves once Postgres has committed it, saying
+     * whether a `purchase.accepted` event was written for it (held: see `releaseAcceptedEvent`).
+     */
+    recordAccepted(job: AccountPurchaseJob): Promise<RecordedAcceptance> {
+      return recorder.load(job);
+    },
+
+    /**
+     * Lets a purchase's held `purchase.accepted` event go to its endpoints, once the purchase is
+     * queued. Its outcome's write does the same, so a release that fails only delays the event.
+     */
+    async releaseAcceptedEvent(purchaseId: string): Promise<void> {
+      await db('webhook_events').where({ purchase_id: purchaseId, held: true }).update({ held: false });
     },
 
     /**
@@ -133,9 +152,24 @@ export function createPurchasesRepository({ db }: { db: Db }) {
       await db('purchases').where({ id: purchaseId }).update({ abandoned_at: db.fn.now() });
     },
 
-    /** Drops an abandoned purchase that never ran (the reconciler). */
+    /**
+     * Drops an abandoned purchase that never ran (the reconciler), with its held
+     * `purchase.accepted` event: no endpoint ever hears of it.
+     */
     async dropAbandoned(purchaseId: string): Promise<void> {
-      await db('purchases').where({ id: purchaseId }).whereNotNull('abandoned_at').delete();
+      await db.raw(
+        `with dropped as (
+           delete from purchases where id = ? and abandoned_at is not null returning id
+         ),
+         held_events as (
+           select id from webhook_events where held and purchase_id in (select id from dropped)
+         ),
+         held_deliveries as (
+           delete from webhook_deliveries where event_id in (select id from held_events) returning 1
+         )
+         delete from webhook_events where id in (select id from held_events)`,
+        [purchaseId],
+      );
     },
 
     /** An accepted purchase as Postgres alone knows it (`queued`), or null if it was never accepted. */

@@ -99,11 +99,13 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
     async claimDue(limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
       const { rows } = await db.raw<{ rows: ClaimedRow[] }>(
         `with due as (
-           select id from webhook_deliveries
-           where status = 'pending' and next_attempt_at <= now() and (locked_until is null or locked_until < now())
-           order by next_attempt_at
+           select d.id from webhook_deliveries d
+           join webhook_events e on e.id = d.event_id
+           where d.status = 'pending' and d.next_attempt_at <= now()
+             and (d.locked_until is null or d.locked_until < now()) and not e.held
+           order by d.next_attempt_at
            limit ?
-           for update skip locked
+           for update of d skip locked
          ),
          claimed as (
            update webhook_deliveries d
@@ -170,11 +172,15 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
       });
     },
 
-    /** An endpoint's deliveries, newest first, with every attempt; the caller has checked the endpoint is the account's. */
+    /**
+     * An endpoint's deliveries, newest first, with every attempt, held events left out; the caller
+     * has checked the endpoint is the account's.
+     */
     async listDeliveries(endpointId: string, limit: number): Promise<DeliveryView[]> {
       const rows = await db('webhook_deliveries as d')
         .join('webhook_events as e', 'e.id', 'd.event_id')
         .where('d.endpoint_id', endpointId)
+        .where('e.held', false)
         .orderBy([
           { column: 'd.created_at', order: 'desc' },
           { column: 'd.id', order: 'desc' },
@@ -213,11 +219,12 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
 
     /**
      * Sends an event again to every endpoint it was for that still exists: each delivery becomes
-     * pending and due now, keeping the event's id. Null when the account has no such event.
+     * pending and due now, keeping the event's id. Null when the account has no such event (a
+     * held one included: it has not happened yet as far as anyone outside knows).
      */
     async redeliver(accountId: number, eventId: string): Promise<number | null> {
-      const event = await db<{ id: string; account_id: number }>('webhook_events')
-        .where({ id: eventId, account_id: accountId })
+      const event = await db<{ id: string; account_id: number; held: boolean }>('webhook_events')
+        .where({ id: eventId, account_id: accountId, held: false })
         .first('id');
       if (!event) return null;
       return db('webhook_deliveries')

@@ -23,11 +23,14 @@ const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-
  * `event_type`, `id`, `account_id`, `user_id`, `product_id`, `amount`, `status`,
  * `failure_reason`, `accepted_at`, `updated_at`): the event's body is the purchase as
  * `GET /payment/purchase/:id` shows it, under Standard Webhooks' `{type, timestamp, data}`.
+ * `outbox_events` returns each event's `purchase_id`. With `held`, the events are written held:
+ * nothing sends them until `releaseHeldEventsCte` (or `update webhook_events set held = false`)
+ * lets them go.
  */
-export function outboxCtes(rows: string): string {
+export function outboxCtes(rows: string, { held = false }: { held?: boolean } = {}): string {
   return `
   outbox_events as (
-    insert into webhook_events (id, account_id, type, purchase_id, payload)
+    insert into webhook_events (id, account_id, type, purchase_id, payload, held)
     select 'msg_' || replace(gen_random_uuid()::text, '-', ''), r.account_id, r.event_type, r.id,
            json_build_object(
              'type', r.event_type,
@@ -35,13 +38,14 @@ export function outboxCtes(rows: string): string {
              'data', json_build_object(
                'purchaseId', r.id, 'userId', r.user_id, 'productId', r.product_id, 'status', r.status,
                'amount', r.amount, 'failureReason', r.failure_reason,
-               'createdAt', ${iso('r.accepted_at')}, 'updatedAt', ${iso('r.updated_at')}))::text
+               'createdAt', ${iso('r.accepted_at')}, 'updatedAt', ${iso('r.updated_at')}))::text,
+           ${held ? 'true' : 'false'}
     from ${rows} r
     where r.account_id is not null and exists (
       select 1 from webhook_endpoints e
       where e.account_id = r.account_id and e.deleted_at is null and r.event_type = any(e.events))
     on conflict (purchase_id, type) do nothing
-    returning id, account_id, type
+    returning id, account_id, type, purchase_id
   ),
   outbox_deliveries as (
     insert into webhook_deliveries (event_id, endpoint_id)
@@ -51,3 +55,15 @@ export function outboxCtes(rows: string): string {
     returning 1
   )`;
 }
+
+/**
+ * A CTE that releases the held events (`purchase.accepted`) of the purchases whose ids `ids` (a
+ * CTE with an `id` column) selects: an outcome proves its purchase was queued, so the outcome's
+ * statement lets its acceptance go too, whether or not the API did.
+ */
+export const releaseHeldEventsCte = (ids: string): string => `
+  released_events as (
+    update webhook_events set held = false
+    where held and purchase_id in (select id from ${ids})
+    returning 1
+  )`;
