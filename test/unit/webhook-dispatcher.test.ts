@@ -96,4 +96,36 @@ describe('the webhook dispatcher', () => {
       retryAt: null,
     });
   });
+
+  it('keeps its places busy while running: a slow endpoint holds one place, the others go on', async () => {
+    // Twelve due deliveries, the first to an endpoint that does not answer until released.
+    const queue = Array.from({ length: 12 }, (_, index) =>
+      delivery({ id: String(index), url: index === 0 ? 'https://slow.example.com/' : 'https://hooks.example.com/' }),
+    );
+    let answerSlow = () => {};
+    const slow = new Promise<AttemptResult>((resolve) => (answerSlow = () => resolve(ok)));
+    const recorded: string[] = [];
+    const claimDue = vi.fn(async (limit: number) => queue.splice(0, limit));
+    const dispatcher = createWebhookDispatcher({
+      deliveries: {
+        claimDue,
+        recordAttempt: vi.fn(async (d: ClaimedDelivery) => void recorded.push(d.id)),
+      },
+      send: vi.fn(async (url: string) => (url.startsWith('https://slow.') ? slow : ok)),
+      logger: pino({ level: 'silent' }),
+      concurrency: 3,
+      timeoutMs: 5_000,
+      retryBaseMs: 5_000,
+      retryHours: 24,
+    });
+    // An interval far longer than the test: only freed places can pull the rest in.
+    const running = dispatcher.start(60_000);
+    await vi.waitFor(() => expect(recorded).toHaveLength(11), { timeout: 2_000 });
+    expect(recorded).not.toContain('0');
+    // Never more in flight than its places: each claim asked for what was free.
+    expect(Math.max(...claimDue.mock.calls.map(([limit]) => limit))).toBe(3);
+    answerSlow();
+    await running.stop();
+    expect(recorded).toContain('0');
+  });
 });

@@ -81,17 +81,18 @@ export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
     }
   }
 
+  /** Sends a delivery and records it; a failure to record is logged, never thrown. */
+  function deliverLogged(delivery: ClaimedDelivery): Promise<void> {
+    return deliver(delivery).catch((error: unknown) => {
+      // Recording failed (Postgres away): the lease runs out and the delivery is taken again.
+      logger.warn({ err: error, eventId: delivery.eventId }, 'could not record a webhook attempt');
+    });
+  }
+
   /** One pass: takes up to `concurrency` due deliveries and sends them all; resolves with how many. */
   async function dispatchOnce(): Promise<number> {
     const due = await deliveries.claimDue(concurrency, leaseMs);
-    await Promise.all(
-      due.map((delivery) =>
-        deliver(delivery).catch((error: unknown) => {
-          // Recording failed (Postgres away): the lease runs out and the delivery is taken again.
-          logger.warn({ err: error, eventId: delivery.eventId }, 'could not record a webhook attempt');
-        }),
-      ),
-    );
+    await Promise.all(due.map(deliverLogged));
     return due.length;
   }
 
@@ -99,21 +100,31 @@ export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
     dispatchOnce,
 
     /**
-     * Runs passes until `stop()`: at once again after a full pass, else every `intervalMs`.
-     * Returns `stop`, which resolves once the pass under way has finished.
+     * Keeps up to `concurrency` deliveries in flight until `stop()`: whenever one finishes, the
+     * freed place takes the next due delivery, so an endpoint that is slow to answer holds only
+     * its own places, never the others' deliveries. With nothing due it looks again every
+     * `intervalMs`. Returns `stop`, which resolves once the deliveries in flight have finished.
      */
     start(intervalMs: number): { stop(): Promise<void> } {
       let stopping = false;
       const wake = new AbortController();
+      const inFlight = new Set<Promise<void>>();
       const loop = (async () => {
         while (!stopping) {
-          const sent = await dispatchOnce().catch((error: unknown) => {
+          const free = concurrency - inFlight.size;
+          const due = await deliveries.claimDue(free, leaseMs).catch((error: unknown) => {
             logger.warn({ err: error }, 'webhook dispatch failed; trying again');
-            return 0;
+            return [];
           });
-          if (sent < concurrency && !stopping)
-            await sleep(intervalMs, undefined, { signal: wake.signal }).catch(() => {});
+          for (const delivery of due) {
+            const sending: Promise<void> = deliverLogged(delivery).finally(() => inFlight.delete(sending));
+            inFlight.add(sending);
+          }
+          if (stopping) break;
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
+          else await sleep(intervalMs, undefined, { signal: wake.signal }).catch(() => {});
         }
+        await Promise.all(inFlight);
       })();
       return {
         async stop() {
