@@ -21,6 +21,7 @@ import { createUsersRepository } from './catalog/users-repository.js';
 import { createPurchaseTimings } from './metrics.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 import { createPurchaseService } from './purchase-service.js';
+import { createPurchaseWatches } from './purchase-watches.js';
 import type { PreferWaitOptions } from './routes/purchases.js';
 
 export interface ApiRootOptions {
@@ -60,8 +61,10 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     );
 
     const { idempotency, states } = stores;
+    // One subscription to the worker's announcements, shared by whatever watches purchases.
+    const watches = createPurchaseWatches({ events, logger });
     const waiter = createPurchaseOutcomeWaiter({
-      events,
+      watches,
       logger,
       maxWaiters: config.WAIT_MAX_WAITERS,
       pollIntervalMs: config.WAIT_POLL_INTERVAL_MS,
@@ -158,7 +161,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       /** The `Prefer: wait` registry, for tests and metrics (`waiting()`). */
       waiter,
       /** Subscribes to purchase announcements (`Prefer: wait`); resolves once subscribed. */
-      subscribe: (): Promise<unknown> => waiter.start(),
+      subscribe: (): Promise<unknown> => watches.start(),
       /** Readiness answers 503 from now on, so load balancers stop sending before HTTP closes. */
       beginShutdown(): void {
         shuttingDown = true;

@@ -8,6 +8,7 @@ import {
 } from '../../src/api/purchase-outcome-waiter.js';
 import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { RedisClient } from '../../src/shared/redis/connection.js';
+import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 
 const CHANNEL = 'test:events';
@@ -30,14 +31,16 @@ function fakeSubscriber(status = 'ready') {
 
 function waiterWith(options: Partial<PurchaseOutcomeWaiterOptions> = {}) {
   const fake = fakeSubscriber();
+  const logger = pino({ level: 'silent' });
+  const watches = createPurchaseWatches({ events: createRedisPurchaseEvents(fake.asRedis, CHANNEL), logger });
   const waiter = createPurchaseOutcomeWaiter({
-    events: createRedisPurchaseEvents(fake.asRedis, CHANNEL),
-    logger: pino({ level: 'silent' }),
+    watches,
+    logger,
     // The poll is off unless a test turns it on.
     pollIntervalMs: 3_600_000,
     ...options,
   });
-  return { waiter, ...fake };
+  return { waiter, watches, ...fake };
 }
 
 const purchase = (purchaseId: string, status: PurchaseStatus): Purchase => ({
@@ -170,11 +173,10 @@ describe('createPurchaseOutcomeWaiter', () => {
 
   it('subscribes only once its connection is ready', async () => {
     const { subscriber, asRedis } = fakeSubscriber('connect');
-    const waiter = createPurchaseOutcomeWaiter({
-      events: createRedisPurchaseEvents(asRedis, CHANNEL),
-      logger: pino({ level: 'silent' }),
-    });
-    const started = waiter.start();
+    const logger = pino({ level: 'silent' });
+    const watches = createPurchaseWatches({ events: createRedisPurchaseEvents(asRedis, CHANNEL), logger });
+    createPurchaseOutcomeWaiter({ watches, logger });
+    const started = watches.start();
     await new Promise((resolve) => setImmediate(resolve));
     // Connected, but its ready check still pending: SUBSCRIBE now would break the connection.
     expect(subscriber.subscribe).not.toHaveBeenCalled();
@@ -185,13 +187,13 @@ describe('createPurchaseOutcomeWaiter', () => {
     expect(subscriber.subscribe).toHaveBeenCalledTimes(1);
     expect(subscriber.subscribe).toHaveBeenCalledWith(CHANNEL);
     // Idempotent.
-    await waiter.start();
+    await watches.start();
     expect(subscriber.subscribe).toHaveBeenCalledTimes(1);
   });
 
   it('reads every waiting purchase at once after a reconnect (announcements meanwhile are lost)', async () => {
-    const { waiter, subscriber } = waiterWith();
-    await waiter.start();
+    const { waiter, watches, subscriber } = waiterWith();
+    await watches.start();
     const read = vi.fn(async () => purchase(id(1), 'succeeded'));
     const wait = waiter.waitForOutcome(id(1), inSeconds(20), read)!;
 
