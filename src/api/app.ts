@@ -8,6 +8,7 @@ import { registerLoadShedding, type LoadSheddingOptions } from './load-shedding.
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
+import type { PurchaseStatusStreams } from './purchase-status-streams.js';
 import type { QueueBoardOptions } from './queue-board.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { registerSecurityHeaders } from './security-headers.js';
@@ -28,6 +29,8 @@ export interface AppDeps {
   /** The webhook endpoints and deliveries of the caller's account. */
   webhooks: WebhooksRoutesOptions;
   purchases: PurchaseService;
+  /** The purchases' events streams (`GET /payment/purchase/:id/events`). */
+  statusStreams: PurchaseStatusStreams;
   readinessChecks: ReadinessCheck[];
   /** True once shutdown has begun (readiness answers 503 from then on). Default: never. */
   isShuttingDown?: () => boolean;
@@ -85,7 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (deps.rateLimit) await registerRateLimit(client, deps.rateLimit);
     await client.register(usersRoutes, { users: deps.users });
     await client.register(productsRoutes, { products: deps.products });
-    await client.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
+    await client.register(purchasesRoutes, { purchases: deps.purchases, streams: deps.statusStreams, wait: deps.wait });
     await client.register(webhooksRoutes, deps.webhooks);
   });
   if (deps.queueBoard) {

@@ -21,6 +21,7 @@ import { createUsersRepository } from './catalog/users-repository.js';
 import { createPurchaseTimings } from './metrics.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 import { createPurchaseService } from './purchase-service.js';
+import { createPurchaseStatusStreams } from './purchase-status-streams.js';
 import { createPurchaseWatches } from './purchase-watches.js';
 import type { PreferWaitOptions } from './routes/purchases.js';
 
@@ -31,6 +32,11 @@ export interface ApiRootOptions {
   wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
   /** How `Prefer: wait` is bounded (the Lambda entry keeps it inside API Gateway's timeout). Default: the server's. */
   wait?: PreferWaitOptions;
+  /**
+   * The longest an events stream stays open, in ms (the Lambda entry keeps it inside API
+   * Gateway's timeout). Default: STATUS_STREAM_MAX_SECONDS.
+   */
+  maxStreamMs?: number;
 }
 
 /**
@@ -61,13 +67,19 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     );
 
     const { idempotency, states } = stores;
-    // One subscription to the worker's announcements, shared by whatever watches purchases.
+    // One subscription to the worker's announcements, for `Prefer: wait` and the events streams.
     const watches = createPurchaseWatches({ events, logger });
     const waiter = createPurchaseOutcomeWaiter({
       watches,
       logger,
       maxWaiters: config.WAIT_MAX_WAITERS,
       pollIntervalMs: config.WAIT_POLL_INTERVAL_MS,
+    });
+    const statusStreams = createPurchaseStatusStreams({
+      watches,
+      logger,
+      maxStreams: config.STATUS_STREAMS_MAX,
+      maxDurationMs: options.maxStreamMs ?? config.STATUS_STREAM_MAX_SECONDS * 1000,
     });
     // Metrics exist only with ADMIN_TOKEN (nobody could scrape them otherwise): no timing without.
     const registry = config.ADMIN_TOKEN === undefined ? undefined : createMetricsRegistry();
@@ -114,6 +126,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         },
         products: createProductsRepository({ db }),
         purchases,
+        statusStreams,
         readinessChecks,
         isShuttingDown: () => shuttingDown,
         wait: options.wait,
@@ -149,8 +162,10 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       }),
       (app) => app.close(), // stops accepting, then drains in-flight requests
     );
-    // Closed before HTTP: waking the waiting requests (they answer 202) lets HTTP drain.
+    // Closed before HTTP: waking the waiting requests (they answer 202) and ending the events
+    // streams (their clients reconnect) lets HTTP drain.
     resources.own('outcome waiter', waiter, (waiter) => waiter.close());
+    resources.own('events streams', statusStreams, (streams) => streams.close());
 
     return {
       app,
@@ -160,7 +175,9 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       stores,
       /** The `Prefer: wait` registry, for tests and metrics (`waiting()`). */
       waiter,
-      /** Subscribes to purchase announcements (`Prefer: wait`); resolves once subscribed. */
+      /** The events streams, for tests and metrics (`streaming()`). */
+      statusStreams,
+      /** Subscribes to purchase announcements (`Prefer: wait`, events streams); resolves once subscribed. */
       subscribe: (): Promise<unknown> => watches.start(),
       /** Readiness answers 503 from now on, so load balancers stop sending before HTTP closes. */
       beginShutdown(): void {

@@ -139,6 +139,17 @@ const ConfigFields = z.object({
    */
   WAIT_POLL_INTERVAL_MS: int().min(100).max(3_600_000).default(2_000),
   /**
+   * Most events streams (`GET /payment/purchase/:id/events`) one API process holds open at once;
+   * beyond it a stream is refused with 503 TOO_MANY_STREAMS and Retry-After (0 refuses every one).
+   */
+  STATUS_STREAMS_MAX: int().min(0).max(100_000).default(1_000),
+  /**
+   * How long an events stream stays open at most, in seconds: a purchase may stay unfinished for
+   * long (its retries span minutes), so a stream still open then ends and its client reconnects
+   * (the new stream starts with the current status).
+   */
+  STATUS_STREAM_MAX_SECONDS: int().min(1).max(86_400).default(300),
+  /**
    * How often each worker process runs the reconciler (src/worker/reconciler.ts), which
    * completes accepted purchases whose job is gone. 0 turns it off (`npm run reconcile` still
    * works). Every worker runs it; runs on several workers at once are harmless.
