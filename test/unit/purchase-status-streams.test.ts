@@ -1,6 +1,9 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createPurchaseStatusStreams, type PurchaseStatusStreamsOptions } from '../../src/api/purchase-status-streams.js';
+import {
+  createPurchaseStatusStreams,
+  type PurchaseStatusStreamsOptions,
+} from '../../src/api/purchase-status-streams.js';
 import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { PurchaseEventSource } from '../../src/shared/purchase/purchase-states.js';
