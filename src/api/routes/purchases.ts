@@ -4,7 +4,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../errors.js';
 import { EVENT_STREAM_TYPE, eventStream } from '../event-stream.js';
-import { errorResponses, PurchaseBody, PurchaseHeaders, PurchaseView, toPurchaseView } from '../http-schemas.js';
+import {
+  errorResponses,
+  PurchaseBody,
+  PurchaseHeaders,
+  PurchaseList,
+  PurchaseListQuery,
+  PurchaseView,
+  toPurchaseView,
+} from '../http-schemas.js';
 import type { PurchaseRequest, PurchaseService } from '../purchase-service.js';
 import type { PurchaseStatusStreams } from '../purchase-status-streams.js';
 
@@ -160,6 +168,28 @@ export const purchasesRoutes: FastifyPluginAsyncZod<PurchasesRoutesOptions> = as
             .send({ purchaseId: result.purchaseId, status: 'queued' as const, statusUrl });
         }
       }
+    },
+  });
+
+  app.get('/payment/purchase', {
+    schema: {
+      querystring: PurchaseListQuery,
+      response: { 200: PurchaseList, ...errorResponses(400, 401, 429, 503) },
+    },
+    handler: async (request) => {
+      const { userId, status, limit, starting_after: startingAfter } = request.query;
+      const page = await purchases.listPurchases({
+        accountId: request.accountId,
+        userId,
+        status,
+        limit,
+        startingAfter,
+      });
+      return {
+        data: page.purchases.map(toPurchaseView),
+        has_more: page.hasMore,
+        next_starting_after: page.nextStartingAfter,
+      };
     },
   });
 
