@@ -56,7 +56,8 @@ export const ListQuery = z.strictObject({
 
 /** `GET /payment/purchase`: an account's purchases, newest first, a page at a time (Stripe's shape). */
 export const PurchaseListQuery = z.strictObject({
-  userId: z.coerce.number().pipe(Id).optional().describe("Only this user's purchases"),
+  // Id's bounds, coerced from the query string (a pipe into Id would document a plain number).
+  userId: z.coerce.number().int().positive().max(2_147_483_647).optional().describe("Only this user's purchases"),
   status: z.enum(PURCHASE_STATUSES).optional().describe('Only purchases with this status, as a status read gives it'),
   limit: z.coerce.number().int().min(1).max(100).default(20).describe('Purchases per page, 1-100'),
   starting_after: z
