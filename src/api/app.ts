@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, type onRequestAsyncHookHandler } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ProductsRepository } from './catalog/products-repository.js';
+import { registerCheckoutPage, type CheckoutPageOptions } from './checkout-page.js';
 import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
 import { registerLoadShedding, type LoadSheddingOptions } from './load-shedding.js';
@@ -40,6 +41,8 @@ export interface AppDeps {
   loadShedding?: LoadSheddingOptions | undefined;
   /** `GET /metrics` and what it reads (set when ADMIN_TOKEN is). Default: no metrics route (404). */
   metrics?: ApiMetricsOptions;
+  /** The checkout page at /demo (and `GET /` leading there). Default: none (404). */
+  checkoutPage?: CheckoutPageOptions | undefined;
   /** The queue dashboard at /admin/queues (set when ADMIN_TOKEN is, on BullMQ). Default: none (404). */
   queueBoard?: QueueBoardOptions | undefined;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
@@ -91,6 +94,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await client.register(purchasesRoutes, { purchases: deps.purchases, streams: deps.statusStreams, wait: deps.wait });
     await client.register(webhooksRoutes, deps.webhooks);
   });
+  // Public, as /docs is: the page is static, and it calls the client routes with an API key.
+  if (deps.checkoutPage) await registerCheckoutPage(app, deps.checkoutPage);
   if (deps.queueBoard) {
     // Loaded only when served: Bull Board needs BullMQ, which the Lambda bundles leave out.
     const { registerQueueBoard } = await import('./queue-board.js');

@@ -138,6 +138,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
                 sampleIntervalMs: config.EVENT_LOOP_SAMPLE_INTERVAL_MS,
               },
         queueBoard,
+        checkoutPage: { demoApiKey: config.DEMO_API_KEY },
         metrics:
           config.ADMIN_TOKEN === undefined
             ? undefined

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { looksLikeApiKey } from './accounts/api-keys.js';
 
 /** `'true' | 'false'` from the environment; `z.coerce.boolean` would turn "false" into true. */
 const booleanString = z.enum(['true', 'false']).transform((value) => value === 'true');
@@ -182,6 +183,13 @@ const ConfigFields = z.object({
    * nothing is counted for them. At least 16 characters.
    */
   ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
+  /**
+   * The demo account's API key, which `npm start` passes to the API it runs (and nothing else
+   * sets): the checkout page at /demo then carries it, so it works at once. Unset, the page asks
+   * for a key. Whoever can open the page can read it: `npm start` sets it only when HOST is a
+   * loopback address.
+   */
+  DEMO_API_KEY: z.string().refine(looksLikeApiKey, 'must be an API key (pk_live_ and 32 characters)').optional(),
   /**
    * Requests per second one API key may make, counted across every API process (in Redis, or in
    * Postgres on the Postgres backend); past it, 429 RATE_LIMITED. 0 turns the limiter off.

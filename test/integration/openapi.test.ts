@@ -173,8 +173,10 @@ describe('GET /openapi.json', () => {
     }
   });
 
-  it('lists every route the app serves, and no documentation route', () => {
-    const served = appRoutes().filter((route) => !route.startsWith('HEAD ') && !/ \/(openapi\.json|docs)/.test(route));
+  it('lists every route the app serves, and no documentation route or page', () => {
+    const served = appRoutes().filter(
+      (route) => !route.startsWith('HEAD ') && !/ \/(openapi\.json|docs|demo)/.test(route) && route !== 'GET /',
+    );
     expect(served).toContain('GET /payment/purchase/{purchaseId}');
     expect(served.length).toBeGreaterThanOrEqual(8);
     expect(documentedRoutes().sort()).toEqual(served.sort());
