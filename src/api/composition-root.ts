@@ -147,6 +147,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
                 registry,
                 queueDepth: producer.depth?.bind(producer),
                 waiting: () => waiter.waiting(),
+                streaming: () => statusStreams.streaming(),
                 logger,
               },
         fastify: {
