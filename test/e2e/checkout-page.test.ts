@@ -1,75 +1,30 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STORE_BACKENDS } from '../support/backends.js';
+import { launchBrowser, type TestBrowser } from '../support/browser.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { scratchAccountId } from '../support/services.js';
 
 /*
  * The checkout page as a person uses it: Debian's chromium (`.ci/run` installs it), driven by
  * playwright-core, against the built API and worker processes, on loopback only. The worker takes
- * 500 ms a payment, so `processing` is on screen long enough to be seen.
+ * 500 ms a payment, so `processing` is on screen long enough to be seen. `UPDATE_SCREENSHOTS=1`
+ * rewrites the README's docs/images/checkout.png.
  */
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/**
- * `UPDATE_SCREENSHOTS=1` writes the README's screenshot (docs/images/checkout.png); otherwise it
- * is taken and checked in a temp dir, so a test run leaves the working tree as it was.
- */
-const SCREENSHOT_DIR = process.env.UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs/images') : undefined;
-/** Bounds every browser step, so a page that never shows what it should fails in seconds. */
-const STEP_TIMEOUT_MS = 15_000;
 const STORM = 20;
 
-let userDataDir: string;
-let browser: BrowserContext;
-/** Requests the pages tried to send off this machine, refused. */
-const offMachine: string[] = [];
+let browser: TestBrowser;
 
 beforeAll(async () => {
-  userDataDir = await mkdtemp(join(tmpdir(), 'payonce-chromium-'));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    viewport: { width: 1100, height: 900 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  browser.setDefaultTimeout(STEP_TIMEOUT_MS);
-  await browser.route('**/*', async (route) => {
-    if (new URL(route.request().url()).hostname === '127.0.0.1') return route.continue();
-    offMachine.push(route.request().url());
-    return route.abort();
-  });
+  browser = await launchBrowser({ width: 1100, height: 900 });
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
 });
 
-/** A fresh page that records what the Content-Security-Policy blocked and what the page's script threw. */
-async function openPage(): Promise<{ page: Page; blocked: string[]; thrown: string[] }> {
-  const page = await browser.newPage();
-  const blocked: string[] = [];
-  const thrown: string[] = [];
-  page.on('console', (message) => {
-    if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
-  });
-  page.on('pageerror', (error) => thrown.push(error.message));
-  return { page, blocked, thrown };
-}
+const openPage = () => browser.openPage();
 
 /** The statuses the page's timeline shows, in order. */
 const timeline = (page: Page, id: string) =>
@@ -159,15 +114,7 @@ describe.each(STORE_BACKENDS)('the checkout page in Chromium, on the %s backend'
       expect(charges).toEqual([{ purchase_id: purchaseId }]);
 
       // The README shows the Redis backend's (the Postgres one is checked, not kept).
-      const path =
-        SCREENSHOT_DIR && backend === 'redis'
-          ? join(SCREENSHOT_DIR, 'checkout.png')
-          : join(userDataDir, `checkout-${backend}.png`);
-      await mkdir(join(path, '..'), { recursive: true });
-      await page.screenshot({ path, fullPage: true });
-      const png = await readFile(path);
-      expect(png.subarray(1, 4).toString()).toBe('PNG');
-      expect(png.length).toBeGreaterThan(10_000);
+      await browser.screenshot(page, 'checkout', { keep: backend === 'redis', fullPage: true });
 
       expect(blocked).toEqual([]);
       expect(thrown).toEqual([]);
@@ -202,5 +149,5 @@ describe.each(STORE_BACKENDS)('the checkout page in Chromium, on the %s backend'
 });
 
 it('sent nothing off this machine', () => {
-  expect(offMachine).toEqual([]);
+  expect(browser.offMachine).toEqual([]);
 });

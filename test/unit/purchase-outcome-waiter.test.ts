@@ -6,10 +6,11 @@ import {
   POLL_READS_AT_ONCE,
   type PurchaseOutcomeWaiterOptions,
 } from '../../src/api/purchase-outcome-waiter.js';
-import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
+import type { PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { RedisClient } from '../../src/shared/redis/connection.js';
 import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
+import { purchaseWith } from '../support/purchase-fixtures.js';
 
 const CHANNEL = 'test:events';
 
@@ -43,16 +44,7 @@ function waiterWith(options: Partial<PurchaseOutcomeWaiterOptions> = {}) {
   return { waiter, watches, ...fake };
 }
 
-const purchase = (purchaseId: string, status: PurchaseStatus): Purchase => ({
-  purchaseId,
-  userId: 1,
-  productId: 2,
-  status,
-  amount: 500,
-  failureReason: null,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
+const purchase = purchaseWith;
 
 const inSeconds = (seconds: number) => ({ deadline: Date.now() + seconds * 1000 });
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;

@@ -7,19 +7,11 @@ import {
 import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { PurchaseEventSource } from '../../src/shared/purchase/purchase-states.js';
+import { purchaseWith } from '../support/purchase-fixtures.js';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
-const purchase = (purchaseId: string, status: PurchaseStatus): Purchase => ({
-  purchaseId,
-  userId: 1,
-  productId: 2,
-  status,
-  amount: 500,
-  failureReason: null,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
+const purchase = purchaseWith;
 
 /** An events source the test drives: `announce` and `resubscribe` as the store backends would. */
 function fakeEvents() {
