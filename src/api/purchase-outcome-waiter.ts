@@ -52,19 +52,11 @@ export function createPurchaseOutcomeWaiter(options: PurchaseOutcomeWaiterOption
   const pollIntervalMs = options.pollIntervalMs ?? 2_000;
   const waits = new Set<Waiting>();
   let poller: NodeJS.Timeout | undefined;
-  let polling: Promise<void> | undefined;
   let saturated = false;
   let closed = false;
 
   /** Reads every waiting purchase (POLL_READS_AT_ONCE at a time); one poll at a time. */
-  function pollAll(): Promise<void> {
-    polling ??= watches
-      .refreshEach([...waits].filter((waiting) => !waiting.settled).map((waiting) => waiting.watch))
-      .finally(() => {
-        polling = undefined;
-      });
-    return polling;
-  }
+  const pollAll = watches.poll(() => [...waits].filter((waiting) => !waiting.settled).map((waiting) => waiting.watch));
 
   return {
     /**

@@ -51,15 +51,14 @@ export function createPurchaseStatusStreams(options: PurchaseStatusStreamsOption
   const keepAliveIntervalMs = options.keepAliveIntervalMs ?? 15_000;
   const streams = new Set<Stream>();
   let ticker: NodeJS.Timeout | undefined;
-  let polling: Promise<void> | undefined;
   let saturated = false;
   let closed = false;
 
+  /** Reads every stream's purchase (POLL_READS_AT_ONCE at a time); one poll at a time. */
+  const pollAll = watches.poll(() => [...streams].map((stream) => stream.watch));
   function tick(): void {
     for (const stream of streams) stream.sink.keepAlive();
-    polling ??= watches.refreshEach([...streams].map((stream) => stream.watch)).finally(() => {
-      polling = undefined;
-    });
+    void pollAll();
   }
 
   return {

@@ -110,6 +110,18 @@ export function createPurchaseWatches(options: PurchaseWatchesOptions) {
     },
 
     refreshEach,
+
+    /**
+     * A poll of its owner's watches: each call refreshes `current()`'s watches
+     * (`refreshEach`); a call while a poll runs joins it, so a slow poll never overlaps the next.
+     */
+    poll(current: () => Iterable<PurchaseWatch>): () => Promise<void> {
+      let running: Promise<void> | undefined;
+      return () =>
+        (running ??= refreshEach(current()).finally(() => {
+          running = undefined;
+        }));
+    },
   };
 }
 
