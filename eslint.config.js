@@ -45,4 +45,9 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // The checkout page's script runs in the browser.
+    files: ['src/api/checkout/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
 );

@@ -70,17 +70,22 @@ export function readScriptSource(path: string): string {
 };
 
 /**
- * Swagger UI serves its assets from its package folder, which a zip of `index.js` alone does not
- * carry: on Lambda it becomes a plugin that registers nothing, so `/docs*` answers 404
- * ROUTE_NOT_FOUND there. `/openapi.json` is unaffected (it is generated in memory).
+ * Swagger UI and the checkout page serve files from folders (the package's, `src/api/checkout/`)
+ * that a zip of `index.js` alone does not carry: on Lambda each becomes a plugin that registers
+ * nothing, so `/docs*`, `/` and `/demo*` answer 404 ROUTE_NOT_FOUND there. `/openapi.json` is
+ * unaffected (it is generated in memory).
  */
-const withoutSwaggerUi: Plugin = {
-  name: 'without-swagger-ui',
+const withoutStaticFiles: Plugin = {
+  name: 'without-static-files',
   setup(pluginBuild) {
     pluginBuild.onResolve({ filter: /^@fastify\/swagger-ui$/ }, () => ({ path: 'swagger-ui', namespace: 'stub' }));
     pluginBuild.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({
       loader: 'js',
       contents: 'module.exports = async function swaggerUiNotBundled() {};',
+    }));
+    pluginBuild.onLoad({ filter: /[\\/]src[\\/]api[\\/]checkout-page\.ts$/ }, () => ({
+      loader: 'ts',
+      contents: 'export async function registerCheckoutPage(): Promise<void> {}',
     }));
   },
 };
@@ -121,7 +126,7 @@ export async function buildLambdas(): Promise<{ name: string; zip: string; bytes
       external: EXTERNAL,
       legalComments: 'none',
       logLevel: 'warning',
-      plugins: [inlineRedisScripts, withoutSwaggerUi],
+      plugins: [inlineRedisScripts, withoutStaticFiles],
     });
     const zip = `${OUT}${name}.zip`;
     await zipFiles(zip, [

@@ -123,26 +123,36 @@ console.log(
     : `admin:    ${adminToken} (ADMIN_TOKEN for GET /metrics and /admin/queues; kept beside the API key)`,
 );
 
+/** Whether only this machine can reach HOST: the checkout page then carries the demo key. */
+const loopbackOnly = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(config.HOST);
+console.log(
+  demoApiKey && loopbackOnly
+    ? `checkout: http://${config.HOST}:${config.PORT}/demo (with the demo account's key)`
+    : `checkout: http://${config.HOST}:${config.PORT}/demo (it asks for an API key: HOST is not loopback-only)`,
+);
+
 const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 // REDIS_URL and everything else pass through as set; only the embedded server's URL and the
-// operator token are added.
+// operator token are added, and the demo key for the API's checkout page, which shows it to
+// whoever opens it: only when nothing but this machine can.
 const childEnv = {
   ...process.env,
   ADMIN_TOKEN: adminToken,
   ...(embedded ? { DATABASE_URL: embedded.url } : {}),
 };
+const apiEnv = { ...childEnv, ...(demoApiKey && loopbackOnly ? { DEMO_API_KEY: demoApiKey } : {}) };
 // Each child gets its own process group, so a Ctrl-C reaches it once, forwarded from here, and
 // not also from the terminal (a second signal would make it exit without draining). The IPC
 // channel closes if this process dies without forwarding anything (SIGKILL), and the child
 // then shuts down gracefully by itself instead of running on unattended.
-const start = (script: string) =>
+const start = (script: string, env: NodeJS.ProcessEnv) =>
   spawn(process.execPath, [entry(script)], {
-    env: childEnv,
+    env,
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     detached: true,
   });
-children.set('api', start('../src/api/server.js'));
-children.set('worker', start('../src/worker/main.js'));
+children.set('api', start('../src/api/server.js', apiEnv));
+children.set('worker', start('../src/worker/main.js', childEnv));
 
 for (const [name, child] of children) {
   child.on('exit', (code, signal) => {

@@ -2,12 +2,14 @@ import type { Server } from 'node:http';
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, type onRequestAsyncHookHandler } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ProductsRepository } from './catalog/products-repository.js';
+import { registerCheckoutPage, type CheckoutPageOptions } from './checkout-page.js';
 import type { UsersRepository } from './catalog/users-repository.js';
 import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
 import { registerLoadShedding, type LoadSheddingOptions } from './load-shedding.js';
 import { registerMetrics, type ApiMetricsOptions } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import type { PurchaseService } from './purchase-service.js';
+import type { PurchaseStatusStreams } from './purchase-status-streams.js';
 import type { QueueBoardOptions } from './queue-board.js';
 import { REQUEST_ID_HEADER, requestId } from './request-id.js';
 import { registerSecurityHeaders } from './security-headers.js';
@@ -28,6 +30,8 @@ export interface AppDeps {
   /** The webhook endpoints and deliveries of the caller's account. */
   webhooks: WebhooksRoutesOptions;
   purchases: PurchaseService;
+  /** The purchases' events streams (`GET /payment/purchase/:id/events`). */
+  statusStreams: PurchaseStatusStreams;
   readinessChecks: ReadinessCheck[];
   /** True once shutdown has begun (readiness answers 503 from then on). Default: never. */
   isShuttingDown?: () => boolean;
@@ -37,6 +41,8 @@ export interface AppDeps {
   loadShedding?: LoadSheddingOptions | undefined;
   /** `GET /metrics` and what it reads (set when ADMIN_TOKEN is). Default: no metrics route (404). */
   metrics?: ApiMetricsOptions;
+  /** The checkout page at /demo (and `GET /` leading there). Default: none (404). */
+  checkoutPage?: CheckoutPageOptions | undefined;
   /** The queue dashboard at /admin/queues (set when ADMIN_TOKEN is, on BullMQ). Default: none (404). */
   queueBoard?: QueueBoardOptions | undefined;
   /** Fastify's own options: the logger, body limit, timeouts, Node's `http` server options and so on. */
@@ -85,9 +91,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (deps.rateLimit) await registerRateLimit(client, deps.rateLimit);
     await client.register(usersRoutes, { users: deps.users });
     await client.register(productsRoutes, { products: deps.products });
-    await client.register(purchasesRoutes, { purchases: deps.purchases, wait: deps.wait });
+    await client.register(purchasesRoutes, { purchases: deps.purchases, streams: deps.statusStreams, wait: deps.wait });
     await client.register(webhooksRoutes, deps.webhooks);
   });
+  // Public, as /docs is: the page is static, and it calls the client routes with an API key.
+  if (deps.checkoutPage) await registerCheckoutPage(app, deps.checkoutPage);
   if (deps.queueBoard) {
     // Loaded only when served: Bull Board needs BullMQ, which the Lambda bundles leave out.
     const { registerQueueBoard } = await import('./queue-board.js');

@@ -21,6 +21,8 @@ import { createUsersRepository } from './catalog/users-repository.js';
 import { createPurchaseTimings } from './metrics.js';
 import { createPurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
 import { createPurchaseService } from './purchase-service.js';
+import { createPurchaseStatusStreams } from './purchase-status-streams.js';
+import { createPurchaseWatches } from './purchase-watches.js';
 import type { PreferWaitOptions } from './routes/purchases.js';
 
 export interface ApiRootOptions {
@@ -30,6 +32,11 @@ export interface ApiRootOptions {
   wrapProducer?: (producer: PurchaseProducer) => PurchaseProducer;
   /** How `Prefer: wait` is bounded (the Lambda entry keeps it inside API Gateway's timeout). Default: the server's. */
   wait?: PreferWaitOptions;
+  /**
+   * The longest an events stream stays open, in ms (the Lambda entry keeps it inside API
+   * Gateway's timeout). Default: STATUS_STREAM_MAX_SECONDS.
+   */
+  maxStreamMs?: number;
 }
 
 /**
@@ -60,11 +67,19 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
     );
 
     const { idempotency, states } = stores;
+    // One subscription to the worker's announcements, for `Prefer: wait` and the events streams.
+    const watches = createPurchaseWatches({ events, logger });
     const waiter = createPurchaseOutcomeWaiter({
-      events,
+      watches,
       logger,
       maxWaiters: config.WAIT_MAX_WAITERS,
       pollIntervalMs: config.WAIT_POLL_INTERVAL_MS,
+    });
+    const statusStreams = createPurchaseStatusStreams({
+      watches,
+      logger,
+      maxStreams: config.STATUS_STREAMS_MAX,
+      maxDurationMs: options.maxStreamMs ?? config.STATUS_STREAM_MAX_SECONDS * 1000,
     });
     // Metrics exist only with ADMIN_TOKEN (nobody could scrape them otherwise): no timing without.
     const registry = config.ADMIN_TOKEN === undefined ? undefined : createMetricsRegistry();
@@ -111,6 +126,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         },
         products: createProductsRepository({ db }),
         purchases,
+        statusStreams,
         readinessChecks,
         isShuttingDown: () => shuttingDown,
         wait: options.wait,
@@ -122,6 +138,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
                 sampleIntervalMs: config.EVENT_LOOP_SAMPLE_INTERVAL_MS,
               },
         queueBoard,
+        checkoutPage: { demoApiKey: config.DEMO_API_KEY },
         metrics:
           config.ADMIN_TOKEN === undefined
             ? undefined
@@ -130,6 +147,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
                 registry,
                 queueDepth: producer.depth?.bind(producer),
                 waiting: () => waiter.waiting(),
+                streaming: () => statusStreams.streaming(),
                 logger,
               },
         fastify: {
@@ -146,8 +164,10 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       }),
       (app) => app.close(), // stops accepting, then drains in-flight requests
     );
-    // Closed before HTTP: waking the waiting requests (they answer 202) lets HTTP drain.
+    // Closed before HTTP: waking the waiting requests (they answer 202) and ending the events
+    // streams (their clients reconnect) lets HTTP drain.
     resources.own('outcome waiter', waiter, (waiter) => waiter.close());
+    resources.own('events streams', statusStreams, (streams) => streams.close());
 
     return {
       app,
@@ -157,8 +177,10 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
       stores,
       /** The `Prefer: wait` registry, for tests and metrics (`waiting()`). */
       waiter,
-      /** Subscribes to purchase announcements (`Prefer: wait`); resolves once subscribed. */
-      subscribe: (): Promise<unknown> => waiter.start(),
+      /** The events streams, for tests and metrics (`streaming()`). */
+      statusStreams,
+      /** Subscribes to purchase announcements (`Prefer: wait`, events streams); resolves once subscribed. */
+      subscribe: (): Promise<unknown> => watches.start(),
       /** Readiness answers 503 from now on, so load balancers stop sending before HTTP closes. */
       beginShutdown(): void {
         shuttingDown = true;

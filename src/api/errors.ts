@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_PENDING: 503,
   /** Shed before any work was done for it, while the event loop lags (load shedding). */
   OVERLOADED: 503,
+  /** Every events stream place of this API process is taken (STATUS_STREAMS_MAX). */
+  TOO_MANY_STREAMS: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -41,7 +41,12 @@ function invocationTiming(request: FastifyRequest) {
  */
 const container = oncePerContainer(async () => {
   const config = await loadLambdaConfig();
-  const api = await composeApi(config, { wait: { maxSeconds: LAMBDA_MAX_WAIT_SECONDS, hostTiming: invocationTiming } });
+  const api = await composeApi(config, {
+    wait: { maxSeconds: LAMBDA_MAX_WAIT_SECONDS, hostTiming: invocationTiming },
+    // API Gateway buffers a Lambda's answer: an events stream arrives whole when it ends, which
+    // must be within its 30 s.
+    maxStreamMs: LAMBDA_MAX_WAIT_SECONDS * 1000,
+  });
   const proxy = awsLambdaFastify<APIGatewayProxyEventV2>(api.app, { decorateRequest: true });
   await api.app.ready();
   if (api.clients.redis) await untilRedisReady(api.clients.redis, CONNECT_WAIT_MS);

@@ -13,6 +13,8 @@ export interface ApiMetricsOptions {
   queueDepth?: (() => Promise<QueueDepth>) | undefined;
   /** How many `Prefer: wait` requests are waiting now. */
   waiting?: (() => number) | undefined;
+  /** How many events streams are open now. */
+  streaming?: (() => number) | undefined;
   /**
    * The registry to serve, with what was registered in it before the app (`createPurchaseTimings`).
    * Default: a new one (`createMetricsRegistry`).
@@ -75,6 +77,18 @@ export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions
       registers: [registry],
       collect() {
         this.set(waiting());
+      },
+    });
+  }
+
+  if (options.streaming) {
+    const streaming = options.streaming;
+    new Gauge({
+      name: 'payonce_status_streams',
+      help: 'Purchase events streams open on this process now (at most STATUS_STREAMS_MAX).',
+      registers: [registry],
+      collect() {
+        this.set(streaming());
       },
     });
   }

@@ -47,6 +47,28 @@ const RESPONSE_HEADERS: Record<string, Record<string, Record<string, JsonSchema>
   },
 };
 
+/**
+ * Answers that are not JSON, by `METHOD url` and status: their media type and what they say,
+ * in place of the JSON body the route's schema would describe.
+ */
+const RESPONSE_MEDIA: Record<string, Record<string, { type: string; description: string; body: JsonSchema }>> = {
+  'GET /payment/purchase/:purchaseId/events': {
+    200: {
+      type: 'text/event-stream',
+      description:
+        'Server-Sent Events of the purchase: the current status first, then one event per change, closed after the final one (or after `STATUS_STREAM_MAX_SECONDS`: reconnect)',
+      body: {
+        type: 'string',
+        description:
+          'Events named `status`, each with `data:` a purchase as `GET /payment/purchase/{purchaseId}` answers it (JSON on one line), and a `: keep-alive` comment every 15 s.',
+        examples: [
+          'event: status\ndata: {"purchaseId":"5eb2c54f-36da-465c-8cfd-5adf0539e824","status":"queued",…}\n\n',
+        ],
+      },
+    },
+  },
+};
+
 const RESPONSE_DESCRIPTIONS: Record<string, string> = {
   200: 'OK',
   201: 'Created',
@@ -60,7 +82,7 @@ const RESPONSE_DESCRIPTIONS: Record<string, string> = {
   415: 'Not `application/json`',
   422: "Unknown user or product (another account's are unknown too), or an `Idempotency-Key` reused with another body",
   429: '`RATE_LIMITED`: more than `RATE_LIMIT_MAX` requests a second with this API key; nothing was done',
-  503: 'A dependency is unavailable, or the API is overloaded and shed the request (`OVERLOADED`); retry after `Retry-After` seconds',
+  503: 'A dependency is unavailable, the API is overloaded and shed the request (`OVERLOADED`), or every events stream place is taken (`TOO_MANY_STREAMS`); retry after `Retry-After` seconds',
 };
 
 /** The error body; a 503 of that shape always carries `Retry-After` (`serviceUnavailable`). */
@@ -79,7 +101,17 @@ const transform: Transform = (route) => {
   if (!response) return transformed;
   const methods = [route.route.method].flat();
   const headersByStatus = methods.map((method) => RESPONSE_HEADERS[`${method} ${route.url}`]).find(Boolean) ?? {};
+  const mediaByStatus = methods.map((method) => RESPONSE_MEDIA[`${method} ${route.url}`]).find(Boolean) ?? {};
   for (const [status, schema] of Object.entries(response)) {
+    const media = mediaByStatus[status];
+    if (media) {
+      response[status] = {
+        'x-response-description': media.description,
+        headers: { ...headersByStatus[status], 'X-Request-Id': REQUEST_ID },
+        content: { [media.type]: { schema: media.body } },
+      };
+      continue;
+    }
     const headers: Record<string, JsonSchema> = { ...headersByStatus[status], 'X-Request-Id': REQUEST_ID };
     const notReady = status === '503' && !isErrorBody(schema);
     if (status === '503' && !notReady) headers['Retry-After'] = RETRY_AFTER;

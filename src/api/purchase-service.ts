@@ -11,11 +11,12 @@ import {
 } from '../shared/purchase/idempotency.js';
 import type { PaymentsRepository } from '../shared/purchase/payments-repository.js';
 import type {
+  AcceptedPurchase,
   AccountPurchaseJob,
   PurchasesRepository,
   RecordedAcceptance,
 } from '../shared/purchase/purchases-repository.js';
-import type { Purchase } from '../shared/purchase/purchase.js';
+import { isFinal, type Purchase, type PurchaseStatus } from '../shared/purchase/purchase.js';
 import type { PurchaseStateStore } from '../shared/purchase/purchase-states.js';
 import type { PurchaseProducer } from '../shared/queue/purchase-producer.js';
 import type { OutcomeWaitRequest, PurchaseOutcomeWaiter } from './purchase-outcome-waiter.js';
@@ -39,6 +40,39 @@ export type PurchaseSubmission =
   /** The key is held by an earlier purchase with the same body. */
   | { kind: 'duplicate'; purchaseId: string };
 
+/** What `listPurchases` lists: an account's purchases, newest first. */
+export interface PurchaseListRequest {
+  accountId: number;
+  /** Only this user's. */
+  userId?: number | undefined;
+  /** Only those with this status (as a status read gives it). */
+  status?: PurchaseStatus | undefined;
+  /** At most this many. */
+  limit: number;
+  /** Only those listed after this purchase of the account (the previous page's last one). */
+  startingAfter?: string | undefined;
+}
+
+export interface PurchasePage {
+  purchases: Purchase[];
+  /** Whether more purchases may follow. */
+  hasMore: boolean;
+  /**
+   * Where the next page starts (its `startingAfter`): the last purchase listed, or the last one
+   * looked at when the scan bound ended the page early. Null when nothing follows.
+   */
+  nextStartingAfter: string | null;
+}
+
+/**
+ * How many rows a page with a status filter reads at a time, and at most in all. `processing`
+ * lives in the state store (Redis), not in Postgres, so such a page reads unpaid purchases and
+ * keeps those whose status matches; a page that read this many rows ends there, with what it
+ * found (perhaps nothing) and `nextStartingAfter` past the rows it read.
+ */
+export const LIST_SCAN_CHUNK = 100;
+export const LIST_SCAN_MAX_ROWS = 1_000;
+
 /**
  * Where the accept path reports the latency of its two round trips (metrics). Each call gives the
  * seconds taken and how the call ended.
@@ -57,7 +91,10 @@ export interface PurchaseServiceDeps {
   >;
   states: Pick<PurchaseStateStore, 'getPurchaseState'>;
   payments: Pick<PaymentsRepository, 'findPayment'>;
-  purchases: Pick<PurchasesRepository, 'recordAccepted' | 'releaseAcceptedEvent' | 'findAccepted' | 'markAbandoned'>;
+  purchases: Pick<
+    PurchasesRepository,
+    'recordAccepted' | 'releaseAcceptedEvent' | 'findAccepted' | 'markAbandoned' | 'listAccepted'
+  >;
   references: PurchaseReferencesLookup;
   producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
   waiter: Pick<PurchaseOutcomeWaiter, 'waitForOutcome'>;
@@ -152,6 +189,12 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     }
     if (payment) return payment;
     if (!accepted) return null;
+    return unpaid(accepted);
+  }
+
+  /** An accepted purchase that had no payment when Postgres was read, as its account sees it. */
+  async function unpaid(accepted: AcceptedPurchase): Promise<Purchase> {
+    const { purchaseId } = accepted.purchase;
     const { idempotencyKey } = accepted;
     const inFlight = await states.getPurchaseState({ purchaseId, idempotencyKey }).catch((error: unknown) => {
       // Postgres answers for it below, if less precisely (queued, never processing).
@@ -162,6 +205,46 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     // The worker drops the in-flight record only after Postgres holds the payment, so a
     // purchase that finished between the reads above is in Postgres now.
     return (await dependency('Postgres', payments.findPayment(purchaseId))) ?? accepted.purchase;
+  }
+
+  /**
+   * One page of the account's purchases, newest first, each as `getPurchase` gives it. Postgres
+   * knows which have a payment; the others' statuses are resolved as a status read resolves
+   * them, so a status filter reads candidates (unpaid ones, and for a final status the paid ones
+   * with it) and keeps those that match, at most LIST_SCAN_MAX_ROWS rows a page.
+   */
+  async function listPurchases(request: PurchaseListRequest): Promise<PurchasePage> {
+    const { accountId, userId, status, limit } = request;
+    let after: { acceptedAt: Date; purchaseId: string } | undefined;
+    if (request.startingAfter !== undefined) {
+      const cursor = await dependency('Postgres', purchases.findAccepted(request.startingAfter));
+      if (cursor?.accountId !== accountId) {
+        throw new AppError('VALIDATION_FAILED', `starting_after: no purchase ${request.startingAfter} to list after`);
+      }
+      after = { acceptedAt: cursor.purchase.createdAt, purchaseId: request.startingAfter };
+    }
+    // An unpaid purchase may also have finished (an outcome `payments` could not take, or one
+    // written since), so it is a candidate for every status.
+    const paymentStatuses = status === undefined ? undefined : isFinal(status) ? [status, null] : [null];
+    const chunk = status === undefined ? limit + 1 : Math.max(limit + 1, LIST_SCAN_CHUNK);
+    const found: Purchase[] = [];
+    for (let scanned = 0; ;) {
+      const rows = await dependency(
+        'Postgres',
+        purchases.listAccepted({ accountId, userId, after, paymentStatuses, limit: chunk }),
+      );
+      const resolved = await Promise.all(rows.map(async (row) => row.payment ?? unpaid(row.accepted)));
+      found.push(...resolved.filter((purchase) => status === undefined || purchase.status === status));
+      scanned += rows.length;
+      const last = rows.at(-1)?.accepted.purchase;
+      if (found.length > limit) {
+        const page = found.slice(0, limit);
+        return { purchases: page, hasMore: true, nextStartingAfter: page.at(-1)!.purchaseId };
+      }
+      if (rows.length < chunk || !last) return { purchases: found, hasMore: false, nextStartingAfter: null };
+      if (scanned >= LIST_SCAN_MAX_ROWS) return { purchases: found, hasMore: true, nextStartingAfter: last.purchaseId };
+      after = { acceptedAt: last.createdAt, purchaseId: last.purchaseId };
+    }
   }
 
   /** Claims `key` for a new purchase, or settles the submission as a duplicate. */
@@ -311,7 +394,7 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
     logger.warn({ purchaseId, err: error, released, abandoned }, `${what}; claim released`);
   }
 
-  return { submitPurchase, getPurchase };
+  return { submitPurchase, getPurchase, listPurchases };
 }
 
 export type PurchaseService = ReturnType<typeof createPurchaseService>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { looksLikeApiKey } from './accounts/api-keys.js';
 
 /** `'true' | 'false'` from the environment; `z.coerce.boolean` would turn "false" into true. */
 const booleanString = z.enum(['true', 'false']).transform((value) => value === 'true');
@@ -139,6 +140,17 @@ const ConfigFields = z.object({
    */
   WAIT_POLL_INTERVAL_MS: int().min(100).max(3_600_000).default(2_000),
   /**
+   * Most events streams (`GET /payment/purchase/:id/events`) one API process holds open at once;
+   * beyond it a stream is refused with 503 TOO_MANY_STREAMS and Retry-After (0 refuses every one).
+   */
+  STATUS_STREAMS_MAX: int().min(0).max(100_000).default(1_000),
+  /**
+   * How long an events stream stays open at most, in seconds: a purchase may stay unfinished for
+   * long (its retries span minutes), so a stream still open then ends and its client reconnects
+   * (the new stream starts with the current status).
+   */
+  STATUS_STREAM_MAX_SECONDS: int().min(1).max(86_400).default(300),
+  /**
    * How often each worker process runs the reconciler (src/worker/reconciler.ts), which
    * completes accepted purchases whose job is gone. 0 turns it off (`npm run reconcile` still
    * works). Every worker runs it; runs on several workers at once are harmless.
@@ -171,6 +183,13 @@ const ConfigFields = z.object({
    * nothing is counted for them. At least 16 characters.
    */
   ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
+  /**
+   * The demo account's API key, which `npm start` passes to the API it runs (and nothing else
+   * sets): the checkout page at /demo then carries it, so it works at once. Unset, the page asks
+   * for a key. Whoever can open the page can read it: `npm start` sets it only when HOST is a
+   * loopback address.
+   */
+  DEMO_API_KEY: z.string().refine(looksLikeApiKey, 'must be an API key (pk_live_ and 32 characters)').optional(),
   /**
    * Requests per second one API key may make, counted across every API process (in Redis, or in
    * Postgres on the Postgres backend); past it, 429 RATE_LIMITED. 0 turns the limiter off.

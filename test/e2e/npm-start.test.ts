@@ -51,6 +51,10 @@ describe('npm start (scripts/start.ts)', () => {
       const products = (await (await fetch(`${base}/product`, { headers: auth })).json()) as Array<{ id: number }>;
       const users = (await (await fetch(`${base}/user`, { headers: auth })).json()) as Array<{ id: number }>;
       expect(products.length).toBeGreaterThan(0);
+      // The checkout page carries the demo key npm start printed (HOST is loopback here).
+      const page = await (await fetch(`${base}/demo`)).text();
+      expect(page).toContain(`<meta name="payonce-demo-key" content="${service.apiKey()}" />`);
+      expect(service.output()).toContain(`checkout: ${base}/demo (with the demo account's key)`);
       // DATABASE_URL set: that server, and no embedded one.
       expect(service.output()).toContain(`/${database} (DATABASE_URL)`);
       expect(service.output()).not.toContain('embedded');

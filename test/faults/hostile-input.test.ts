@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -318,7 +319,7 @@ describe.each(STORE_BACKENDS)('hostile input never causes a 5xx or a side effect
     );
   });
 
-  it('GET /user and GET /product: random query strings', async () => {
+  it('GET /user, GET /product and the purchase listing: random query strings', async () => {
     const query = fc.oneof(
       fc
         .dictionary(
@@ -331,9 +332,19 @@ describe.each(STORE_BACKENDS)('hostile input never causes a 5xx or a side effect
         .map((params) => new URLSearchParams(params).toString()),
       fc.constantFrom('limit=0', 'limit=1001', 'limit=-1', 'limit=1.5', 'limit=1e3', 'limit=%00', 'limit[]=1'),
       fc.constantFrom('limit=1&limit=2', 'limit=', '%zz', 'limit=0x10', 'limit= 5'),
+      // The listing's own parameters: a cursor that is no purchase of the account, odd filters.
+      fc.constantFrom(
+        `starting_after=${randomUUID()}`,
+        'starting_after=%27%20or%201=1',
+        'status=QUEUED',
+        'status[]=queued',
+        'userId=1e3',
+        'userId=99999999999',
+        'status=failed&userId=1&limit=100',
+      ),
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('/user', '/product'), query, async (url, search) => {
+      fc.asyncProperty(fc.constantFrom('/user', '/product', '/payment/purchase'), query, async (url, search) => {
         const response = await inject({ method: 'GET', url: `${url}?${search}` });
         expect([200, 400]).toContain(response.statusCode);
       }),

@@ -221,8 +221,11 @@ describe('batched state updates', () => {
       );
       expect(sent).toHaveBeenCalledTimes(1);
       for (const outcome of unrecorded) expect(await states.getPurchaseState(ref(outcome.purchaseId))).toEqual(outcome);
-      await eventually(() => (events.length >= ids.length ? true : undefined));
-      expect(events).toEqual(outcomes.map(({ purchaseId, status }) => ({ purchaseId, status })));
+      await eventually(() => (events.length >= 2 * ids.length ? true : undefined));
+      expect(events).toEqual([
+        ...ids.map((purchaseId) => ({ purchaseId, status: 'processing' })),
+        ...outcomes.map(({ purchaseId, status }) => ({ purchaseId, status })),
+      ]);
     } finally {
       sent.mockRestore();
       subscriber.disconnect();

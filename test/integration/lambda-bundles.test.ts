@@ -152,7 +152,7 @@ describe('the Lambda zips from npm run build:lambda', () => {
     expect(products.result).toMatchObject({ statusCode: 200, body: '[]' });
   });
 
-  it('api.zip serves the OpenAPI document, and answers /docs with 404 (Swagger UI is not bundled)', async () => {
+  it('api.zip serves the OpenAPI document, and answers /docs and /demo with 404 (their files are not bundled)', async () => {
     const document = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/openapi.json'));
     const { statusCode, body } = document.result as { statusCode: number; body: string };
     expect(statusCode).toBe(200);
@@ -160,6 +160,9 @@ describe('the Lambda zips from npm run build:lambda', () => {
     const docs = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/docs'));
     expect(docs.result).toMatchObject({ statusCode: 404 });
     expect(JSON.parse((docs.result as { body: string }).body)).toMatchObject({ code: 'ROUTE_NOT_FOUND' });
+    // Nor the checkout page, whose files are not bundled either.
+    const page = await runBundle(unpacked.api!.dir, lambdaEnv, httpApiEvent('GET', '/demo'));
+    expect(page.result).toMatchObject({ statusCode: 404 });
   });
 
   it('api.zip serves no queue dashboard, even with ADMIN_TOKEN: SQS has no BullMQ queue', async () => {

@@ -92,6 +92,25 @@ describe('the API Lambda (API Gateway HTTP API, payload 2.0)', () => {
   });
 });
 
+describe('the events stream on the API Lambda', () => {
+  it('arrives whole, as API Gateway buffers it: here a finished purchase, its one event', async () => {
+    const { userId, productId } = await seedUserAndProduct(database.db, { price: 700 });
+    // Written as the API and the worker would have (nothing goes through the queue, which the
+    // worker tests below count).
+    const purchaseId = randomUUID();
+    const row = { id: purchaseId, user_id: userId, product_id: productId, amount: 700 };
+    const accepted = { ...row, idempotency_key: `user:${userId}:key:${purchaseId}`, accepted_at: new Date() };
+    await database.db('purchases').insert({ ...accepted, account_id: database.account.id });
+    await database.db('payments').insert({ ...accepted, status: 'succeeded' });
+
+    const stream = await invokeApi('GET', `/payment/purchase/${purchaseId}/events`);
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = [...String(stream.body).matchAll(/^data: (.*)$/gm)].map((match) => JSON.parse(match[1]!));
+    expect(events).toMatchObject([{ purchaseId, status: 'succeeded', amount: 700 }]);
+  });
+});
+
 describe('the worker Lambda (SQS event source mapping, ReportBatchItemFailures)', () => {
   /** Purchases accepted through the API Lambda, as their SQS messages. */
   async function acceptPurchases(count: number): Promise<{ purchaseId: string; message: Message }[]> {

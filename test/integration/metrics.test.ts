@@ -102,6 +102,7 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
     expect(sample(text, 'payonce_queue_jobs{state="active"}')).toBe(0);
     expect(sample(text, 'payonce_queue_oldest_waiting_age_seconds')).toBeGreaterThanOrEqual(0.6);
     expect(sample(text, 'payonce_prefer_wait_requests')).toBe(0);
+    expect(sample(text, 'payonce_status_streams')).toBe(0);
     // The two acceptances claimed their keys; the duplicate and the reused key found them held.
     expect(sample(text, 'payonce_claim_duration_seconds_count{result="claimed"}')).toBe(2);
     expect(sample(text, 'payonce_claim_duration_seconds_count{result="held"}')).toBe(2);
@@ -110,6 +111,23 @@ describe('GET /metrics with ADMIN_TOKEN', () => {
     expect(sample(text, 'payonce_enqueue_duration_seconds_count{result="error"}')).toBe(0);
     expect(sample(text, 'payonce_enqueue_duration_seconds_sum{result="queued"}')).toBeGreaterThan(0);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
+  });
+
+  it('reports the events streams open now', async () => {
+    const queued = {
+      purchaseId: randomUUID(),
+      ...ids,
+      status: 'queued' as const,
+      amount: 1,
+      failureReason: null,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    };
+    const sink = { send: () => {}, keepAlive: () => {}, end: () => {} };
+    const stream = stack.root.statusStreams.open(queued, async () => queued, sink)!;
+    expect(sample((await scrape()).body, 'payonce_status_streams')).toBe(1);
+    stream.stop();
+    expect(sample((await scrape()).body, 'payonce_status_streams')).toBe(0);
   });
 
   it('stays out of the client API document', async () => {

@@ -104,6 +104,21 @@ function expectDocumented(route: string, answer: LightMyRequestResponse, status:
   for (const header of API_HEADERS.filter((name) => answer.headers[name] !== undefined)) {
     expect(documentedHeaders, `${route} ${status} sends ${header}, undocumented`).toContain(header);
   }
+  if (documented!.content?.['text/event-stream']) {
+    // Server-Sent Events: each event's data is a purchase as the single read documents it.
+    expect(answer.headers['content-type']).toMatch(/^text\/event-stream/);
+    const validate = ajv.compile(
+      document.paths['/payment/purchase/{purchaseId}']!.get!.responses['200']!.content!['application/json']!.schema,
+    );
+    const events = [...answer.body.matchAll(/^event: status\ndata: (.*)$/gm)].map(
+      (match) => JSON.parse(match[1]!) as unknown,
+    );
+    expect(events.length, answer.body).toBeGreaterThan(0);
+    for (const event of events)
+      expect(validate(event), `${route} ${status}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+    checked.add(`${route} ${status}`);
+    return;
+  }
   const schema = documented!.content?.['application/json']?.schema;
   if (schema === undefined) {
     expect(answer.body, `${route} ${status} documents no body`).toBe('');
@@ -143,6 +158,8 @@ const NOT_EXERCISED = [
   'POST /webhook-endpoints/{id}/rotate-secret 503',
   'GET /webhook-endpoints/{id}/deliveries 503',
   'POST /events/{id}/redeliver 503',
+  'GET /payment/purchase 503',
+  'GET /payment/purchase/{purchaseId}/events 503',
 ];
 
 describe('GET /openapi.json', () => {
@@ -164,8 +181,10 @@ describe('GET /openapi.json', () => {
     }
   });
 
-  it('lists every route the app serves, and no documentation route', () => {
-    const served = appRoutes().filter((route) => !route.startsWith('HEAD ') && !/ \/(openapi\.json|docs)/.test(route));
+  it('lists every route the app serves, and no documentation route or page', () => {
+    const served = appRoutes().filter(
+      (route) => !route.startsWith('HEAD ') && !/ \/(openapi\.json|docs|demo)/.test(route) && route !== 'GET /',
+    );
     expect(served).toContain('GET /payment/purchase/{purchaseId}');
     expect(served.length).toBeGreaterThanOrEqual(8);
     expect(documentedRoutes().sort()).toEqual(served.sort());
@@ -240,6 +259,27 @@ describe('real answers match the document', () => {
     expectDocumented(status, await json('GET', accepted.headers.location as string), 200);
     expectDocumented(status, await json('GET', `/payment/purchase/${randomUUID()}`), 404);
     expectDocumented(status, await json('GET', '/payment/purchase/not-a-uuid'), 400);
+
+    const listing = 'GET /payment/purchase';
+    expectDocumented(listing, await json('GET', '/payment/purchase?limit=1'), 200);
+    expectDocumented(listing, await json('GET', '/payment/purchase?status=lost'), 400);
+
+    // No worker runs here: the purchase is finished by hand, so its stream ends after one event.
+    const events = 'GET /payment/purchase/{purchaseId}/events';
+    const { purchaseId } = accepted.json() as { purchaseId: string };
+    const row = await stack.database.db('purchases').where({ id: purchaseId }).first();
+    await stack.database.db('payments').insert({
+      id: purchaseId,
+      user_id: row.user_id,
+      product_id: row.product_id,
+      amount: row.amount,
+      status: 'succeeded',
+      idempotency_key: row.idempotency_key,
+      accepted_at: row.accepted_at,
+    });
+    expectDocumented(events, await json('GET', `/payment/purchase/${purchaseId}/events`), 200);
+    expectDocumented(events, await json('GET', `/payment/purchase/${randomUUID()}/events`), 404);
+    expectDocumented(events, await json('GET', '/payment/purchase/not-a-uuid/events'), 400);
   });
 
   it('every client route refuses a request without a valid API key, and limits a key past RATE_LIMIT_MAX', async () => {
@@ -262,6 +302,11 @@ describe('real answers match the document', () => {
         () => json('GET', `/webhook-endpoints/${randomUUID()}/deliveries`, undefined, auth),
       ],
       ['POST /events/{id}/redeliver', () => json('POST', `/events/msg_${'0'.repeat(32)}/redeliver`, undefined, auth)],
+      ['GET /payment/purchase', () => json('GET', '/payment/purchase', undefined, auth)],
+      [
+        'GET /payment/purchase/{purchaseId}/events',
+        () => json('GET', `/payment/purchase/${randomUUID()}/events`, undefined, auth),
+      ],
     ];
     let auth: Record<string, string> = { authorization: '' };
     for (const [route, send] of routes) expectDocumented(route, await send(), 401);

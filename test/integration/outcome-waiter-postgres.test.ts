@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-waiter.js';
+import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import { PURCHASE_EVENTS_CHANNEL } from '../../src/shared/postgres/names.js';
 import { createPostgresPurchaseEvents } from '../../src/shared/postgres/purchase-events.js';
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
@@ -46,9 +47,10 @@ describe('the outcome waiter on Postgres LISTEN/NOTIFY', () => {
   it('answers a wait from its notification, and listens again after its connection is killed', async () => {
     const events = createPostgresPurchaseEvents({ databaseUrl: database.url, logger });
     // The poll is off: only a notification, or a resubscription, can answer.
-    const waiter = createPurchaseOutcomeWaiter({ events, logger, pollIntervalMs: 3_600_000 });
+    const watches = createPurchaseWatches({ events, logger });
+    const waiter = createPurchaseOutcomeWaiter({ watches, logger, pollIntervalMs: 3_600_000 });
     try {
-      await waiter.start();
+      await watches.start();
       const read = vi.fn(async () => finished(id(1)));
       const first = waiter.waitForOutcome(id(1), { deadline: Date.now() + 10_000 }, read)!;
       await announce(id(1));

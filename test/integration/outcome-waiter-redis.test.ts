@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createPurchaseOutcomeWaiter, type PurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-waiter.js';
+import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { closeRedis, createPersistentRedis, type RedisClient } from '../../src/shared/redis/connection.js';
 import { redisKeys } from '../../src/shared/redis/keys.js';
@@ -43,7 +44,8 @@ describe('the outcome waiter on a real Redis subscriber', () => {
     const subscriber = createPersistentRedis({ ...config, REDIS_URL: TEST_REDIS_URL }, logger, role);
     // The poll is off: only an announcement can answer.
     const events = createRedisPurchaseEvents(subscriber, channel);
-    const waiter = createPurchaseOutcomeWaiter({ events, logger, pollIntervalMs: 3_600_000 });
+    const watches = createPurchaseWatches({ events, logger });
+    const waiter = createPurchaseOutcomeWaiter({ watches, logger, pollIntervalMs: 3_600_000 });
     opened.push({ waiter, subscriber });
     const subscribers = async () => {
       const [, count] = (await publisher.pubsub('NUMSUB', channel)) as [string, number];
@@ -51,17 +53,17 @@ describe('the outcome waiter on a real Redis subscriber', () => {
     };
     const announce = (purchaseId: string) =>
       publisher.publish(channel, JSON.stringify({ purchaseId, status: 'succeeded' }));
-    return { subscriber, waiter, warnings, subscribers, announce };
+    return { subscriber, waiter, watches, warnings, subscribers, announce };
   }
 
   it('subscribes even when started while the connection is still in its ready check', async () => {
-    const { subscriber, waiter, warnings, subscribers, announce } = compose(`race-${randomSuffix()}`);
+    const { subscriber, waiter, watches, warnings, subscribers, announce } = compose(`race-${randomSuffix()}`);
     // The moment `npm start` hit: connected, ready check pending. A plain SUBSCRIBE here puts the
     // connection in subscriber mode, the ready check's INFO is refused, and ioredis reconnects
     // without the subscription.
     await new Promise<void>((resolve) => subscriber.once('connect', () => resolve()));
     expect(subscriber.status).toBe('connect');
-    const started = waiter.start();
+    const started = watches.start();
 
     await started;
     expect(subscriber.status).toBe('ready');
@@ -78,8 +80,8 @@ describe('the outcome waiter on a real Redis subscriber', () => {
 
   it('is still woken by announcements after its connection was dropped', async () => {
     const name = `reconnect-${randomSuffix()}`;
-    const { waiter, subscribers, announce } = compose(name);
-    await waiter.start();
+    const { waiter, watches, subscribers, announce } = compose(name);
+    await watches.start();
     expect(await subscribers()).toBe(1);
 
     const clients = (await publisher.client('LIST')) as string;

@@ -121,3 +121,83 @@ export function statusCounts(results: readonly HttpResult[]): Record<number, num
   for (const { status } of results) counts[status] = (counts[status] ?? 0) + 1;
   return counts;
 }
+
+/** An events stream (`GET /payment/purchase/:id/events`) as a client reads it. */
+export interface StatusStream {
+  status: number;
+  headers: Headers;
+  /** The error body of an answer other than 200; null for a stream. */
+  body: Record<string, unknown> | null;
+  /** Every `status` event received so far, in order. */
+  events: PurchaseView[];
+  /** How many comments (keep-alives) arrived. */
+  comments(): number;
+  /** Resolves with the ms from opening once the server ends the stream; rejects if it has not within the timeout. */
+  ended: Promise<number>;
+  /** Leaves, as a client that goes away. */
+  close(): void;
+}
+
+/**
+ * Opens a purchase's events stream on `baseUrl` (with the API key its stack gave it) and reads it
+ * in the background, as a browser's fetch and stream reader would. The stream is abandoned, and
+ * `ended` rejects, after `timeoutMs`.
+ */
+export async function openStatusStream(baseUrl: string, purchaseId: string, timeoutMs = 30_000): Promise<StatusStream> {
+  const opened = performance.now();
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new Error(`the stream did not end within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  const response = await fetch(`${baseUrl}/payment/purchase/${purchaseId}/events`, {
+    headers: authorization(baseUrl),
+    signal: controller.signal,
+  });
+  const events: PurchaseView[] = [];
+  let comments = 0;
+  if (response.status !== 200) {
+    clearTimeout(timer);
+    const text = await response.text();
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: text === '' ? null : (JSON.parse(text) as Record<string, unknown>),
+      events,
+      comments: () => comments,
+      ended: Promise.resolve(performance.now() - opened),
+      close: () => {},
+    };
+  }
+  const ended = (async () => {
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for await (const chunk of response.body!) {
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffered.indexOf('\n\n')) >= 0) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          if (block.startsWith(':')) comments++;
+          const data = /^event: status\ndata: (.*)$/.exec(block);
+          if (data) events.push(JSON.parse(data[1]!) as PurchaseView);
+        }
+      }
+      return performance.now() - opened;
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
+  // Read by the test, or not at all: never an unhandled rejection.
+  ended.catch(() => {});
+  return {
+    status: 200,
+    headers: response.headers,
+    body: null,
+    events,
+    comments: () => comments,
+    ended,
+    close: () => controller.abort(new Error('closed by the client')),
+  };
+}

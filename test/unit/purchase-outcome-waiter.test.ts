@@ -6,9 +6,11 @@ import {
   POLL_READS_AT_ONCE,
   type PurchaseOutcomeWaiterOptions,
 } from '../../src/api/purchase-outcome-waiter.js';
-import type { Purchase, PurchaseStatus } from '../../src/shared/purchase/purchase.js';
+import type { PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { RedisClient } from '../../src/shared/redis/connection.js';
+import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
+import { purchaseWith } from '../support/purchase-fixtures.js';
 
 const CHANNEL = 'test:events';
 
@@ -30,26 +32,19 @@ function fakeSubscriber(status = 'ready') {
 
 function waiterWith(options: Partial<PurchaseOutcomeWaiterOptions> = {}) {
   const fake = fakeSubscriber();
+  const logger = pino({ level: 'silent' });
+  const watches = createPurchaseWatches({ events: createRedisPurchaseEvents(fake.asRedis, CHANNEL), logger });
   const waiter = createPurchaseOutcomeWaiter({
-    events: createRedisPurchaseEvents(fake.asRedis, CHANNEL),
-    logger: pino({ level: 'silent' }),
+    watches,
+    logger,
     // The poll is off unless a test turns it on.
     pollIntervalMs: 3_600_000,
     ...options,
   });
-  return { waiter, ...fake };
+  return { waiter, watches, ...fake };
 }
 
-const purchase = (purchaseId: string, status: PurchaseStatus): Purchase => ({
-  purchaseId,
-  userId: 1,
-  productId: 2,
-  status,
-  amount: 500,
-  failureReason: null,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
+const purchase = purchaseWith;
 
 const inSeconds = (seconds: number) => ({ deadline: Date.now() + seconds * 1000 });
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -170,11 +165,10 @@ describe('createPurchaseOutcomeWaiter', () => {
 
   it('subscribes only once its connection is ready', async () => {
     const { subscriber, asRedis } = fakeSubscriber('connect');
-    const waiter = createPurchaseOutcomeWaiter({
-      events: createRedisPurchaseEvents(asRedis, CHANNEL),
-      logger: pino({ level: 'silent' }),
-    });
-    const started = waiter.start();
+    const logger = pino({ level: 'silent' });
+    const watches = createPurchaseWatches({ events: createRedisPurchaseEvents(asRedis, CHANNEL), logger });
+    createPurchaseOutcomeWaiter({ watches, logger });
+    const started = watches.start();
     await new Promise((resolve) => setImmediate(resolve));
     // Connected, but its ready check still pending: SUBSCRIBE now would break the connection.
     expect(subscriber.subscribe).not.toHaveBeenCalled();
@@ -185,13 +179,13 @@ describe('createPurchaseOutcomeWaiter', () => {
     expect(subscriber.subscribe).toHaveBeenCalledTimes(1);
     expect(subscriber.subscribe).toHaveBeenCalledWith(CHANNEL);
     // Idempotent.
-    await waiter.start();
+    await watches.start();
     expect(subscriber.subscribe).toHaveBeenCalledTimes(1);
   });
 
   it('reads every waiting purchase at once after a reconnect (announcements meanwhile are lost)', async () => {
-    const { waiter, subscriber } = waiterWith();
-    await waiter.start();
+    const { waiter, watches, subscriber } = waiterWith();
+    await watches.start();
     const read = vi.fn(async () => purchase(id(1), 'succeeded'));
     const wait = waiter.waitForOutcome(id(1), inSeconds(20), read)!;
 

@@ -1,9 +1,15 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { createPurchaseService, type PurchaseServiceDeps } from '../../src/api/purchase-service.js';
+import {
+  createPurchaseService,
+  LIST_SCAN_CHUNK,
+  LIST_SCAN_MAX_ROWS,
+  type PurchaseServiceDeps,
+} from '../../src/api/purchase-service.js';
 import { AppError } from '../../src/api/errors.js';
 import type { Claim, ClaimResult } from '../../src/shared/purchase/idempotency.js';
 import type { PurchaseJob } from '../../src/shared/purchase/purchase.js';
+import type { AcceptedListQuery, ListedPurchase } from '../../src/shared/purchase/purchases-repository.js';
 
 const PURCHASE_ID = '00000000-0000-4000-8000-000000000001';
 const OTHER_ID = '00000000-0000-4000-8000-000000000002';
@@ -50,6 +56,7 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
       releaseAcceptedEvent: vi.fn(async () => {}),
       findAccepted: vi.fn(async () => null),
       markAbandoned: vi.fn(async () => {}),
+      listAccepted: vi.fn(async () => []),
     },
     references: { lookupPurchaseReferences: vi.fn(async () => ({ userExists: true, price: 500 })) },
     producer,
@@ -358,6 +365,7 @@ describe('createPurchaseService.getPurchase', () => {
           accountId: ACCOUNT_ID,
         })),
         markAbandoned: vi.fn(async () => {}),
+        listAccepted: vi.fn(async () => []),
       },
     });
     await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toEqual(finished);
@@ -373,6 +381,7 @@ describe('createPurchaseService.getPurchase', () => {
         releaseAcceptedEvent: vi.fn(async () => {}),
         findAccepted: vi.fn(async () => ({ purchase: queued, idempotencyKey: 'user:1:key:k', accountId: ACCOUNT_ID })),
         markAbandoned: vi.fn(async () => {}),
+        listAccepted: vi.fn(async () => []),
       },
     });
     await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toEqual(queued);
@@ -381,5 +390,106 @@ describe('createPurchaseService.getPurchase', () => {
   it('answers null for a purchase neither store knows', async () => {
     const { service } = setup();
     await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toBeNull();
+  });
+});
+
+describe('createPurchaseService.listPurchases', () => {
+  /** `count` unpaid purchases of the account, newest first, whose in-flight status `statusOf` gives. */
+  function listing(count: number, statusOf: (n: number) => 'queued' | 'processing') {
+    const rows: ListedPurchase[] = Array.from({ length: count }, (_, n) => ({
+      accepted: {
+        purchase: { ...finishedPurchase(), purchaseId: listedId(n), status: 'queued' as const },
+        idempotencyKey: `user:1:key:${n}`,
+        accountId: ACCOUNT_ID,
+      },
+      payment: null,
+    }));
+    // What Postgres would give: rows after the cursor, at most `limit` (every row is unpaid here).
+    const listAccepted = vi.fn(async (query: AcceptedListQuery) => {
+      const from = query.after
+        ? rows.findIndex((row) => row.accepted.purchase.purchaseId === query.after!.purchaseId) + 1
+        : 0;
+      return rows.slice(from, from + query.limit);
+    });
+    const { service } = setup({
+      states: {
+        getPurchaseState: vi.fn(async ({ purchaseId }: { purchaseId: string }) => ({
+          ...finishedPurchase(),
+          purchaseId,
+          status: statusOf(Number(purchaseId.slice(-6))),
+        })),
+      },
+      purchases: {
+        recordAccepted: vi.fn(async () => ({ heldEvent: false })),
+        releaseAcceptedEvent: vi.fn(async () => {}),
+        findAccepted: vi.fn(
+          async (purchaseId: string) =>
+            rows.find((row) => row.accepted.purchase.purchaseId === purchaseId)?.accepted ?? null,
+        ),
+        markAbandoned: vi.fn(async () => {}),
+        listAccepted,
+      },
+    });
+    return { service, listAccepted };
+  }
+  const listedId = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+  it('filters on the status a status read gives, reading candidates a chunk at a time until the page is full', async () => {
+    // Every tenth is processing: a page of 5 needs 51 rows, read as one chunk of LIST_SCAN_CHUNK.
+    const { service, listAccepted } = listing(300, (n) => (n % 10 === 0 ? 'processing' : 'queued'));
+    const page = await service.listPurchases({ accountId: ACCOUNT_ID, status: 'processing', limit: 5 });
+    expect(page.purchases.map((purchase) => purchase.purchaseId)).toEqual([0, 10, 20, 30, 40].map(listedId));
+    expect(page).toMatchObject({ hasMore: true, nextStartingAfter: listedId(40) });
+    expect(listAccepted).toHaveBeenCalledTimes(1);
+    expect(listAccepted.mock.calls[0]![0]).toMatchObject({ paymentStatuses: [null], limit: LIST_SCAN_CHUNK });
+
+    const next = await service.listPurchases({
+      accountId: ACCOUNT_ID,
+      status: 'processing',
+      limit: 100,
+      startingAfter: page.nextStartingAfter!,
+    });
+    expect(next.purchases.map((purchase) => purchase.purchaseId)).toEqual(
+      Array.from({ length: 25 }, (_, k) => listedId(50 + 10 * k)),
+    );
+    expect(next).toMatchObject({ hasMore: false, nextStartingAfter: null });
+  });
+
+  it('stops after LIST_SCAN_MAX_ROWS rows, and says where the next page starts even when it found nothing', async () => {
+    const { service, listAccepted } = listing(LIST_SCAN_MAX_ROWS + 500, () => 'queued');
+    const page = await service.listPurchases({ accountId: ACCOUNT_ID, status: 'processing', limit: 20 });
+    expect(page).toEqual({ purchases: [], hasMore: true, nextStartingAfter: listedId(LIST_SCAN_MAX_ROWS - 1) });
+    expect(listAccepted).toHaveBeenCalledTimes(LIST_SCAN_MAX_ROWS / LIST_SCAN_CHUNK);
+
+    const rest = await service.listPurchases({
+      accountId: ACCOUNT_ID,
+      status: 'processing',
+      limit: 20,
+      startingAfter: page.nextStartingAfter!,
+    });
+    expect(rest).toEqual({ purchases: [], hasMore: false, nextStartingAfter: null });
+  });
+
+  it('reads one row more than a page without a filter, to know whether more follow', async () => {
+    const { service, listAccepted } = listing(3, () => 'queued');
+    await expect(service.listPurchases({ accountId: ACCOUNT_ID, limit: 2 })).resolves.toMatchObject({
+      hasMore: true,
+      nextStartingAfter: listedId(1),
+    });
+    expect(listAccepted.mock.calls[0]![0]).toMatchObject({ limit: 3, paymentStatuses: undefined });
+    await expect(service.listPurchases({ accountId: ACCOUNT_ID, limit: 3 })).resolves.toMatchObject({
+      hasMore: false,
+      nextStartingAfter: null,
+    });
+  });
+
+  it("refuses a cursor that is not one of the account's purchases", async () => {
+    const { service } = listing(3, () => 'queued');
+    await expect(
+      service.listPurchases({ accountId: ACCOUNT_ID + 1, limit: 2, startingAfter: listedId(0) }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', statusCode: 400 });
+    await expect(
+      service.listPurchases({ accountId: ACCOUNT_ID, limit: 2, startingAfter: listedId(99) }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', statusCode: 400 });
   });
 });

@@ -3,8 +3,18 @@ import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AppError } from '../errors.js';
-import { errorResponses, PurchaseBody, PurchaseHeaders, PurchaseView, toPurchaseView } from '../http-schemas.js';
+import { EVENT_STREAM_TYPE, eventStream } from '../event-stream.js';
+import {
+  errorResponses,
+  PurchaseBody,
+  PurchaseHeaders,
+  PurchaseList,
+  PurchaseListQuery,
+  PurchaseView,
+  toPurchaseView,
+} from '../http-schemas.js';
 import type { PurchaseRequest, PurchaseService } from '../purchase-service.js';
+import type { PurchaseStatusStreams } from '../purchase-status-streams.js';
 
 /** RFC 7240 caps: we wait at most this long, whatever the client asks for. */
 export const MAX_WAIT_SECONDS = 30;
@@ -77,9 +87,27 @@ const Accepted = z.object({
   statusUrl: z.string(),
 });
 
-export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService; wait?: PreferWaitOptions }> = async (
+/** A purchase id in a path. Lower-cased: Postgres compares uuids case-insensitively, Redis keys do not. */
+const PurchaseParams = z.strictObject({ purchaseId: z.uuid().transform((id) => id.toLowerCase()) });
+
+/** The name of every event of a purchase's events stream. */
+export const STATUS_EVENT = 'status';
+
+/** How long a client refused an events stream (every place taken) should wait before trying again. */
+const STREAMS_RETRY_AFTER_SECONDS = 5;
+
+const notFound = (purchaseId: string) => new AppError('PURCHASE_NOT_FOUND', `Purchase ${purchaseId} not found`);
+
+export interface PurchasesRoutesOptions {
+  purchases: PurchaseService;
+  /** The events streams (`GET /payment/purchase/:id/events`). */
+  streams: PurchaseStatusStreams;
+  wait?: PreferWaitOptions | undefined;
+}
+
+export const purchasesRoutes: FastifyPluginAsyncZod<PurchasesRoutesOptions> = async (
   app,
-  { purchases, wait: waitOptions = {} },
+  { purchases, streams, wait: waitOptions = {} },
 ) => {
   const { maxSeconds = MAX_WAIT_SECONDS, hostTiming } = waitOptions;
   // When each request's headers arrived: a wait counts from there, not from the end of a slow
@@ -143,10 +171,31 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
     },
   });
 
+  app.get('/payment/purchase', {
+    schema: {
+      querystring: PurchaseListQuery,
+      response: { 200: PurchaseList, ...errorResponses(400, 401, 429, 503) },
+    },
+    handler: async (request) => {
+      const { userId, status, limit, starting_after: startingAfter } = request.query;
+      const page = await purchases.listPurchases({
+        accountId: request.accountId,
+        userId,
+        status,
+        limit,
+        startingAfter,
+      });
+      return {
+        data: page.purchases.map(toPurchaseView),
+        has_more: page.hasMore,
+        next_starting_after: page.nextStartingAfter,
+      };
+    },
+  });
+
   app.get('/payment/purchase/:purchaseId', {
     schema: {
-      // Lower-cased: Postgres compares uuids case-insensitively, Redis keys do not.
-      params: z.strictObject({ purchaseId: z.uuid().transform((id) => id.toLowerCase()) }),
+      params: PurchaseParams,
       response: { 200: PurchaseView, ...errorResponses(400, 401, 404, 429, 503) },
     },
     handler: async (request, reply) => {
@@ -154,10 +203,38 @@ export const purchasesRoutes: FastifyPluginAsyncZod<{ purchases: PurchaseService
       logAbout(request, reply, request.params.purchaseId, 'warn');
       // Another account's purchase is as unknown as one that never existed.
       const purchase = await purchases.getPurchase(request.params.purchaseId, request.accountId);
-      if (!purchase) {
-        throw new AppError('PURCHASE_NOT_FOUND', `Purchase ${request.params.purchaseId} not found`);
-      }
+      if (!purchase) throw notFound(request.params.purchaseId);
       return toPurchaseView(purchase);
+    },
+  });
+
+  app.get('/payment/purchase/:purchaseId/events', {
+    schema: {
+      params: PurchaseParams,
+      // Written by the stream itself, not serialised: the OpenAPI document describes the events.
+      response: { 200: z.string().describe(EVENT_STREAM_TYPE), ...errorResponses(400, 401, 404, 429, 503) },
+    },
+    handler: async (request, reply) => {
+      const { purchaseId } = request.params;
+      // "request completed" (info) follows when the stream ends.
+      logAbout(request, reply, purchaseId, 'info');
+      const read = () => purchases.getPurchase(purchaseId, request.accountId);
+      // Read before anything is written: an unknown purchase, or a dependency down, is answered as usual.
+      const first = await read();
+      if (!first) throw notFound(purchaseId);
+      const events = eventStream(reply);
+      const stream = streams.open(first, read, {
+        send: (purchase) => events.event(STATUS_EVENT, JSON.stringify(toPurchaseView(purchase))),
+        keepAlive: () => events.comment('keep-alive'),
+        end: () => events.end(),
+      });
+      if (!stream) {
+        throw new AppError('TOO_MANY_STREAMS', 'Too many events streams are open; retry later, or poll the purchase', {
+          headers: { 'retry-after': String(STREAMS_RETRY_AFTER_SECONDS) },
+        });
+      }
+      reply.raw.once('close', () => stream.stop());
+      return reply;
     },
   });
 };

@@ -1,7 +1,7 @@
 import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
 import { isFinal, type PaymentStatus, type Purchase } from '../purchase/purchase.js';
-import type { PurchaseFinishedEvent, PurchaseRef, PurchaseStateStore } from '../purchase/purchase-states.js';
+import type { PurchaseStatusEvent, PurchaseRef, PurchaseStateStore } from '../purchase/purchase-states.js';
 import { PURCHASE_EVENTS_CHANNEL } from './names.js';
 
 interface PurchaseStateRow {
@@ -32,8 +32,9 @@ interface Finished {
 /**
  * The in-flight view of purchases on the Postgres backend: the `purchases` row the API wrote at
  * acceptance carries when a worker started it (`processing_at`) and an outcome `payments` could
- * not take (`unrecorded_*`). Outcomes are announced with NOTIFY on PURCHASE_EVENTS_CHANNEL, sent
- * by Postgres when the statement that starts the key's last TTL commits.
+ * not take (`unrecorded_*`). Changes are announced with NOTIFY on PURCHASE_EVENTS_CHANNEL, sent
+ * by Postgres when the statement that marks the purchase processing, or that starts the key's
+ * last TTL at its outcome, commits.
  */
 export function createPostgresPurchaseStateStore(options: PostgresPurchaseStateStoreOptions): PurchaseStateStore {
   const { db, claimTtlSeconds = 300 } = options;
@@ -60,10 +61,16 @@ export function createPostgresPurchaseStateStore(options: PostgresPurchaseStateS
   });
 
   const processingMarker = createBatcher<string, true>(async (ids) => {
-    await db('purchases')
-      .whereIn('id', [...new Set(ids)])
-      .whereNull('processing_at')
-      .update({ processing_at: db.fn.now() });
+    // One statement: mark the purchases not marked yet and announce those (only those) on commit.
+    await db.raw(
+      `with marked as (
+         update purchases set processing_at = now()
+         where id = any(?::uuid[]) and processing_at is null
+         returning id
+       )
+       select pg_notify(?, json_build_object('purchaseId', id, 'status', 'processing')::text) from marked`,
+      [[...new Set(ids)], PURCHASE_EVENTS_CHANNEL],
+    );
     return ids.map(() => true as const);
   });
 
@@ -92,7 +99,7 @@ export function createPostgresPurchaseStateStore(options: PostgresPurchaseStateS
         finished.map(({ purchase }) => purchase.purchaseId),
         finished.map(({ idempotencyKey }) => idempotencyKey),
         finished.map(({ purchase }) =>
-          JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseFinishedEvent),
+          JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseStatusEvent),
         ),
         unrecorded.map((purchase) => purchase.purchaseId),
         unrecorded.map((purchase) => purchase.status),

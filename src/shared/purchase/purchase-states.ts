@@ -10,15 +10,18 @@ export interface PurchaseRef {
   idempotencyKey: string;
 }
 
-/** Announced when a purchase reaches a final status. */
-export interface PurchaseFinishedEvent {
+/**
+ * Announced when a purchase starts processing and when it reaches a final status: one
+ * announcement per change, naming the purchase (listeners read the purchase itself).
+ */
+export interface PurchaseStatusEvent {
   purchaseId: string;
   status: PurchaseStatus;
 }
 
 /**
  * The in-flight view of purchases (`queued`, `processing`), the outcomes Postgres's `payments`
- * table could not take, and the announcement of every outcome. One implementation per store
+ * table could not take, and the announcement of every change of status. One implementation per store
  * backend: `src/shared/redis/purchase-state-store.ts`, `src/shared/postgres/purchase-state-store.ts`.
  * The `payments` table is the record of finished purchases; a state store only answers for
  * purchases it does not have.
@@ -26,7 +29,10 @@ export interface PurchaseFinishedEvent {
 export interface PurchaseStateStore {
   /** The purchase as the store knows it while in flight (or its unrecorded outcome), or null. */
   getPurchaseState(ref: PurchaseRef): Promise<Purchase | null>;
-  /** Marks a queued purchase as processing; a no-op for one that is already further along. */
+  /**
+   * Marks a queued purchase as processing and announces it; a no-op (nothing announced) for one
+   * that is already further along.
+   */
   markProcessing(ref: PurchaseRef): Promise<void>;
   /**
    * Announces a final outcome and lets the purchase's claim on `idempotencyKey` expire
@@ -38,14 +44,14 @@ export interface PurchaseStateStore {
 }
 
 /**
- * Where the API hears the worker's announcements (`Prefer: wait`): Redis pub/sub, or Postgres
- * LISTEN/NOTIFY. Either may drop what is announced while it reconnects, so listeners also hear
+ * Where the API hears the worker's announcements (`Prefer: wait`, the events streams): Redis
+ * pub/sub, or Postgres LISTEN/NOTIFY. Either may drop what is announced while it reconnects, so listeners also hear
  * of every reconnect and read what they wait for again.
  */
 export interface PurchaseEventSource {
   /** Subscribes, waiting for the connection as long as it takes; resolves once subscribed. */
   start(): Promise<void>;
-  /** Calls `listener` with each announcement's raw payload (a `PurchaseFinishedEvent` as JSON). */
+  /** Calls `listener` with each announcement's raw payload (a `PurchaseStatusEvent` as JSON). */
   onMessage(listener: (payload: string) => void): void;
   /** Calls `listener` after a reconnect has restored the subscription. */
   onResubscribed(listener: () => void): void;

@@ -1,7 +1,7 @@
 import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
 import { outboxCtes } from '../webhooks/outbox.js';
-import type { Purchase, PurchaseJob } from './purchase.js';
+import type { PaymentStatus, Purchase, PurchaseJob } from './purchase.js';
 
 interface AcceptedRow {
   id: string;
@@ -20,6 +20,13 @@ export interface RecordedAcceptance {
   heldEvent: boolean;
 }
 
+/** An accepted purchase's row with its payment's outcome, if it has one (`listAccepted`). */
+interface ListedRow extends AcceptedRow {
+  payment_status: PaymentStatus | null;
+  payment_failure_reason: string | null;
+  payment_updated_at: Date | null;
+}
+
 /** A purchase job as the API makes it: always with its account. */
 export type AccountPurchaseJob = PurchaseJob & { accountId: number };
 
@@ -29,6 +36,28 @@ export interface AcceptedPurchase {
   idempotencyKey: string;
   /** The account it belongs to. */
   accountId: number;
+}
+
+/** An accepted purchase and its payment, if it has one (the listing). */
+export interface ListedPurchase {
+  accepted: AcceptedPurchase;
+  /** The finished purchase as `payments` holds it; null while it has no payment. */
+  payment: Purchase | null;
+}
+
+/** Which of an account's purchases `listAccepted` gives, and from where. */
+export interface AcceptedListQuery {
+  accountId: number;
+  /** Only this user's. */
+  userId?: number | undefined;
+  /** Only those listed after this one: accepted earlier, or at the same time with a smaller id. */
+  after?: { acceptedAt: Date; purchaseId: string } | undefined;
+  /**
+   * Only those whose payment has one of these statuses, `null` standing for no payment yet.
+   * Default: every purchase.
+   */
+  paymentStatuses?: ReadonlyArray<PaymentStatus | null> | undefined;
+  limit: number;
 }
 
 /** An accepted purchase without a payment, for the reconciler. */
@@ -84,9 +113,7 @@ export function createPurchasesRepository({ db }: { db: Db }) {
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
       const row = byId.get(id);
-      return row
-        ? { purchase: toQueuedPurchase(row), idempotencyKey: row.idempotency_key, accountId: row.account_id }
-        : null;
+      return row ? toAccepted(row) : null;
     });
   });
 
@@ -172,6 +199,59 @@ export function createPurchasesRepository({ db }: { db: Db }) {
       );
     },
 
+    /**
+     * An account's purchases, newest first (`accepted_at`, then `id`, both descending: the
+     * `(account_id, accepted_at)` index), each with its payment if it has one. Abandoned
+     * acceptances are left out unless a payment shows that their job did run (an enqueue whose
+     * reply was lost: the client's retry was answered 204 pointing at that purchase).
+     */
+    async listAccepted(query: AcceptedListQuery): Promise<ListedPurchase[]> {
+      const { accountId, userId, after, paymentStatuses, limit } = query;
+      const statuses = paymentStatuses?.filter((status) => status !== null) ?? [];
+      const rows: ListedRow[] = await db('purchases as p')
+        .leftJoin('payments as pay', 'pay.id', 'p.id')
+        .where('p.account_id', accountId)
+        .where((where) => void where.whereNull('p.abandoned_at').orWhereNotNull('pay.id'))
+        .modify((builder) => {
+          if (userId !== undefined) builder.where('p.user_id', userId);
+          if (after) {
+            builder.whereRaw('(p.accepted_at, p.id) < (?, ?::uuid)', [after.acceptedAt, after.purchaseId]);
+          }
+          if (paymentStatuses) {
+            builder.where((where) => {
+              if (statuses.length > 0) where.whereIn('pay.status', statuses);
+              if (paymentStatuses.includes(null)) where.orWhereNull('pay.id');
+            });
+          }
+        })
+        .orderBy([
+          { column: 'p.accepted_at', order: 'desc' },
+          { column: 'p.id', order: 'desc' },
+        ])
+        .limit(limit)
+        .select(
+          'p.*',
+          'pay.status as payment_status',
+          'pay.failure_reason as payment_failure_reason',
+          'pay.updated_at as payment_updated_at',
+        );
+      return rows.map((row) => {
+        const accepted = toAccepted(row);
+        return {
+          accepted,
+          payment:
+            row.payment_status === null
+              ? null
+              : {
+                  ...accepted.purchase,
+                  status: row.payment_status,
+                  failureReason: row.payment_failure_reason,
+                  updatedAt: row.payment_updated_at ?? row.accepted_at,
+                },
+        };
+      });
+    },
+
     /** An accepted purchase as Postgres alone knows it (`queued`), or null if it was never accepted. */
     findAccepted(purchaseId: string): Promise<AcceptedPurchase | null> {
       return finder.load(purchaseId);
@@ -180,6 +260,10 @@ export function createPurchasesRepository({ db }: { db: Db }) {
 }
 
 export type PurchasesRepository = ReturnType<typeof createPurchasesRepository>;
+
+function toAccepted(row: AcceptedRow): AcceptedPurchase {
+  return { purchase: toQueuedPurchase(row), idempotencyKey: row.idempotency_key, accountId: row.account_id };
+}
 
 function toQueuedPurchase(row: AcceptedRow): Purchase {
   return {

@@ -1,7 +1,7 @@
 import type { RedisClient } from './connection.js';
 import { createBatcher } from '../batching.js';
 import { PURCHASE_STATUSES, RETENTION_SECONDS, type Purchase, type PurchaseStatus } from '../purchase/purchase.js';
-import type { PurchaseFinishedEvent, PurchaseRef, PurchaseStateStore } from '../purchase/purchase-states.js';
+import type { PurchaseStatusEvent, PurchaseRef, PurchaseStateStore } from '../purchase/purchase-states.js';
 import { redisKeys } from './keys.js';
 import { payonceScripts } from './scripts.js';
 import { runPerSlot } from './slot-groups.js';
@@ -29,7 +29,8 @@ interface Finished {
 
 /**
  * The in-flight view of purchases (`queued`, `processing`) in Redis, the outcomes Postgres
- * could not take, and the channel on which the worker announces finished purchases. Postgres is
+ * could not take, and the channel on which the worker announces purchases that start processing
+ * or finish. Postgres is
  * the record of finished purchases; this store only answers for purchases it does not have.
  */
 export function createRedisPurchaseStateStore(options: PurchaseStateStoreOptions) {
@@ -49,19 +50,26 @@ export function createRedisPurchaseStateStore(options: PurchaseStateStoreOptions
       return group.map(() => true as const);
     });
 
+  const event = ({ purchaseId, status }: Pick<Purchase, 'purchaseId' | 'status'>) =>
+    JSON.stringify({ purchaseId, status } satisfies PurchaseStatusEvent);
+
   const processingMarker = createBatcher<PurchaseRef, true>((refs) =>
     perSlot(
       refs,
       (ref) => ref,
       (group) => {
         const stateKeys = group.map(stateKey);
-        return scripts.payonceMarkProcessing(stateKeys.length, ...stateKeys, new Date().toISOString());
+        const events = group.map(({ purchaseId }) => event({ purchaseId, status: 'processing' }));
+        return scripts.payonceMarkProcessing(
+          stateKeys.length,
+          ...stateKeys,
+          new Date().toISOString(),
+          eventsChannel,
+          ...events,
+        );
       },
     ),
   );
-
-  const event = (purchase: Purchase) =>
-    JSON.stringify({ purchaseId: purchase.purchaseId, status: purchase.status } satisfies PurchaseFinishedEvent);
 
   const refOf = ({ purchase, idempotencyKey }: Finished): PurchaseRef => ({
     purchaseId: purchase.purchaseId,
