@@ -93,7 +93,7 @@ export interface PurchaseServiceDeps {
   payments: Pick<PaymentsRepository, 'findPayment'>;
   purchases: Pick<
     PurchasesRepository,
-    'recordAccepted' | 'releaseAcceptedEvent' | 'findAccepted' | 'markAbandoned' | 'listAccepted'
+    'recordAccepted' | 'releaseAcceptedEvent' | 'findAccepted' | 'markAbandoned' | 'markQueued' | 'listAccepted'
   >;
   references: PurchaseReferencesLookup;
   producer: Pick<PurchaseProducer, 'enqueuePurchase'>;
@@ -350,9 +350,14 @@ export function createPurchaseService(deps: PurchaseServiceDeps) {
         'Redis',
         idempotency.redirectClaim(key, purchaseId, { purchaseId: queuedPurchaseId, fingerprint }),
       );
-      // Ours was recorded but never queued and never answered 202: not a purchase after all.
+      // Ours was recorded but never queued and never answered 202: not a purchase after all. The
+      // one the queue holds may have been answered 503 (an enqueue whose reply was lost) and
+      // marked abandoned: this answer points the client at it, so it is a purchase after all.
       await purchases.markAbandoned(purchaseId).catch((error: unknown) => {
         logger.warn({ err: error, purchaseId }, 'could not mark a folded purchase abandoned; the reconciler will');
+      });
+      await purchases.markQueued(queuedPurchaseId).catch((error: unknown) => {
+        logger.warn({ err: error, purchaseId: queuedPurchaseId }, 'could not mark the queued purchase kept');
       });
       logger.info({ purchaseId, queuedPurchaseId }, 'collapsed into a pending purchase by the queue');
       return { kind: 'duplicate', purchaseId: queuedPurchaseId };

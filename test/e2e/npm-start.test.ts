@@ -82,7 +82,7 @@ describe('npm start (scripts/start.ts)', () => {
     try {
       await service.ready();
       const pids = service.childPids();
-      expect(pids).toHaveLength(2);
+      expect(pids, service.output()).toHaveLength(2);
       // Only the parent dies, without a chance to forward anything.
       process.kill(service.child.pid!, 'SIGKILL');
       await eventually(() => (pids.every((pid) => !isRunning(pid)) ? true : undefined), {
@@ -94,7 +94,10 @@ describe('npm start (scripts/start.ts)', () => {
         timeoutMs: 5_000,
         what: `both processes to report a clean shutdown:\n${service.output()}`,
       });
-      expect((service.output().match(/the process that started this one is gone/g) ?? []).length).toBe(2);
+      expect(
+        (service.output().match(/the process that started this one is gone/g) ?? []).length,
+        service.output(),
+      ).toBe(2);
     } finally {
       service.cleanUp();
     }

@@ -193,7 +193,7 @@ describe('webhooks', () => {
     }
   });
 
-  it('holds a purchase.accepted event until the purchase is queued; drops it with a purchase never queued', async () => {
+  it('holds a purchase.accepted event until the purchase is known queued; drops it with a purchase never queued', async () => {
     const endpoint = (await register({ url: receiver.url, events: ['purchase.accepted'] })).json<{ id: string }>();
     const { db } = stack.database;
     const purchases = createPurchasesRepository({ db });
@@ -225,6 +225,16 @@ describe('webhooks', () => {
       const unreleased = await accepted();
       await createPaymentsRepository({ db }).recordPayment(unreleased, { status: 'succeeded', failureReason: null });
       expect(await heldOf(unreleased.purchaseId)).toEqual([false]);
+
+      // Answered 503, yet queued after all (its enqueue's reply was lost): once a retry is folded
+      // into it and pointed at it, it is kept (not abandoned) and announced.
+      const kept = await accepted();
+      await purchases.markAbandoned(kept.purchaseId);
+      await purchases.markQueued(kept.purchaseId);
+      expect(await heldOf(kept.purchaseId)).toEqual([false]);
+      expect(await db('purchases').where({ id: kept.purchaseId }).first('abandoned_at')).toEqual({
+        abandoned_at: null,
+      });
 
       // Answered 503 (or folded into another) and never queued: the reconciler drops the purchase
       // and its held event, deliveries and all.

@@ -42,6 +42,19 @@ function fakeIdempotency() {
   };
 }
 
+/** The purchases repository's part the service uses, each method a spy. */
+function fakePurchases(overrides: Partial<PurchaseServiceDeps['purchases']> = {}): PurchaseServiceDeps['purchases'] {
+  return {
+    recordAccepted: vi.fn(async () => ({ heldEvent: false })),
+    releaseAcceptedEvent: vi.fn(async () => {}),
+    findAccepted: vi.fn(async () => null),
+    markAbandoned: vi.fn(async () => {}),
+    markQueued: vi.fn(async () => {}),
+    listAccepted: vi.fn(async () => []),
+    ...overrides,
+  };
+}
+
 function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
   const idempotency = fakeIdempotency();
   const producer = {
@@ -51,13 +64,7 @@ function setup(overrides: Partial<PurchaseServiceDeps> = {}) {
     idempotency,
     states: { getPurchaseState: vi.fn(async () => null) },
     payments: { findPayment: vi.fn(async () => null) },
-    purchases: {
-      recordAccepted: vi.fn(async () => ({ heldEvent: false })),
-      releaseAcceptedEvent: vi.fn(async () => {}),
-      findAccepted: vi.fn(async () => null),
-      markAbandoned: vi.fn(async () => {}),
-      listAccepted: vi.fn(async () => []),
-    },
+    purchases: fakePurchases(),
     references: { lookupPurchaseReferences: vi.fn(async () => ({ userExists: true, price: 500 })) },
     producer,
     waiter: { waitForOutcome: vi.fn(() => ({ outcome: Promise.resolve(null), cancel: vi.fn() })) },
@@ -165,6 +172,8 @@ describe('createPurchaseService.submitPurchase', () => {
     producer.enqueuePurchase.mockResolvedValueOnce({ queuedPurchaseId: OTHER_ID });
     await service.submitPurchase(request);
     expect(deps.purchases.markAbandoned).toHaveBeenCalledTimes(2);
+    // The 204 points at the purchase the queue holds: that one is kept, whatever it was answered.
+    expect(deps.purchases.markQueued).toHaveBeenCalledExactlyOnceWith(OTHER_ID);
   });
 
   it('releases a held purchase.accepted event once the purchase is queued, and never for one answered 503 or folded', async () => {
@@ -356,17 +365,13 @@ describe('createPurchaseService.getPurchase', () => {
     const { service } = setup({
       payments: { findPayment: vi.fn(async () => (written ? finished : null)) },
       states: { getPurchaseState },
-      purchases: {
-        recordAccepted: vi.fn(async () => ({ heldEvent: false })),
-        releaseAcceptedEvent: vi.fn(async () => {}),
+      purchases: fakePurchases({
         findAccepted: vi.fn(async () => ({
           purchase: { ...finished, status: 'queued' as const },
           idempotencyKey: 'user:1:key:k',
           accountId: ACCOUNT_ID,
         })),
-        markAbandoned: vi.fn(async () => {}),
-        listAccepted: vi.fn(async () => []),
-      },
+      }),
     });
     await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toEqual(finished);
     // The state store finds a purchase's records by the key it was accepted under.
@@ -376,13 +381,9 @@ describe('createPurchaseService.getPurchase', () => {
   it('answers from Postgres alone (queued) when the state store knows nothing', async () => {
     const queued = { ...finishedPurchase(), status: 'queued' as const };
     const { service } = setup({
-      purchases: {
-        recordAccepted: vi.fn(async () => ({ heldEvent: false })),
-        releaseAcceptedEvent: vi.fn(async () => {}),
+      purchases: fakePurchases({
         findAccepted: vi.fn(async () => ({ purchase: queued, idempotencyKey: 'user:1:key:k', accountId: ACCOUNT_ID })),
-        markAbandoned: vi.fn(async () => {}),
-        listAccepted: vi.fn(async () => []),
-      },
+      }),
     });
     await expect(service.getPurchase(PURCHASE_ID, ACCOUNT_ID)).resolves.toEqual(queued);
   });
@@ -419,16 +420,13 @@ describe('createPurchaseService.listPurchases', () => {
           status: statusOf(Number(purchaseId.slice(-6))),
         })),
       },
-      purchases: {
-        recordAccepted: vi.fn(async () => ({ heldEvent: false })),
-        releaseAcceptedEvent: vi.fn(async () => {}),
+      purchases: fakePurchases({
         findAccepted: vi.fn(
           async (purchaseId: string) =>
             rows.find((row) => row.accepted.purchase.purchaseId === purchaseId)?.accepted ?? null,
         ),
-        markAbandoned: vi.fn(async () => {}),
         listAccepted,
-      },
+      }),
     });
     return { service, listAccepted };
   }

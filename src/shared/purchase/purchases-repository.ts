@@ -180,6 +180,25 @@ export function createPurchasesRepository({ db }: { db: Db }) {
     },
 
     /**
+     * Marks a purchase the queue is known to hold (a later submission was folded into it and
+     * answered 204 pointing at it): a client now knows of it, so it is no longer abandoned,
+     * whatever its own submission was answered (the reconciler runs it again should its job be
+     * lost, rather than drop it), and its held `purchase.accepted` event goes out.
+     */
+    async markQueued(purchaseId: string): Promise<void> {
+      await db.raw(
+        `with kept as (
+           update purchases set abandoned_at = null where id = ? and abandoned_at is not null returning 1
+         ),
+         released as (
+           update webhook_events set held = false where purchase_id = ? and held returning 1
+         )
+         select 1`,
+        [purchaseId, purchaseId],
+      );
+    },
+
+    /**
      * Drops an abandoned purchase that never ran (the reconciler), with its held
      * `purchase.accepted` event: no endpoint ever hears of it.
      */
