@@ -5,6 +5,7 @@ import { STORE_BACKENDS } from '../support/backends.js';
 import { createProcessStack, type ProcessStack } from '../support/process-stack.js';
 import { randomSuffix, seedUserAndProduct } from '../support/services.js';
 import { startTestSqs, type TestSqs } from '../support/sqs.js';
+import type { RunningWorker } from '../support/processes.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 /** The key's window after the outcome, short so that a purchase can outlive it while retrying. */
@@ -29,6 +30,7 @@ describe.each(SETUPS)(
     let proxy: TcpProxy;
     let sqs: TestSqs | undefined;
     let client: PurchaseClient;
+    let worker: RunningWorker;
 
     beforeAll(async () => {
       stack = await createProcessStack({ backend });
@@ -43,7 +45,7 @@ describe.each(SETUPS)(
       }
       const keys = { IDEMPOTENCY_TTL_SECONDS: String(TTL_SECONDS), JOB_ATTEMPTS: '20', JOB_BACKOFF_MS: '1000' };
       client = createPurchaseClient((await stack.startApi({ ...keys, ...queueEnv })).url);
-      await stack.startWorker({ ...keys, ...queueEnv, DATABASE_URL: proxy.rewrite(stack.databaseUrl) });
+      worker = await stack.startWorker({ ...keys, ...queueEnv, DATABASE_URL: proxy.rewrite(stack.databaseUrl) });
     });
 
     afterAll(async () => {
@@ -52,6 +54,17 @@ describe.each(SETUPS)(
       await proxy?.close();
       await sqs?.stop();
     });
+
+    /** For a timeout's message: the purchase's job, and what the worker logged. */
+    async function whereStuck(purchaseId: string): Promise<string> {
+      const job = driver === 'bullmq' ? await stack.getJob(purchaseId) : undefined;
+      const state = job && {
+        state: await job.getState(),
+        attemptsMade: job.attemptsMade,
+        failedReason: job.failedReason,
+      };
+      return `job: ${JSON.stringify(state)}\nworker:\n${worker.output()}`;
+    }
 
     it('answers 204 with the original while it retries past the TTL, and frees the key the TTL after its outcome', async () => {
       const { userId, productId } = await seedUserAndProduct(stack.db, { price: 700 });
@@ -72,7 +85,9 @@ describe.each(SETUPS)(
       expect(['queued', 'processing']).toContain(unfinished.body?.status);
 
       proxy.restore();
-      await client.purchaseReaches(purchaseId, ['succeeded'], 30_000);
+      await client.purchaseReaches(purchaseId, ['succeeded'], 30_000).catch(async (error: unknown) => {
+        throw new Error(`${String(error)}\n${await whereStuck(purchaseId)}`);
+      });
       const afterOutcome = await client.purchase(body, { idempotencyKey });
       expect(afterOutcome.status).toBe(204);
       expect(purchaseIdIn(afterOutcome.headers.get('location'))).toBe(purchaseId);
