@@ -71,7 +71,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body is answered 415 instead of being parsed and misread.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
-  await registerSecurityHeaders(app);
+  registerSecurityHeaders(app);
   // After the security headers, which its early answers carry; before every route.
   const isOverloaded = deps.loadShedding ? await registerLoadShedding(app, deps.loadShedding) : () => false;
   // Before every route it times; before @fastify/swagger, so /metrics stays out of the API document.
