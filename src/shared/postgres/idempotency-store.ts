@@ -42,15 +42,6 @@ export function createPostgresIdempotencyStore(options: PostgresIdempotencyStore
   const { db, unfinishedTtlSeconds } = options;
   const pendingTtlSeconds = Math.min(options.pendingTtlSeconds ?? 15, unfinishedTtlSeconds);
 
-  /** The live holders of `keys`. */
-  async function holders(keys: readonly string[]): Promise<Map<string, ClaimRow>> {
-    const rows = await db<ClaimRow>('idempotency_claims')
-      .whereIn('key', [...keys])
-      .where('expires_at', '>', db.fn.now())
-      .select('key', 'purchase_id', 'fingerprint', 'confirmed');
-    return new Map(rows.map((row) => [row.key, row]));
-  }
-
   /** The claims of `keys` as they stand, live or expired. */
   async function current(keys: readonly string[]): Promise<Map<string, ClaimRow & { live: boolean }>> {
     const rows = await db('idempotency_claims')
@@ -109,36 +100,37 @@ export function createPostgresIdempotencyStore(options: PostgresIdempotencyStore
     return new Set(result.rows.map((row) => row.key));
   }
 
-  const claimer = createBatcher<{ key: string; claim: Claim }, ClaimResult>(async (requests) =>
-    retryOnDeadlock(async () => {
-      // The first request of each key takes part; later ones in the batch lose to it, in order.
-      const first = new Map<string, { key: string; claim: Claim }>();
-      for (const request of requests) if (!first.has(request.key)) first.set(request.key, request);
-      const outcome = new Map<string, ClaimResult>();
-      let open = [...first.values()];
-      for (let round = 0; round < CLAIM_ROUNDS && open.length > 0; round++) {
-        const inserted = await insertClaims(open);
-        for (const key of inserted) outcome.set(key, { claimed: true });
-        open = open.filter(({ key }) => !inserted.has(key));
-        if (open.length === 0) break;
-        const rows = await current(open.map(({ key }) => key));
-        for (const [key, row] of rows) if (row.live) outcome.set(key, { claimed: false, ...toHolder(row) });
-        const expired = open.filter(({ key }) => rows.get(key)?.live === false);
-        if (expired.length > 0) for (const key of await takeOverExpired(expired)) outcome.set(key, { claimed: true });
-        // Not decided yet: released, or taken over by another claim, in between. Try again.
-        open = open.filter(({ key }) => !outcome.has(key));
-      }
-      return requests.map((request) => {
-        const result = outcome.get(request.key);
-        if (!result) return new Error(`could not claim or find the holder of ${request.key}`);
-        if (first.get(request.key) === request) return result;
-        // A later request of a key already decided in this batch: it lost to the first one.
-        return result.claimed
-          ? { claimed: false as const, existing: first.get(request.key)!.claim, confirmed: false }
-          : result;
-      });
-    }),
-  );
+  // Each statement is retried on a deadlock on its own, never the whole round: a retry of the
+  // round would find the keys its first statement had claimed (committed) held by itself.
+  const claimer = createBatcher<{ key: string; claim: Claim }, ClaimResult>(async (requests) => {
+    // The first request of each key takes part; later ones in the batch lose to it, in order.
+    const first = new Map<string, { key: string; claim: Claim }>();
+    for (const request of requests) if (!first.has(request.key)) first.set(request.key, request);
+    const outcome = new Map<string, ClaimResult>();
+    let open = [...first.values()];
+    for (let round = 0; round < CLAIM_ROUNDS && open.length > 0; round++) {
+      const inserted = await retryOnDeadlock(() => insertClaims(open));
+      for (const key of inserted) outcome.set(key, { claimed: true });
+      open = open.filter(({ key }) => !inserted.has(key));
+      if (open.length === 0) break;
+      const rows = await current(open.map(({ key }) => key));
+      for (const [key, row] of rows) if (row.live) outcome.set(key, { claimed: false, ...toHolder(row) });
+      const expired = open.filter(({ key }) => rows.get(key)?.live === false);
+      if (expired.length > 0)
+        for (const key of await retryOnDeadlock(() => takeOverExpired(expired))) outcome.set(key, { claimed: true });
+      // Not decided yet: released, or taken over by another claim, in between. Try again.
+      open = open.filter(({ key }) => !outcome.has(key));
+    }
+    return requests.map((request) => {
+      const result = outcome.get(request.key);
+      if (!result) return new Error(`could not claim or find the holder of ${request.key}`);
+      if (first.get(request.key) === request) return result;
+      // A later request of a key already decided in this batch: it lost to the first one.
+      return result.claimed
+        ? { claimed: false as const, existing: first.get(request.key)!.claim, confirmed: false }
+        : result;
+    });
+  });
 
   const confirmer = createBatcher<{ key: string; purchaseId: string }, boolean>(async (requests) =>
     retryOnDeadlock(async () => {
@@ -160,13 +152,13 @@ export function createPostgresIdempotencyStore(options: PostgresIdempotencyStore
 
   const store: IdempotencyStore = {
     async findClaim(key) {
-      const row = (await holders([key])).get(key);
-      return row ? toHolder(row).existing : null;
+      const row = (await current([key])).get(key);
+      return row?.live ? toHolder(row).existing : null;
     },
 
     async inspectClaim(key) {
-      const row = (await holders([key])).get(key);
-      return row ? toHolder(row) : null;
+      const row = (await current([key])).get(key);
+      return row?.live ? toHolder(row) : null;
     },
 
     // The purchase's record is its `purchases` row, written by the accept flow itself.
