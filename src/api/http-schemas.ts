@@ -54,17 +54,18 @@ export const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+/** A uuid, lower-cased: Postgres compares uuids case-insensitively, Redis keys do not. */
+export const LowercaseUuid = z.uuid().transform((id) => id.toLowerCase());
+
 /** `GET /payment/purchase`: an account's purchases, newest first, a page at a time (Stripe's shape). */
 export const PurchaseListQuery = z.strictObject({
   // Id's bounds, coerced from the query string (a pipe into Id would document a plain number).
   userId: z.coerce.number().int().positive().max(2_147_483_647).optional().describe("Only this user's purchases"),
   status: z.enum(PURCHASE_STATUSES).optional().describe('Only purchases with this status, as a status read gives it'),
   limit: z.coerce.number().int().min(1).max(100).default(20).describe('Purchases per page, 1-100'),
-  starting_after: z
-    .uuid()
-    .transform((id) => id.toLowerCase())
-    .optional()
-    .describe("The previous page's `next_starting_after` (its last purchase's id): the page after it"),
+  starting_after: LowercaseUuid.optional().describe(
+    "The previous page's `next_starting_after` (its last purchase's id): the page after it",
+  ),
 });
 
 export const PurchaseList = z.object({

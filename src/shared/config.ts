@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { looksLikeApiKey } from './accounts/api-keys.js';
+import { normalizeHost } from './webhooks/address-guard.js';
 
 /** `'true' | 'false'` from the environment; `z.coerce.boolean` would turn "false" into true. */
 const booleanString = z.enum(['true', 'false']).transform((value) => value === 'true');
@@ -203,17 +204,7 @@ const ConfigFields = z.object({
   WEBHOOK_ALLOWED_HOSTS: z
     .string()
     .default('')
-    .transform((list) =>
-      list
-        .split(',')
-        .map((host) =>
-          host
-            .trim()
-            .toLowerCase()
-            .replace(/^\[(.*)\]$/, '$1'),
-        )
-        .filter(Boolean),
-    ),
+    .transform((list) => list.split(',').map(normalizeHost).filter(Boolean)),
   /** How long an endpoint may take to answer a delivery; a 2xx within it counts as delivered. */
   WEBHOOK_TIMEOUT_MS: int().min(100).max(60_000).default(10_000),
   /** How long a delivery is retried (exponential backoff) before it is marked failed. */

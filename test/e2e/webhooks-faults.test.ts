@@ -109,7 +109,12 @@ describe('webhooks under faults (redis backend)', () => {
       (deliveries) => (deliveries[0] && deliveries[0].attemptLog.length >= 2 ? deliveries : undefined),
       'two refused attempts',
     );
-    expect(refused).toMatchObject({ purchaseId, status: 'pending', lastStatusCode: null });
+    expect(refused).toMatchObject({
+      purchaseId,
+      status: 'pending',
+      lastStatusCode: null,
+      nextAttemptAt: expect.any(String),
+    });
     expect(refused!.lastError).toMatch(/^refused: 127\.0\.0\.2 /);
     for (const attempt of refused!.attemptLog) expect(attempt.error).toMatch(/^refused/);
     const [row] = await stack.db('webhook_deliveries').where({ endpoint_id: inserted.id });
@@ -119,7 +124,13 @@ describe('webhooks under faults (redis backend)', () => {
       (deliveries) => (deliveries[0] && deliveries[0].attemptLog.length >= 2 ? deliveries : undefined),
       'two redirected attempts',
     );
-    expect(redirected).toMatchObject({ purchaseId, status: 'pending', lastStatusCode: 307, lastError: 'HTTP 307' });
+    expect(redirected).toMatchObject({
+      purchaseId,
+      status: 'pending',
+      lastStatusCode: 307,
+      lastError: 'HTTP 307',
+      nextAttemptAt: expect.any(String),
+    });
     expect(redirecting.received().length).toBeGreaterThanOrEqual(2);
     expect(outsider.received()).toEqual([]);
     expect((await webhooks.deliveries(control.id)).map((delivery) => delivery.status)).toEqual(['delivered']);

@@ -78,6 +78,20 @@ describe('webhooks', () => {
     stack.database.db('webhook_events').where({ purchase_id: purchaseId }).orderBy('type');
   const deliveriesOf = (eventId: string) => stack.database.db('webhook_deliveries').where({ event_id: eventId });
 
+  /** A dispatcher sending to 127.0.0.1, retrying at once, for an hour (WEBHOOK_RETRY_HOURS=1). */
+  const RETRY_HOURS = 1;
+  const dispatcher = () =>
+    createWebhookDispatcher({
+      deliveries: createWebhookDeliveriesRepository({ db: stack.database.db }),
+      send: (url, headers, body) => sendWebhook(url, headers, body, { timeoutMs: 2_000, allowedHosts: ['127.0.0.1'] }),
+      logger: pino({ level: 'silent' }),
+      concurrency: 10,
+      timeoutMs: 2_000,
+      leaseMarginMs: 30_000,
+      retryBaseMs: 1,
+      retryHours: RETRY_HOURS,
+    });
+
   it('registers an endpoint, shows its secret once, lists it without, and removes it', async () => {
     const created = await register({ url: receiver.url });
     expect(created.statusCode).toBe(201);
@@ -252,19 +266,10 @@ describe('webhooks', () => {
 
   it('delivers, signed, to a real receiver; logs every attempt; redelivers with the same id', async () => {
     const created = (await register({ url: receiver.url })).json<{ id: string; secret: string }>();
-    const deliveries = createWebhookDeliveriesRepository({ db: stack.database.db });
-    const dispatcher = createWebhookDispatcher({
-      deliveries,
-      send: (url, headers, body) => sendWebhook(url, headers, body, { timeoutMs: 2_000, allowedHosts: ['127.0.0.1'] }),
-      logger: pino({ level: 'silent' }),
-      concurrency: 10,
-      timeoutMs: 2_000,
-      retryBaseMs: 1,
-      retryHours: 1,
-    });
+    const { dispatchOnce } = dispatcher();
     try {
       // What earlier tests left due (their endpoints removed since) is settled first.
-      while ((await dispatcher.dispatchOnce()) > 0);
+      while ((await dispatchOnce()) > 0);
       const job = await accepted();
       await createPaymentsRepository({ db: stack.database.db }).recordPayment(job, {
         status: 'failed',
@@ -274,11 +279,11 @@ describe('webhooks', () => {
       const before = receiver.received.length;
 
       receiver.answer(500);
-      expect(await dispatcher.dispatchOnce()).toBe(1);
+      expect(await dispatchOnce()).toBe(1);
       await new Promise((resolve) => setTimeout(resolve, 20));
       receiver.answer(204);
-      expect(await dispatcher.dispatchOnce()).toBe(1);
-      expect(await dispatcher.dispatchOnce()).toBe(0);
+      expect(await dispatchOnce()).toBe(1);
+      expect(await dispatchOnce()).toBe(0);
 
       const got = receiver.received.slice(before);
       expect(got).toHaveLength(2);
@@ -311,9 +316,59 @@ describe('webhooks', () => {
       const again = await send('POST', `/events/${event.id}/redeliver`);
       expect(again.statusCode).toBe(202);
       expect(again.json()).toEqual({ eventId: event.id, deliveries: 1 });
-      expect(await dispatcher.dispatchOnce()).toBe(1);
+      expect(await dispatchOnce()).toBe(1);
       expect(receiver.received.at(-1)!.headers['webhook-id']).toBe(event.id);
     } finally {
+      await send('DELETE', `/webhook-endpoints/${created.id}`);
+    }
+  });
+
+  it('marks a delivery failed, with no next retry, once a failure falls past WEBHOOK_RETRY_HOURS', async () => {
+    const created = (await register({ url: receiver.url })).json<{ id: string }>();
+    const { dispatchOnce } = dispatcher();
+    const listed = async () =>
+      (await send('GET', `/webhook-endpoints/${created.id}/deliveries`)).json<
+        Array<{ status: string; nextAttemptAt: string | null; attemptLog: Array<{ statusCode: number | null }> }>
+      >();
+    try {
+      while ((await dispatchOnce()) > 0);
+      const job = await accepted();
+      await createPaymentsRepository({ db: stack.database.db }).recordPayment(job, {
+        status: 'succeeded',
+        failureReason: null,
+      });
+      const [event] = await eventsOf(job.purchaseId);
+      receiver.answer(500);
+
+      // Within its retry hours, a 500 is retried.
+      expect(await dispatchOnce()).toBe(1);
+      expect(await listed()).toEqual([
+        expect.objectContaining({ eventId: event.id, status: 'pending', nextAttemptAt: expect.any(String) }),
+      ]);
+
+      // Its retries started longer ago than that: the next 500 is its last.
+      await stack.database
+        .db('webhook_deliveries')
+        .where({ event_id: event.id })
+        .update({
+          retry_started_at: stack.database.db.raw(`now() - make_interval(hours => ?)`, [RETRY_HOURS + 1]),
+          next_attempt_at: stack.database.db.fn.now(),
+        });
+      expect(await dispatchOnce()).toBe(1);
+      const [delivery] = await listed();
+      expect(delivery).toMatchObject({
+        eventId: event.id,
+        status: 'failed',
+        attempts: 2,
+        lastStatusCode: 500,
+        nextAttemptAt: null,
+        deliveredAt: null,
+      });
+      expect(delivery!.attemptLog.map((attempt) => attempt.statusCode)).toEqual([500, 500]);
+      // Failed for good: nothing takes it again.
+      expect(await dispatchOnce()).toBe(0);
+    } finally {
+      receiver.answer(204);
       await send('DELETE', `/webhook-endpoints/${created.id}`);
     }
   });

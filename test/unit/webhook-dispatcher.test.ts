@@ -12,7 +12,6 @@ function delivery(overrides: Partial<ClaimedDelivery> = {}): ClaimedDelivery {
   return {
     id: '1',
     eventId: 'msg_0123456789abcdef0123456789abcdef',
-    eventType: 'purchase.succeeded',
     payload: '{"type":"purchase.succeeded"}',
     retryStartedAt: new Date(NOW - 60_000),
     attempt: 1,
@@ -37,6 +36,7 @@ function setup(claimed: ClaimedDelivery[], answer: AttemptResult) {
     logger: pino({ level: 'silent' }),
     concurrency: 10,
     timeoutMs: 5_000,
+    leaseMarginMs: 30_000,
     retryBaseMs: 5_000,
     retryHours: 24,
     now: () => NOW,
@@ -115,6 +115,7 @@ describe('the webhook dispatcher', () => {
       logger: pino({ level: 'silent' }),
       concurrency: 3,
       timeoutMs: 5_000,
+      leaseMarginMs: 30_000,
       retryBaseMs: 5_000,
       retryHours: 24,
     });

@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { EVENT_STREAM_TYPE, eventStream } from '../event-stream.js';
 import {
   errorResponses,
+  LowercaseUuid,
   PurchaseBody,
   PurchaseHeaders,
   PurchaseList,
@@ -87,11 +88,11 @@ const Accepted = z.object({
   statusUrl: z.string(),
 });
 
-/** A purchase id in a path. Lower-cased: Postgres compares uuids case-insensitively, Redis keys do not. */
-const PurchaseParams = z.strictObject({ purchaseId: z.uuid().transform((id) => id.toLowerCase()) });
+/** A purchase id in a path. */
+const PurchaseParams = z.strictObject({ purchaseId: LowercaseUuid });
 
 /** The name of every event of a purchase's events stream. */
-export const STATUS_EVENT = 'status';
+const STATUS_EVENT = 'status';
 
 /** How long a client refused an events stream (every place taken) should wait before trying again. */
 const STREAMS_RETRY_AFTER_SECONDS = 5;

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { checkWebhookUrl } from '../../shared/webhooks/address-guard.js';
-import type { WebhookDeliveriesRepository } from '../../shared/webhooks/deliveries-repository.js';
-import type { WebhookEndpointsRepository } from '../../shared/webhooks/endpoints-repository.js';
+import { DELIVERY_STATUSES, type WebhookDeliveriesRepository } from '../../shared/webhooks/deliveries-repository.js';
+import type { WebhookEndpoint, WebhookEndpointsRepository } from '../../shared/webhooks/endpoints-repository.js';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_TYPES } from '../../shared/webhooks/outbox.js';
 import { AppError } from '../errors.js';
-import { errorResponses } from '../http-schemas.js';
+import { errorResponses, LowercaseUuid } from '../http-schemas.js';
 
 export interface WebhooksRoutesOptions {
   endpoints: WebhookEndpointsRepository;
@@ -20,13 +20,12 @@ const EndpointView = z.object({
   events: z.array(z.enum(WEBHOOK_EVENT_TYPES)),
   createdAt: z.iso.datetime(),
 });
-const toEndpointView = (endpoint: { id: string; url: string; events: string[]; createdAt: Date }) => ({
+const toEndpointView = (endpoint: WebhookEndpoint) => ({
   ...endpoint,
-  events: endpoint.events as Array<(typeof WEBHOOK_EVENT_TYPES)[number]>,
   createdAt: endpoint.createdAt.toISOString(),
 });
 
-const EndpointParams = z.strictObject({ id: z.uuid().transform((id) => id.toLowerCase()) });
+const EndpointParams = z.strictObject({ id: LowercaseUuid });
 const iso = (date: Date | null) => (date === null ? null : date.toISOString());
 
 const DeliveryView = z.object({
@@ -34,7 +33,7 @@ const DeliveryView = z.object({
   eventId: z.string(),
   eventType: z.string(),
   purchaseId: z.uuid(),
-  status: z.enum(['pending', 'delivered', 'failed']),
+  status: z.enum(DELIVERY_STATUSES),
   attempts: z.number().int(),
   lastStatusCode: z.number().int().nullable(),
   lastError: z.string().nullable(),

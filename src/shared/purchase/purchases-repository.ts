@@ -1,6 +1,6 @@
 import { createBatcher } from '../batching.js';
 import type { Db } from '../db.js';
-import { outboxCtes } from '../webhooks/outbox.js';
+import { dropHeldEventsCtes, outboxCtes, releaseHeldEventsCte } from '../webhooks/outbox.js';
 import type { PaymentStatus, Purchase, PurchaseJob } from './purchase.js';
 
 interface AcceptedRow {
@@ -131,7 +131,12 @@ export function createPurchasesRepository({ db }: { db: Db }) {
      * queued. Its outcome's write does the same, so a release that fails only delays the event.
      */
     async releaseAcceptedEvent(purchaseId: string): Promise<void> {
-      await db('webhook_events').where({ purchase_id: purchaseId, held: true }).update({ held: false });
+      await db.raw(
+        `with target as (select ?::uuid as id),
+         ${releaseHeldEventsCte('target')}
+         select 1`,
+        [purchaseId],
+      );
     },
 
     /**
@@ -190,9 +195,8 @@ export function createPurchasesRepository({ db }: { db: Db }) {
         `with kept as (
            update purchases set abandoned_at = null where id = ? and abandoned_at is not null returning 1
          ),
-         released as (
-           update webhook_events set held = false where purchase_id = ? and held returning 1
-         )
+         target as (select ?::uuid as id),
+         ${releaseHeldEventsCte('target')}
          select 1`,
         [purchaseId, purchaseId],
       );
@@ -207,13 +211,8 @@ export function createPurchasesRepository({ db }: { db: Db }) {
         `with dropped as (
            delete from purchases where id = ? and abandoned_at is not null returning id
          ),
-         held_events as (
-           select id from webhook_events where held and purchase_id in (select id from dropped)
-         ),
-         held_deliveries as (
-           delete from webhook_deliveries where event_id in (select id from held_events) returning 1
-         )
-         delete from webhook_events where id in (select id from held_events)`,
+         ${dropHeldEventsCtes('dropped')}
+         select 1`,
         [purchaseId],
       );
     },

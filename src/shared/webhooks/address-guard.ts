@@ -76,7 +76,7 @@ export function isPublicAddress(address: string): boolean {
 }
 
 /** Why a webhook URL or address is refused; null when it is allowed. */
-export type Refusal = string | null;
+type Refusal = string | null;
 
 /**
  * Whether a webhook URL may be registered, without resolving or connecting: http(s) only, no

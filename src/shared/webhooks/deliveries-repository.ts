@@ -1,12 +1,13 @@
 import type { Db } from '../db.js';
 
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+/** What became of a delivery: still being tried, delivered, or given up. */
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** A delivery a dispatcher has taken: what to send, where, and with which secrets. */
 export interface ClaimedDelivery {
   id: string;
   eventId: string;
-  eventType: string;
   payload: string;
   /** When its retries started: its creation, or its last redelivery (retries stop WEBHOOK_RETRY_HOURS later). */
   retryStartedAt: Date;
@@ -76,7 +77,6 @@ interface ClaimedRow {
   id: string;
   event_id: string;
   attempts: number;
-  type: string;
   payload: string;
   retry_started_at: Date;
   url: string;
@@ -113,7 +113,7 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
            from due where d.id = due.id
            returning d.id, d.event_id, d.endpoint_id, d.attempts, d.retry_started_at
          )
-         select c.id, c.event_id, c.attempts, c.retry_started_at, e.type, e.payload,
+         select c.id, c.event_id, c.attempts, c.retry_started_at, e.payload,
                 ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.deleted_at
          from claimed c
          join webhook_events e on e.id = c.event_id
@@ -124,7 +124,6 @@ export function createWebhookDeliveriesRepository({ db }: { db: Db }) {
       return rows.map((row) => ({
         id: String(row.id),
         eventId: row.event_id,
-        eventType: row.type,
         payload: row.payload,
         retryStartedAt: row.retry_started_at,
         attempt: row.attempts,

@@ -24,8 +24,8 @@ const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-
  * `failure_reason`, `accepted_at`, `updated_at`): the event's body is the purchase as
  * `GET /payment/purchase/:id` shows it, under Standard Webhooks' `{type, timestamp, data}`.
  * `outbox_events` returns each event's `purchase_id`. With `held`, the events are written held:
- * nothing sends them until `releaseHeldEventsCte` (or `update webhook_events set held = false`)
- * lets them go.
+ * nothing sends them until `releaseHeldEventsCte` lets them go, or `dropHeldEventsCtes` deletes
+ * them with a purchase that was never queued.
  */
 export function outboxCtes(rows: string, { held = false }: { held?: boolean } = {}): string {
   return `
@@ -57,13 +57,31 @@ export function outboxCtes(rows: string, { held = false }: { held?: boolean } = 
 }
 
 /**
- * A CTE that releases the held events (`purchase.accepted`) of the purchases whose ids `ids` (a
- * CTE with an `id` column) selects: an outcome proves its purchase was queued, so the outcome's
- * statement lets its acceptance go too, whether or not the API did.
+ * A CTE (`released_events`) that releases the held events (`purchase.accepted`) of the purchases
+ * whose ids `ids` (a CTE with an `id` column) selects: an outcome proves its purchase was queued,
+ * so the outcome's statement lets its acceptance go too, whether or not the API did; the API's
+ * own release (the purchase is queued) uses it as well.
  */
 export const releaseHeldEventsCte = (ids: string): string => `
   released_events as (
     update webhook_events set held = false
     where held and purchase_id in (select id from ${ids})
     returning 1
+  )`;
+
+/**
+ * The CTEs that delete the held events of the purchases whose ids `ids` (a CTE with an `id`
+ * column) selects, with their deliveries, in one statement (so the deliveries' foreign key is
+ * checked once both are gone): a purchase dropped before it was ever queued takes its unannounced
+ * `purchase.accepted` with it, so no endpoint ever hears of it. Released events stay.
+ */
+export const dropHeldEventsCtes = (ids: string): string => `
+  held_events as (
+    select id from webhook_events where held and purchase_id in (select id from ${ids})
+  ),
+  dropped_deliveries as (
+    delete from webhook_deliveries where event_id in (select id from held_events) returning 1
+  ),
+  dropped_events as (
+    delete from webhook_events where id in (select id from held_events) returning 1
   )`;

@@ -10,9 +10,6 @@ import { signedHeaders } from '../../shared/webhooks/signing.js';
 /** The longest wait between two attempts of a delivery. */
 const MAX_BACKOFF_MS = 3_600_000;
 
-/** Past the send timeout, how long a taken delivery stays the taker's before another may take it, unless told (WEBHOOK_LEASE_MARGIN_MS's default). */
-const DEFAULT_LEASE_MARGIN_MS = 30_000;
-
 export interface WebhookDispatcherDeps {
   deliveries: Pick<WebhookDeliveriesRepository, 'claimDue' | 'recordAttempt'>;
   /** Sends one delivery (src/worker/webhooks/send.ts); never rejects. */
@@ -24,9 +21,9 @@ export interface WebhookDispatcherDeps {
   timeoutMs: number;
   /**
    * WEBHOOK_LEASE_MARGIN_MS: how long past `timeoutMs` a taken delivery stays this dispatcher's,
-   * to record its attempt; after a crash, how late another dispatcher sends it again. Default 30 s.
+   * to record its attempt; after a crash, how late another dispatcher sends it again.
    */
-  leaseMarginMs?: number;
+  leaseMarginMs: number;
   /** WEBHOOK_RETRY_BASE_MS: the first retry delay, doubling with every attempt up to an hour. */
   retryBaseMs: number;
   /** WEBHOOK_RETRY_HOURS: how long after its retries started a delivery is given up. */
@@ -45,8 +42,8 @@ export interface WebhookDispatcherDeps {
  * again. Deliveries of one endpoint are not ordered.
  */
 export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
-  const { deliveries, send, logger, concurrency, timeoutMs, retryBaseMs, retryHours } = deps;
-  const leaseMs = timeoutMs + (deps.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS);
+  const { deliveries, send, logger, concurrency, timeoutMs, leaseMarginMs, retryBaseMs, retryHours } = deps;
+  const leaseMs = timeoutMs + leaseMarginMs;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
 
@@ -136,5 +133,3 @@ export function createWebhookDispatcher(deps: WebhookDispatcherDeps) {
     },
   };
 }
-
-export type WebhookDispatcher = ReturnType<typeof createWebhookDispatcher>;

@@ -2,7 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { checkResolvedAddresses } from '../../shared/webhooks/address-guard.js';
+import { checkResolvedAddresses, normalizeHost } from '../../shared/webhooks/address-guard.js';
 import type { AttemptResult } from '../../shared/webhooks/deliveries-repository.js';
 
 /** Resolves a host name to every address it has (`dns.lookup` with `all`); tests pass their own. */
@@ -42,7 +42,7 @@ export async function sendWebhook(
     delivered: false,
   });
   const target = new URL(url);
-  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = normalizeHost(target.hostname);
   let addresses: Array<{ address: string; family: number }>;
   try {
     addresses =
