@@ -7,7 +7,7 @@ import { join } from 'node:path';
  * `npm run build` and the tests' build copy them into dist/; the Lambda bundles inline the
  * scripts and leave the page out (scripts/build-lambda.ts).
  */
-export const BUILD_ASSET_DIRS = ['src/shared/redis/commands', 'src/api/checkout'] as const;
+const BUILD_ASSET_DIRS = ['src/shared/redis/commands', 'src/api/checkout'] as const;
 
 /** Replaces each of BUILD_ASSET_DIRS under `root`/dist with a copy of `root`'s (nothing stale is left behind). */
 export function copyBuildAssets(root: string): void {

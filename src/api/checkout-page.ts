@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 
-/** Where the checkout page is served; `GET /` leads there. */
-export const CHECKOUT_PATH = '/demo';
+/** Where the checkout page is served; `GET /` leads there. Its index.html names its assets under it too. */
+const CHECKOUT_PATH = '/demo';
 
 export interface CheckoutPageOptions {
   /**

@@ -2,8 +2,6 @@ import type { Logger } from '../shared/logger.js';
 import { isFinal, type Purchase } from '../shared/purchase/purchase.js';
 import type { PurchaseWatch, PurchaseWatches } from './purchase-watches.js';
 
-export { POLL_READS_AT_ONCE } from './purchase-watches.js';
-
 /** What a client asked for with `Prefer: wait`. */
 export interface OutcomeWaitRequest {
   /** When to stop waiting (epoch ms), counted from the request's arrival. */
@@ -56,7 +54,8 @@ export function createPurchaseOutcomeWaiter(options: PurchaseOutcomeWaiterOption
   let closed = false;
 
   /** Reads every waiting purchase (POLL_READS_AT_ONCE at a time); one poll at a time. */
-  const pollAll = watches.poll(() => [...waits].filter((waiting) => !waiting.settled).map((waiting) => waiting.watch));
+  // A settled wait leaves `waits` in the same step, so every wait here is still open.
+  const pollAll = watches.poll(() => [...waits].map((waiting) => waiting.watch));
 
   return {
     /**

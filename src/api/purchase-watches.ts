@@ -32,7 +32,7 @@ export interface PurchaseWatchesOptions {
  * watch of the announced purchase (`Prefer: wait` requests, events streams): a watch reads its
  * purchase when it is announced, and every watch reads again after a resubscription, since what
  * was announced meanwhile is gone. An announcement only names the purchase; what a watch sees
- * is the purchase as a status read gives it. Owners poll their own watches (`refreshEach`) for
+ * is the purchase as a status read gives it. Owners poll their own watches (`poll`) for
  * announcements missed without a resubscription being noticed.
  */
 export function createPurchaseWatches(options: PurchaseWatchesOptions) {
@@ -108,8 +108,6 @@ export function createPurchaseWatches(options: PurchaseWatchesOptions) {
       set.add(watch);
       return watch;
     },
-
-    refreshEach,
 
     /**
      * A poll of its owner's watches: each call refreshes `current()`'s watches

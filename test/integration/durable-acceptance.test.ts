@@ -120,6 +120,9 @@ describe.each(STORE_BACKENDS)(
       const status = await stack.app.inject({ method: 'GET', url: location });
       expect(status.statusCode).toBe(200);
       expect(status.json()).toMatchObject({ purchaseId: queuedId, status: 'queued' });
+      // Kept, not abandoned: the account's listing shows it.
+      const listing = await stack.app.inject({ method: 'GET', url: `/payment/purchase?userId=${userId}` });
+      expect(listing.json().data.map((row: { purchaseId: string }) => row.purchaseId)).toContain(queuedId);
     });
   },
 );

@@ -4,21 +4,13 @@ import { createPurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-wait
 import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
 import { PURCHASE_EVENTS_CHANNEL } from '../../src/shared/postgres/names.js';
 import { createPostgresPurchaseEvents } from '../../src/shared/postgres/purchase-events.js';
-import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { createTestDatabase, eventually, type TestDatabase } from '../support/services.js';
+import { purchaseWith } from '../support/purchase-fixtures.js';
 
 const logger = pino({ level: 'silent' });
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const finished = (purchaseId: string): Purchase => ({
-  purchaseId,
-  userId: 1,
-  productId: 2,
-  status: 'succeeded',
-  amount: 500,
-  failureReason: null,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
+/** A purchase with its outcome, as the status read gives it. */
+const finished = (purchaseId: string) => purchaseWith(purchaseId, 'succeeded');
 
 /** The waiter on the Postgres backend's LISTEN/NOTIFY, against the real Postgres. */
 describe('the outcome waiter on Postgres LISTEN/NOTIFY', () => {

@@ -2,23 +2,15 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createPurchaseOutcomeWaiter, type PurchaseOutcomeWaiter } from '../../src/api/purchase-outcome-waiter.js';
 import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
-import type { Purchase } from '../../src/shared/purchase/purchase.js';
 import { closeRedis, createPersistentRedis, type RedisClient } from '../../src/shared/redis/connection.js';
 import { redisKeys } from '../../src/shared/redis/keys.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 import { recordingLogger } from '../support/logs.js';
 import { eventually, randomSuffix, TEST_REDIS_URL, testConfig } from '../support/services.js';
+import { purchaseWith } from '../support/purchase-fixtures.js';
 
-const finished = (purchaseId: string): Purchase => ({
-  purchaseId,
-  userId: 1,
-  productId: 2,
-  status: 'succeeded',
-  amount: 500,
-  failureReason: null,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-});
+/** A purchase with its outcome, as the status read gives it. */
+const finished = (purchaseId: string) => purchaseWith(purchaseId, 'succeeded');
 
 /** The real subscriber connection and waiter as the API composes them, on the test Redis. */
 describe('the outcome waiter on a real Redis subscriber', () => {

@@ -130,8 +130,6 @@ export interface StatusStream {
   body: Record<string, unknown> | null;
   /** Every `status` event received so far, in order. */
   events: PurchaseView[];
-  /** How many comments (keep-alives) arrived. */
-  comments(): number;
   /** Resolves with the ms from opening once the server ends the stream; rejects if it has not within the timeout. */
   ended: Promise<number>;
   /** Leaves, as a client that goes away. */
@@ -155,7 +153,6 @@ export async function openStatusStream(baseUrl: string, purchaseId: string, time
     signal: controller.signal,
   });
   const events: PurchaseView[] = [];
-  let comments = 0;
   if (response.status !== 200) {
     clearTimeout(timer);
     const text = await response.text();
@@ -164,7 +161,6 @@ export async function openStatusStream(baseUrl: string, purchaseId: string, time
       headers: response.headers,
       body: text === '' ? null : (JSON.parse(text) as Record<string, unknown>),
       events,
-      comments: () => comments,
       ended: Promise.resolve(performance.now() - opened),
       close: () => {},
     };
@@ -179,7 +175,6 @@ export async function openStatusStream(baseUrl: string, purchaseId: string, time
         while ((end = buffered.indexOf('\n\n')) >= 0) {
           const block = buffered.slice(0, end);
           buffered = buffered.slice(end + 2);
-          if (block.startsWith(':')) comments++;
           const data = /^event: status\ndata: (.*)$/.exec(block);
           if (data) events.push(JSON.parse(data[1]!) as PurchaseView);
         }
@@ -196,7 +191,6 @@ export async function openStatusStream(baseUrl: string, purchaseId: string, time
     headers: response.headers,
     body: null,
     events,
-    comments: () => comments,
     ended,
     close: () => controller.abort(new Error('closed by the client')),
   };

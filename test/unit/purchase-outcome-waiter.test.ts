@@ -3,12 +3,11 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createPurchaseOutcomeWaiter,
-  POLL_READS_AT_ONCE,
   type PurchaseOutcomeWaiterOptions,
 } from '../../src/api/purchase-outcome-waiter.js';
 import type { PurchaseStatus } from '../../src/shared/purchase/purchase.js';
 import type { RedisClient } from '../../src/shared/redis/connection.js';
-import { createPurchaseWatches } from '../../src/api/purchase-watches.js';
+import { createPurchaseWatches, POLL_READS_AT_ONCE } from '../../src/api/purchase-watches.js';
 import { createRedisPurchaseEvents } from '../../src/shared/redis/purchase-events.js';
 import { purchaseWith } from '../support/purchase-fixtures.js';
 

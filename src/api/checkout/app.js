@@ -124,7 +124,7 @@ async function pay() {
 
 async function storm() {
   showError('');
-  const count = Math.max(1, Math.min(200, Number($('storm-count').value) || 20));
+  const count = Math.max(1, Math.min(200, Number($('storm-count').value) || 10));
   $('storm').disabled = true;
   try {
     // One key for all of them, as a client's retries of one purchase would carry.
