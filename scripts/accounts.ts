@@ -56,7 +56,7 @@ try {
       if (!keyPrefix) usage('give the key prefix to revoke');
       if (await accounts.revokeApiKey(keyPrefix)) console.log(JSON.stringify({ revoked: keyPrefix }));
       else {
-        console.error(`no unrevoked key starts with ${keyPrefix}`);
+        console.error(`no unrevoked key has the prefix ${keyPrefix} (a key's first 16 characters)`);
         exitCode = 1;
       }
       break;

@@ -1,7 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /** The cookie a browser presents instead of `Authorization: Bearer <ADMIN_TOKEN>` on the operator pages. */
-export const ADMIN_SESSION_COOKIE = 'payonce_admin';
+const ADMIN_SESSION_COOKIE = 'payonce_admin';
 
 /** How long a session lasts after the operator typed the token: 8 hours. */
 export const ADMIN_SESSION_TTL_SECONDS = 8 * 3600;
@@ -50,5 +50,3 @@ export function createAdminSessions(adminToken: string, now: () => number = Date
     },
   };
 }
-
-export type AdminSessions = ReturnType<typeof createAdminSessions>;

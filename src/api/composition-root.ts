@@ -140,7 +140,7 @@ export async function composeApi(config: Config, options: ApiRootOptions = {}) {
         queueBoard,
         checkoutPage: { demoApiKey: config.DEMO_API_KEY },
         metrics:
-          config.ADMIN_TOKEN === undefined
+          config.ADMIN_TOKEN === undefined || registry === undefined
             ? undefined
             : {
                 adminToken: config.ADMIN_TOKEN,

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { createMetricsRegistry, registerMetricsEndpoint } from '../shared/http/metrics-endpoint.js';
+import { registerMetricsEndpoint } from '../shared/http/metrics-endpoint.js';
 import type { Logger } from '../shared/logger.js';
 import type { QueueDepth } from '../shared/queue/purchase-producer.js';
 import { isAppError } from './errors.js';
@@ -15,11 +15,8 @@ export interface ApiMetricsOptions {
   waiting?: (() => number) | undefined;
   /** How many events streams are open now. */
   streaming?: (() => number) | undefined;
-  /**
-   * The registry to serve, with what was registered in it before the app (`createPurchaseTimings`).
-   * Default: a new one (`createMetricsRegistry`).
-   */
-  registry?: Registry | undefined;
+  /** The registry to serve, with what was registered in it before the app (`createPurchaseTimings`). */
+  registry: Registry;
   logger: Logger;
 }
 
@@ -49,8 +46,8 @@ const PURCHASE_ROUTE = '/payment/purchase';
  * without it nobody can scrape, so requests pay for no hook. Register before the routes: the hooks
  * time every route added after them.
  */
-export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions): Registry {
-  const registry = options.registry ?? createMetricsRegistry();
+export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions): void {
+  const { registry } = options;
 
   const requestDuration = new Histogram({
     name: 'payonce_http_request_duration_seconds',
@@ -153,7 +150,6 @@ export function registerMetrics(app: FastifyInstance, options: ApiMetricsOptions
   });
 
   registerMetricsEndpoint(app, { registry, adminToken: options.adminToken });
-  return registry;
 }
 
 /** Buckets of one round trip to Redis or Postgres on the accept path: 0.5 ms to 2.5 s. */

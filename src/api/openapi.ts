@@ -5,10 +5,10 @@ import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import packageJson from '../../package.json' with { type: 'json' };
 
 /** Where the OpenAPI document is served. */
-export const OPENAPI_PATH = '/openapi.json';
+const OPENAPI_PATH = '/openapi.json';
 
 /** Where the interactive reference (Swagger UI) is served. */
-export const DOCS_PREFIX = '/docs';
+const DOCS_PREFIX = '/docs';
 
 type JsonSchema = Record<string, unknown>;
 type Transform = NonNullable<FastifyDynamicSwaggerOptions['transform']>;

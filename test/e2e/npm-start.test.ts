@@ -28,9 +28,11 @@ afterAll(async () => {
 function startService(port: number) {
   const url = new URL(server);
   url.pathname = `/${database}`;
+  // No ADMIN_TOKEN: npm start makes one of its own.
+  const { ADMIN_TOKEN: _admin, ...environment } = process.env;
   return startNpmStart(
     {
-      ...process.env,
+      ...environment,
       DATABASE_URL: url.toString(),
       PAYONCE_HOME: home,
       REDIS_KEY_PREFIX: prefix,
@@ -65,6 +67,12 @@ describe('npm start (scripts/start.ts)', () => {
       });
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ status: 'succeeded' });
+      // The operator token npm start made and printed opens the operator routes.
+      const adminToken = /^admin: +(\S+)/m.exec(service.output())?.[1];
+      expect(adminToken, service.output()).toBeDefined();
+      expect((await fetch(`${base}/metrics`)).status).toBe(401);
+      const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+      expect(metrics.status).toBe(200);
 
       expect(await service.interrupt()).toBe(0);
       await eventually(() => ((service.output().match(/shut down cleanly/g) ?? []).length === 2 ? true : undefined), {

@@ -209,4 +209,29 @@ describe.each(STORE_BACKENDS)('accounts and API keys (%s backend)', (backend) =>
       await second.close({ keepDatabase: true });
     }
   });
+
+  it('limits nothing with RATE_LIMIT_MAX=0', async () => {
+    const key = await freshKey();
+    const unlimited = await createTestStack({
+      backend,
+      env: {
+        DATABASE_URL: stack.config.DATABASE_URL,
+        REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
+        RATE_LIMIT_MAX: '0',
+      },
+      database: stack.database,
+    });
+    try {
+      await atWindowStart();
+      const answers = await Promise.all(
+        Array.from({ length: 3 * RATE_LIMIT_MAX }, () =>
+          unlimited.app.inject({ method: 'GET', url: '/user', headers: as(key) }),
+        ),
+      );
+      expect(answers.map((answer) => answer.statusCode)).toEqual(answers.map(() => 200));
+      expect(answers[0]!.headers['ratelimit-limit']).toBeUndefined();
+    } finally {
+      await unlimited.close({ keepDatabase: true });
+    }
+  });
 });

@@ -154,6 +154,7 @@ describe('purchaseOutcome', () => {
     [422, 'IDEMPOTENCY_KEY_REUSED', 'key_reused'],
     [422, 'USER_NOT_FOUND', 'rejected'],
     [400, 'VALIDATION_FAILED', 'rejected'],
+    [429, 'RATE_LIMITED', 'rate_limited'],
     [503, 'QUEUE_UNAVAILABLE', 'unavailable'],
     [500, 'INTERNAL_ERROR', 'unavailable'],
   ])('%i %s is %s', (status, code, outcome) => {

@@ -105,7 +105,16 @@ describe('ops/ files', () => {
       expect(expressions, name).toContain(name);
     }
     const alerts = rules.groups.flatMap((group) => group.rules.map((rule) => rule.alert));
-    expect(alerts).toEqual(expect.arrayContaining(['PayonceWorkerDown', 'PayonceHigh5xxRate']));
+    // One alert for each thing the issue names: queue age, failure rate, 5xx, unreconciled purchases.
+    expect(alerts).toEqual(
+      expect.arrayContaining([
+        'PayonceWorkerDown',
+        'PayonceQueueOldestJobTooOld',
+        'PayoncePurchaseFailureRateHigh',
+        'PayonceHigh5xxRate',
+        'PayonceUnrecordedPurchases',
+      ]),
+    );
   });
 
   it('lays the dashboard out as Grafana reads it: unique ids, no overlapping panels, a query in each', () => {

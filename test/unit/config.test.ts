@@ -19,6 +19,7 @@ describe('loadConfig', () => {
       PAYMENT_DECLINE_RATE: 0,
       WORKER_CONCURRENCY: 50,
       LOG_LEVEL: 'info',
+      RATE_LIMIT_MAX: 1000,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 /** What every payonce API key starts with, so a leaked one is recognisable (secret scanners, logs). */
-export const API_KEY_PREFIX = 'pk_live_';
+const API_KEY_PREFIX = 'pk_live_';
 
 /** Random bytes in a key: 192 bits, far beyond guessing. */
 const KEY_BYTES = 24;

@@ -9,7 +9,7 @@ export interface ReadinessCheck {
 }
 
 /** Per-check deadline of /health/ready: a dependency slower than this counts as down. */
-export const READINESS_CHECK_TIMEOUT_MS = 1_000;
+const READINESS_CHECK_TIMEOUT_MS = 1_000;
 
 const Readiness = z.object({
   status: z.enum(['ok', 'unavailable']),
