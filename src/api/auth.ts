@@ -21,12 +21,15 @@ export interface ApiKeyAuthOptions {
    * without asking Postgres: a revocation reaches every API process within this long. Default 1 s.
    */
   cacheTtlMs?: number;
-  /** Keys remembered at once. Default 10 000. */
+  /** Valid keys remembered at once. Default 10 000. */
   maxEntries?: number;
+  /**
+   * Refused keys (unknown or revoked) remembered at once, apart from the valid ones: a flood of
+   * made-up keys (the format is public) then cannot push a client's key out of the cache.
+   * Default 1 000.
+   */
+  maxRefusedEntries?: number;
 }
-
-/** No account: the key is unknown or revoked (kept in the cache like any answer). */
-const REFUSED = 0;
 
 const unauthenticated = () =>
   new AppError('UNAUTHENTICATED', 'This route needs Authorization: Bearer <API key> with a valid key', {
@@ -38,17 +41,21 @@ const unauthenticated = () =>
  * the request acts for (`request.accountId`); without it, or with a key that is malformed,
  * unknown or revoked, the answer is 401 UNAUTHENTICATED, the same for all of them. A key is
  * looked up by its SHA-256 (the only thing stored), one indexed read whether it exists or not,
- * and the answer is cached for `cacheTtlMs`; concurrent requests with one uncached key share
- * one read.
+ * and the answer is cached for `cacheTtlMs` (valid and refused keys in caches of their own);
+ * concurrent requests with one uncached key share one read.
  */
 export function apiKeyAuth(options: ApiKeyAuthOptions): onRequestAsyncHookHandler {
-  const { apiKeys, cacheTtlMs = 1_000, maxEntries = 10_000 } = options;
+  const { apiKeys, cacheTtlMs = 1_000, maxEntries = 10_000, maxRefusedEntries = 1_000 } = options;
+  const refused = new LRUCache<string, true>({ max: maxRefusedEntries, ttl: cacheTtlMs });
   const accounts = new LRUCache<string, number>({
     max: maxEntries,
     ttl: cacheTtlMs,
+    // Undefined (refused) is not kept here, but in `refused`.
     fetchMethod: async (keyHash) => {
       const record = await apiKeys.findApiKey(keyHash);
-      return record && !record.revoked ? record.accountId : REFUSED;
+      if (record && !record.revoked) return record.accountId;
+      refused.set(keyHash, true);
+      return undefined;
     },
   });
 
@@ -56,6 +63,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): onRequestAsyncHookHandle
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined || !looksLikeApiKey(presented)) throw unauthenticated();
     const keyHash = hashApiKey(presented);
+    if (refused.has(keyHash)) throw unauthenticated();
     let accountId: number | undefined;
     try {
       accountId = await accounts.fetch(keyHash);
